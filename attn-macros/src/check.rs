@@ -1,0 +1,666 @@
+//! Every rule of DESIGN section 3, applied to one parsed kernel.
+//!
+//! The checker reports every violation it finds, each at the token that caused it, and
+//! returns a [`Kernel`] only when there is none. A `Kernel` is therefore valid by
+//! construction: `plan.rs` and `emit.rs` take it and cannot fail.
+
+use crate::ast::{Binding, DimToken, KernelDecl, SizeToken, TensorDecl};
+use crate::emit::RESERVED_NAMES;
+use crate::errors::Errors;
+use crate::options::{self, Options, edit_distance};
+use proc_macro2::Span;
+use std::collections::HashMap;
+use std::fmt;
+use syn::{Attribute, Ident, Visibility};
+
+/// A checked kernel: three tensors of one rank whose shared axes agree.
+pub struct Kernel {
+    /// Doc comments and ordinary attributes, passed through to the generated functions.
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub options: Options,
+    /// q's dimensions, `[batch, (heads,) queries, depth]`, each with the user's span.
+    pub q: Vec<Dim>,
+    /// k's dimensions, `[batch, (heads,) keys, depth]`.
+    pub k: Vec<Dim>,
+    /// v's dimensions, `[batch, (heads,) keys, value depth]`.
+    pub v: Vec<Dim>,
+    /// The names left unbound, in order of first appearance: the const generic parameters.
+    pub generics: Vec<Ident>,
+}
+
+/// The size of one axis after checking.
+#[derive(Clone)]
+pub enum Size {
+    Known(u64),
+    /// An unbound name: a const generic parameter of the generated function.
+    Generic(Ident),
+}
+
+/// One dimension of a checked tensor: its size and the span of the user's token.
+#[derive(Clone)]
+pub struct Dim {
+    pub size: Size,
+    pub span: Span,
+}
+
+impl Kernel {
+    /// 3 for `[batch, sequence, depth]`, 4 for `[batch, heads, sequence, depth]`.
+    pub fn rank(&self) -> usize {
+        self.q.len()
+    }
+    pub fn batch(&self) -> &Size {
+        &self.q[0].size
+    }
+    /// The heads axis of a rank-4 kernel.
+    pub fn heads(&self) -> Option<&Size> {
+        (self.rank() == 4).then(|| &self.q[1].size)
+    }
+    pub fn queries(&self) -> &Size {
+        &self.q[self.rank() - 2].size
+    }
+    pub fn keys(&self) -> &Size {
+        &self.k[self.rank() - 2].size
+    }
+    pub fn depth(&self) -> &Size {
+        &self.q[self.rank() - 1].size
+    }
+    pub fn value_depth(&self) -> &Size {
+        &self.v[self.rank() - 1].size
+    }
+    /// The output's dimensions, `[batch, (heads,) queries, value depth]`, with the spans of
+    /// the q and v tokens they come from.
+    pub fn out(&self) -> Vec<Dim> {
+        let mut out = self.q[..self.rank() - 1].to_vec();
+        out.push(self.v[self.rank() - 1].clone());
+        out
+    }
+}
+
+/// The three tensors of attention.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Role {
+    Q,
+    K,
+    V,
+}
+
+impl Role {
+    const ALL: [Role; 3] = [Role::Q, Role::K, Role::V];
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Q => "q",
+            Role::K => "k",
+            Role::V => "v",
+        }
+    }
+
+    fn from_ident(ident: &Ident) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| ident == role.name())
+    }
+
+    /// How the user would write this tensor in a kernel of `rank`.
+    fn example(self, rank: usize) -> &'static str {
+        match (self, rank) {
+            (Role::Q, 4) => "q: [B, H, Nq, Dk]",
+            (Role::K, 4) => "k: [B, H, Nk, Dk]",
+            (Role::V, 4) => "v: [B, H, Nk, Dv]",
+            (Role::Q, _) => "q: [B, Nq, Dk]",
+            (Role::K, _) => "k: [B, Nk, Dk]",
+            (Role::V, _) => "v: [B, Nk, Dv]",
+        }
+    }
+}
+
+/// The size of `f32`, the element type of this version.
+const ELEMENT_BYTES: u64 = 4;
+
+/// Checks one kernel, reporting every violation into `errors`.
+pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
+    let (options, attrs) = options::parse(&decl.attrs, errors);
+    let tensors = tensors(decl, errors);
+    let bindings = bindings(&decl.bindings, errors);
+    let mut names = Names::new(bindings);
+    let mut resolved = Vec::new();
+    for (role, tensor) in &tensors {
+        resolved.push((*role, *tensor, names.resolve_dims(tensor, errors)));
+    }
+    names.report_unused(&decl.bindings, &tensors, errors);
+
+    let [(_, q_decl, q), (_, k_decl, k), (_, v_decl, v)] = <[_; 3]>::try_from(resolved).ok()?;
+    let rank = ranks(
+        &[(Role::Q, q_decl), (Role::K, k_decl), (Role::V, v_decl)],
+        errors,
+    )?;
+    let mut shapes = [q, k, v];
+    agreement(rank, &mut shapes, &mut names, errors);
+    let decls = [q_decl, k_decl, v_decl];
+    for (role, (shape, decl)) in Role::ALL.iter().zip(shapes.iter().zip(decls)) {
+        fits(role.name(), shape, decl.bracket.span.join(), errors);
+    }
+    let [q, k, v] = shapes;
+    let mut out = q[..rank - 1].to_vec();
+    out.push(v[rank - 1].clone());
+    fits("the output", &out, q_decl.bracket.span.join(), errors);
+
+    if !errors.is_empty() {
+        return None;
+    }
+    let mut generics: Vec<Ident> = Vec::new();
+    let mut finish = |shape: Vec<Resolved>| -> Option<Vec<Dim>> {
+        shape
+            .into_iter()
+            .map(|dim| {
+                let size = match dim.value {
+                    Value::Known(n) => Size::Known(n),
+                    Value::Unbound(name) => {
+                        if !generics.contains(&name) {
+                            generics.push(name.clone());
+                        }
+                        Size::Generic(name)
+                    }
+                    Value::Poison => return None,
+                };
+                Some(Dim {
+                    size,
+                    span: dim.span,
+                })
+            })
+            .collect()
+    };
+    let (q, k, v) = (finish(q)?, finish(k)?, finish(v)?);
+    Some(Kernel {
+        attrs,
+        vis: decl.vis.clone(),
+        name: decl.name.clone(),
+        options,
+        q,
+        k,
+        v,
+        generics,
+    })
+}
+
+/// q, k and v each exactly once, in that order, and nothing else.
+fn tensors<'a>(decl: &'a KernelDecl, errors: &mut Errors) -> Vec<(Role, &'a TensorDecl)> {
+    let mut found: Vec<(Role, &TensorDecl)> = Vec::new();
+    let mut unknown = Vec::new();
+    for tensor in &decl.tensors {
+        match Role::from_ident(&tensor.role) {
+            Some(role) => match found.iter().find(|(seen, _)| *seen == role) {
+                Some(_) => errors.at(
+                    tensor.role.span(),
+                    format!("`{}` is declared twice", role.name()),
+                    "declare each of q, k and v once",
+                ),
+                None => found.push((role, tensor)),
+            },
+            None => unknown.push(tensor),
+        }
+    }
+    let rank = decl.tensors.first().map_or(3, |t| t.dims.len());
+    let mut missing: Vec<Role> = Role::ALL
+        .into_iter()
+        .filter(|role| found.iter().all(|(seen, _)| seen != role))
+        .collect();
+    for tensor in unknown {
+        let help = if missing.is_empty() {
+            "attention takes exactly q, k and v; remove this tensor".to_owned()
+        } else {
+            // The likeliest reading of an unknown tensor is the missing one: say so once,
+            // rather than reporting a missing tensor as well.
+            let role = missing.remove(0);
+            format!(
+                "did you mean `{}`? attention takes exactly q, k and v, and `{}` is missing",
+                role.name(),
+                role.name()
+            )
+        };
+        errors.at(
+            tensor.role.span(),
+            format!("unknown tensor `{}`", tensor.role),
+            help,
+        );
+    }
+    for role in missing {
+        errors.at(
+            decl.close_angle,
+            format!(
+                "kernel `{}` declares no `{}` tensor",
+                decl.name,
+                role.name()
+            ),
+            format!("add `{}`", role.example(rank)),
+        );
+    }
+    if found.len() == 3 && errors.is_empty() {
+        let order: Vec<Role> = found.iter().map(|(role, _)| *role).collect();
+        if order != Role::ALL {
+            let (_, first) = found[0];
+            errors.at(
+                first.role.span(),
+                format!(
+                    "the tensors are declared in the order {}, {}, {}",
+                    order[0].name(),
+                    order[1].name(),
+                    order[2].name()
+                ),
+                "declare them as q, k, v: the generated function takes its arguments in that order",
+            );
+        }
+    }
+    found.sort_by_key(|(role, _)| *role as usize);
+    found
+}
+
+/// A checked size, or the error at its token.
+fn size(token: &SizeToken, errors: &mut Errors) -> Option<u64> {
+    let (span, text) = match token {
+        SizeToken::Int(lit) => {
+            if !matches!(lit.suffix(), "" | "usize") {
+                errors.at(
+                    lit.span(),
+                    format!("`{lit}` has the suffix `{}`", lit.suffix()),
+                    format!("write the size without a suffix: `{}`", lit.base10_digits()),
+                );
+                return None;
+            }
+            match lit.base10_digits().parse::<u64>() {
+                Ok(0) => {
+                    errors.at(
+                        lit.span(),
+                        "a size of 0 leaves nothing to attend over",
+                        "sizes are positive integers, such as `1` or `64`",
+                    );
+                    return None;
+                }
+                Ok(n) => return Some(n),
+                Err(_) => (lit.span(), lit.to_string()),
+            }
+        }
+        SizeToken::Invalid { span, text } => (*span, text.clone()),
+    };
+    let problem = if text.starts_with('-') {
+        format!("`{text}` is negative")
+    } else if text.chars().all(|c| c.is_ascii_digit() || c == '_') {
+        format!("`{text}` is too large for a size")
+    } else if text.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("`{text}` is not an integer")
+    } else {
+        format!("`{text}` is not a size")
+    };
+    errors.at(
+        span,
+        problem,
+        "a size is a positive integer that fits in usize, such as `64`",
+    );
+    None
+}
+
+/// The `where` clause: each name bound once, to a valid size.
+fn bindings(bindings: &[Binding], errors: &mut Errors) -> HashMap<String, Bound> {
+    let mut bound: HashMap<String, Bound> = HashMap::new();
+    for binding in bindings {
+        let key = binding.name.to_string();
+        if let Some(first) = bound.get(&key) {
+            errors.at(
+                binding.name.span(),
+                format!("`{key}` is bound twice"),
+                format!(
+                    "keep one binding of `{key}`; the first one is `{}`",
+                    first.text
+                ),
+            );
+            continue;
+        }
+        let value = size(&binding.value, errors);
+        let text = match &binding.value {
+            SizeToken::Int(lit) => format!("{key} = {lit}"),
+            SizeToken::Invalid { text, .. } => format!("{key} = {text}"),
+        };
+        bound.insert(key, Bound { value, text });
+    }
+    bound
+}
+
+/// A name of the `where` clause.
+struct Bound {
+    /// `None` when the size was invalid (already reported).
+    value: Option<u64>,
+    /// `Dk = 3`, for messages.
+    text: String,
+}
+
+/// The value of a dimension while checking.
+#[derive(Clone, PartialEq)]
+enum Value {
+    Known(u64),
+    Unbound(Ident),
+    /// An invalid size, already reported: agrees with everything, so it causes no more errors.
+    Poison,
+}
+
+/// A dimension while checking: its value, its token, and the name it was written with.
+#[derive(Clone)]
+struct Resolved {
+    value: Value,
+    span: Span,
+    name: Option<Ident>,
+}
+
+impl fmt::Display for Resolved {
+    /// `7`, `` `B` = 6 `` or `` `B` ``, as the dimension reads in a message.
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match (&self.name, &self.value) {
+            (Some(name), Value::Known(n)) => write!(f, "`{name}` = {n}"),
+            (Some(name), _) => write!(f, "`{name}`"),
+            (None, Value::Known(n)) => write!(f, "{n}"),
+            (None, _) => write!(f, "an invalid size"),
+        }
+    }
+}
+
+/// What each name means: bound in `where`, taken from a known axis, or unbound.
+struct Names {
+    bound: HashMap<String, Bound>,
+    /// Unbound names tied by a rule to an axis of known size.
+    inferred: HashMap<String, u64>,
+    /// Names already reported for their spelling, so each is reported once.
+    misnamed: Vec<String>,
+}
+
+impl Names {
+    fn new(bound: HashMap<String, Bound>) -> Self {
+        Names {
+            bound,
+            inferred: HashMap::new(),
+            misnamed: Vec::new(),
+        }
+    }
+
+    fn value(&self, name: &Ident) -> Value {
+        let key = name.to_string();
+        match self.bound.get(&key) {
+            Some(Bound { value: Some(n), .. }) => Value::Known(*n),
+            Some(Bound { value: None, .. }) => Value::Poison,
+            None => match self.inferred.get(&key) {
+                Some(n) => Value::Known(*n),
+                None => Value::Unbound(name.clone()),
+            },
+        }
+    }
+
+    fn resolve_dims(&mut self, tensor: &TensorDecl, errors: &mut Errors) -> Vec<Resolved> {
+        tensor
+            .dims
+            .iter()
+            .map(|dim| match dim {
+                DimToken::Name(name) => {
+                    self.check_spelling(name, errors);
+                    Resolved {
+                        value: self.value(name),
+                        span: name.span(),
+                        name: Some(name.clone()),
+                    }
+                }
+                DimToken::Size(token) => Resolved {
+                    value: size(token, errors).map_or(Value::Poison, Value::Known),
+                    span: token.span(),
+                    name: None,
+                },
+            })
+            .collect()
+    }
+
+    /// Names become const generic parameters and live beside the kernel's own variables, so
+    /// they are written like constants: an uppercase first letter, and none of attn's names.
+    fn check_spelling(&mut self, name: &Ident, errors: &mut Errors) {
+        let text = name.to_string();
+        if self.misnamed.contains(&text) {
+            return;
+        }
+        if !text.starts_with(|c: char| c.is_ascii_uppercase()) {
+            self.misnamed.push(text.clone());
+            let mut fixed = text.trim_start_matches('_').to_owned();
+            if let Some(first) = fixed.get_mut(0..1) {
+                first.make_ascii_uppercase();
+            }
+            errors.at(
+                name.span(),
+                format!("the dimension name `{text}` does not start with an uppercase letter"),
+                format!(
+                    "write dimension names like constants, such as `{fixed}`: they become const generic parameters"
+                ),
+            );
+        } else if RESERVED_NAMES.contains(&text.as_str()) {
+            self.misnamed.push(text.clone());
+            errors.at(
+                name.span(),
+                format!("`{text}` is a name the generated kernel uses"),
+                "rename this dimension",
+            );
+        }
+    }
+
+    /// Every binding is used by some tensor.
+    fn report_unused(
+        &self,
+        bindings: &[Binding],
+        tensors: &[(Role, &TensorDecl)],
+        errors: &mut Errors,
+    ) {
+        let used: Vec<String> = tensors
+            .iter()
+            .flat_map(|(_, tensor)| &tensor.dims)
+            .filter_map(|dim| match dim {
+                DimToken::Name(name) => Some(name.to_string()),
+                DimToken::Size(_) => None,
+            })
+            .collect();
+        let mut reported = Vec::new();
+        for binding in bindings {
+            let key = binding.name.to_string();
+            if used.contains(&key) || reported.contains(&key) {
+                continue;
+            }
+            reported.push(key.clone());
+            let unbound = used
+                .iter()
+                .filter(|name| !self.bound.contains_key(*name))
+                .min_by_key(|name| edit_distance(name, &key))
+                .filter(|name| edit_distance(name, &key) <= 2);
+            let help = match unbound {
+                Some(name) => format!("did you mean `{name}`? `{key}` appears in no shape"),
+                None => format!("remove the binding, or use `{key}` in a shape"),
+            };
+            errors.at(
+                binding.name.span(),
+                format!("`{key}` is bound but no tensor uses it"),
+                help,
+            );
+        }
+    }
+}
+
+/// All three tensors have one rank, 3 or 4.
+fn ranks(tensors: &[(Role, &TensorDecl); 3], errors: &mut Errors) -> Option<usize> {
+    let mut ok = true;
+    for (role, tensor) in tensors {
+        let rank = tensor.dims.len();
+        if rank != 3 && rank != 4 {
+            ok = false;
+            errors.at(
+                tensor.bracket.span.join(),
+                format!(
+                    "`{}` has rank {rank}, but attention tensors have rank 3 or 4",
+                    role.name()
+                ),
+                format!(
+                    "write `{}` (rank 3) or `{}` (rank 4)",
+                    role.example(3),
+                    role.example(4)
+                ),
+            );
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let (_, q) = tensors[0];
+    for (role, tensor) in &tensors[1..] {
+        if tensor.dims.len() != q.dims.len() {
+            ok = false;
+            errors.at(
+                tensor.bracket.span.join(),
+                format!(
+                    "`{}` has rank {} but `q` has rank {}",
+                    role.name(),
+                    tensor.dims.len(),
+                    q.dims.len()
+                ),
+                "q, k and v are all rank 3, `[batch, sequence, depth]`, or all rank 4, `[batch, heads, sequence, depth]`",
+            );
+        }
+    }
+    ok.then_some(q.dims.len())
+}
+
+/// One rule of section 3: two axes that must have the same size.
+struct Rule {
+    /// (tensor, axis index from the end, axis name) of each side.
+    first: (Role, usize, &'static str),
+    second: (Role, usize, &'static str),
+    /// What the user learns when the sizes differ: `{first}` and `{second}` are replaced.
+    problem: &'static str,
+    help: &'static str,
+}
+
+/// The rules of section 3 for a kernel of `rank`. Axes count from the end, so that the rank-3
+/// and rank-4 rules are the same list.
+fn rules(rank: usize) -> Vec<Rule> {
+    let batch = rank; // from the end: [batch, (heads,) sequence, depth]
+    let mut rules = vec![
+        Rule {
+            first: (Role::Q, batch, "batch"),
+            second: (Role::K, batch, "batch"),
+            problem: "batch sizes disagree: `q` has batch {first} but `k` has batch {second}",
+            help: "q, k and v share one batch axis: give them the same size",
+        },
+        Rule {
+            first: (Role::K, batch, "batch"),
+            second: (Role::V, batch, "batch"),
+            problem: "batch sizes disagree: `k` has batch {first} but `v` has batch {second}",
+            help: "q, k and v share one batch axis: give them the same size",
+        },
+    ];
+    if rank == 4 {
+        rules.push(Rule {
+            first: (Role::Q, 3, "heads"),
+            second: (Role::K, 3, "heads"),
+            problem: "head counts disagree: `q` has {first} heads but `k` has {second}",
+            help: "give q, k and v the same number of heads (grouped-query attention is not available yet)",
+        });
+        rules.push(Rule {
+            first: (Role::K, 3, "heads"),
+            second: (Role::V, 3, "heads"),
+            problem: "head counts disagree: `k` has {first} heads but `v` has {second}",
+            help: "k and v have one head for each other: give them the same number of heads",
+        });
+    }
+    rules.push(Rule {
+        first: (Role::Q, 1, "depth"),
+        second: (Role::K, 1, "depth"),
+        problem: "depths disagree: `q` has depth {first} but `k` has depth {second}",
+        help: "attention takes the dot product of each query with each key, so q and k need the same last axis",
+    });
+    rules.push(Rule {
+        first: (Role::K, 2, "keys"),
+        second: (Role::V, 2, "keys"),
+        problem: "key counts disagree: `k` has {first} keys but `v` has {second}",
+        help: "each key has one value: give k and v the same sequence length",
+    });
+    rules
+}
+
+/// Applies the rules: ties unbound names to known sizes, then reports every disagreement.
+fn agreement(rank: usize, shapes: &mut [Vec<Resolved>; 3], names: &mut Names, errors: &mut Errors) {
+    let rules = rules(rank);
+    let at = |shapes: &[Vec<Resolved>; 3], (role, from_end, _): (Role, usize, &str)| {
+        shapes[role as usize][rank - from_end].clone()
+    };
+    // Where a rule ties an unbound name to an axis of known size, the name takes that size;
+    // a few passes reach the fixed point, since each pass can only bind more names.
+    for _pass in 0..rules.len() {
+        let mut changed = false;
+        for rule in &rules {
+            let (a, b) = (at(shapes, rule.first), at(shapes, rule.second));
+            for (unbound, known) in [(&a, &b), (&b, &a)] {
+                if let (Value::Unbound(name), Value::Known(n)) = (&unbound.value, &known.value) {
+                    if !names.inferred.contains_key(&name.to_string()) {
+                        names.inferred.insert(name.to_string(), *n);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        for shape in shapes.iter_mut() {
+            for dim in shape.iter_mut() {
+                if let Some(name) = &dim.name {
+                    dim.value = names.value(name);
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for rule in &rules {
+        let (a, b) = (at(shapes, rule.first), at(shapes, rule.second));
+        let problem = || {
+            rule.problem
+                .replace("{first}", &a.to_string())
+                .replace("{second}", &b.to_string())
+        };
+        match (&a.value, &b.value) {
+            (Value::Known(x), Value::Known(y)) if x != y => errors.at(b.span, problem(), rule.help),
+            (Value::Unbound(x), Value::Unbound(y)) if x != y => errors.at(
+                b.span,
+                format!(
+                    "`{}` has {} `{x}` but `{}` has {} `{y}`: two different unbound names for axes that must be equal",
+                    rule.first.0.name(),
+                    rule.first.2,
+                    rule.second.0.name(),
+                    rule.second.2,
+                ),
+                format!("use one name for both, such as `{x}`, or bind both in the `where` clause"),
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// A tensor's storage fits in an array: its byte count fits in `isize`, computed without
+/// overflow. Unbound names are checked by rustc when the kernel is instantiated.
+fn fits(what: &str, shape: &[Resolved], span: Span, errors: &mut Errors) {
+    let mut values: Option<u64> = Some(1);
+    for dim in shape {
+        if let Value::Known(n) = dim.value {
+            values = values.and_then(|v| v.checked_mul(n));
+        }
+    }
+    let bytes = values.and_then(|v| v.checked_mul(ELEMENT_BYTES));
+    let limit = i64::MAX as u64;
+    if bytes.is_none_or(|b| b > limit) {
+        let count = match values {
+            Some(v) => format!("{v} values"),
+            None => "more than 2^64 values".to_owned(),
+        };
+        errors.at(
+            span,
+            format!("{what} would hold {count}, more than an array can hold ({limit} bytes)"),
+            "use smaller sizes",
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! The fallback for a kernel with errors: its signature, with a body that never runs.
+//!
+//! The stub lets the user's calls type-check while the errors are fixed, so that each
+//! mistake shows as one error at its token, not as a cascade of "cannot find function" at
+//! every call. Every size the checker could not establish (an invalid literal, a name whose
+//! binding is broken, a missing tensor) becomes a const generic parameter, inferred from the
+//! arguments, so the stub accepts whatever the caller passes.
+
+use crate::ast::{DimToken, KernelDecl, SizeToken};
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+use std::collections::HashMap;
+use syn::Ident;
+
+/// `fn name(..) -> ..` and `fn name_into(..)`, both with `unreachable!` bodies.
+pub fn kernel(decl: &KernelDecl) -> TokenStream {
+    let mut bound: HashMap<String, u64> = HashMap::new();
+    for binding in &decl.bindings {
+        if let SizeToken::Int(lit) = &binding.value {
+            if let Ok(n @ 1..) = lit.base10_digits().parse::<u64>() {
+                bound.entry(binding.name.to_string()).or_insert(n);
+            }
+        }
+    }
+    let mut generics = Stub {
+        bound,
+        names: HashMap::new(),
+        params: Vec::new(),
+    };
+    let role = |name: &str| {
+        decl.tensors.iter().find(|t| t.role == name).or_else(|| {
+            decl.tensors
+                .iter()
+                .find(|t| !["q", "k", "v"].iter().any(|r| t.role == r))
+        })
+    };
+    let rank = decl.tensors.first().map_or(3, |t| t.dims.len());
+    let mut dims_of = |name: &str| -> Vec<TokenStream> {
+        match role(name) {
+            Some(tensor) => tensor.dims.iter().map(|d| generics.dim(d)).collect(),
+            None => (0..rank).map(|_| generics.fresh()).collect(),
+        }
+    };
+    let (q, k, v) = (dims_of("q"), dims_of("k"), dims_of("v"));
+    let mut out: Vec<TokenStream> = q.iter().take(q.len().saturating_sub(1)).cloned().collect();
+    out.extend(v.last().cloned().or_else(|| Some(generics.fresh())));
+    let (q, k, v, out) = (nest(&q), nest(&k), nest(&v), nest(&out));
+    let params = &generics.params;
+    let generics = if params.is_empty() {
+        quote!()
+    } else {
+        quote!(<#(const #params: usize),*>)
+    };
+    let name = &decl.name;
+    let into = format_ident!("{}_into", name);
+    let vis = &decl.vis;
+    quote! {
+        #[allow(unused_variables, non_upper_case_globals, clippy::all)]
+        #vis fn #name #generics(q: &#q, k: &#k, v: &#v) -> #out {
+            ::core::unreachable!("attention! reported an error for this kernel")
+        }
+        #[allow(unused_variables, non_upper_case_globals, clippy::all)]
+        #vis fn #into #generics(q: &#q, k: &#k, v: &#v, out: &mut #out) {
+            ::core::unreachable!("attention! reported an error for this kernel")
+        }
+    }
+}
+
+/// The sizes of the stub's signature.
+struct Stub {
+    /// Names validly bound in the `where` clause.
+    bound: HashMap<String, u64>,
+    /// Every other name, and the generic parameter that stands for it.
+    names: HashMap<String, Ident>,
+    params: Vec<Ident>,
+}
+
+impl Stub {
+    /// A new const generic parameter, with a name no user can have written.
+    fn fresh(&mut self) -> TokenStream {
+        let param = format_ident!("__ATTN_STUB_{}", self.params.len());
+        self.params.push(param.clone());
+        quote!(#param)
+    }
+
+    fn dim(&mut self, dim: &DimToken) -> TokenStream {
+        match dim {
+            DimToken::Name(name) => {
+                let key = name.to_string();
+                if let Some(n) = self.bound.get(&key) {
+                    let n = Literal::u64_unsuffixed(*n);
+                    return quote!(#n);
+                }
+                if let Some(param) = self.names.get(&key) {
+                    return quote!(#param);
+                }
+                let param = self.fresh();
+                let ident = self.params[self.params.len() - 1].clone();
+                self.names.insert(key, ident);
+                param
+            }
+            DimToken::Size(SizeToken::Int(lit)) => match lit.base10_digits().parse::<u64>() {
+                Ok(n @ 1..=0xFFFF_FFFF) => {
+                    let n = Literal::u64_unsuffixed(n);
+                    quote!(#n)
+                }
+                _ => self.fresh(),
+            },
+            DimToken::Size(SizeToken::Invalid { .. }) => self.fresh(),
+        }
+    }
+}
+
+/// `[[[f32; d2]; d1]; d0]`.
+fn nest(dims: &[TokenStream]) -> TokenStream {
+    dims.iter()
+        .rev()
+        .fold(quote!(f32), |inner, n| quote!([#inner; #n]))
+}

@@ -1,0 +1,150 @@
+//! Compile-time facts about a kernel: its shape, its cost and how it is computed.
+
+use std::fmt;
+
+/// The sizes of a kernel's axes. `heads` is 1 for a rank-3 kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelShape {
+    /// 3 for `[batch, sequence, depth]`, 4 for `[batch, heads, sequence, depth]`.
+    pub rank: u64,
+    /// `B`: independent attention problems.
+    pub batch: u64,
+    /// `H`: heads per batch entry (1 for rank 3).
+    pub heads: u64,
+    /// `Nq`: query rows.
+    pub queries: u64,
+    /// `Nk`: key and value rows.
+    pub keys: u64,
+    /// `Dk`: the depth shared by queries and keys.
+    pub depth: u64,
+    /// `Dv`: the depth of values and of the output.
+    pub value_depth: u64,
+}
+
+/// How the macro chose to compute a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Straight-line code: every score, weight and product written out.
+    Unrolled,
+    /// A loop nest over tiles of `tile_queries` queries and blocks of `tile_keys` keys, with
+    /// the softmax computed online.
+    Tiled {
+        /// Query rows per tile.
+        tile_queries: u64,
+        /// Keys per block.
+        tile_keys: u64,
+    },
+}
+
+/// The shape, cost and plan of one kernel, as the facts module of every kernel gives it.
+///
+/// ```
+/// use attn_runtime::attention;
+/// attention! {
+///     fn textbook<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;
+/// }
+/// let info = textbook::INFO;
+/// assert_eq!(info.flops, 2 * 2 * 4 * (3 + 3));
+/// assert_eq!(info.bytes_written, 4 * 2 * 3);
+/// assert_eq!(info.plan, attn_runtime::Plan::Unrolled);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelInfo {
+    /// The kernel's name as declared.
+    pub name: &'static str,
+    /// The sizes of its axes.
+    pub shape: KernelShape,
+    /// How it is computed.
+    pub plan: Plan,
+    /// Floating-point operations of the two products: `2·B·H·Nq·Nk·(Dk + Dv)`.
+    pub flops: u64,
+    /// Bytes of q, k and v.
+    pub bytes_read: u64,
+    /// Bytes of the output.
+    pub bytes_written: u64,
+    /// Bytes of scratch memory beyond the output: one tile of scores and its running
+    /// statistics for a tiled kernel, none for an unrolled one.
+    pub scratch_bytes: u64,
+}
+
+impl KernelInfo {
+    /// Derives the costs from the shape and the plan. Saturates rather than overflowing.
+    ///
+    /// ```
+    /// use attn_runtime::{KernelInfo, KernelShape, Plan};
+    /// let shape = KernelShape { rank: 3, batch: 1, heads: 1, queries: 2, keys: 4, depth: 3, value_depth: 3 };
+    /// let info = KernelInfo::new("textbook", shape, Plan::Unrolled);
+    /// assert_eq!(info.bytes_read, 4 * (2 * 3 + 4 * 3 + 4 * 3));
+    /// ```
+    pub const fn new(name: &'static str, shape: KernelShape, plan: Plan) -> Self {
+        let problems = shape.batch.saturating_mul(shape.heads);
+        let pairs = problems
+            .saturating_mul(shape.queries)
+            .saturating_mul(shape.keys);
+        let flops = pairs
+            .saturating_mul(2)
+            .saturating_mul(shape.depth.saturating_add(shape.value_depth));
+        let q = shape.queries.saturating_mul(shape.depth);
+        let k = shape.keys.saturating_mul(shape.depth);
+        let v = shape.keys.saturating_mul(shape.value_depth);
+        let read = problems.saturating_mul(q.saturating_add(k).saturating_add(v));
+        let written = problems
+            .saturating_mul(shape.queries)
+            .saturating_mul(shape.value_depth);
+        let scratch_values = match plan {
+            Plan::Unrolled => 0,
+            Plan::Tiled {
+                tile_queries,
+                tile_keys,
+            } => tile_queries
+                .saturating_mul(tile_keys)
+                .saturating_add(tile_queries.saturating_mul(2)),
+        };
+        KernelInfo {
+            name,
+            shape,
+            plan,
+            flops,
+            bytes_read: read.saturating_mul(F32_BYTES),
+            bytes_written: written.saturating_mul(F32_BYTES),
+            scratch_bytes: scratch_values.saturating_mul(F32_BYTES),
+        }
+    }
+}
+
+const F32_BYTES: u64 = 4;
+
+impl fmt::Display for KernelInfo {
+    /// One line: the shapes, the cost and the plan.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.shape;
+        let heads = if s.rank == 4 {
+            format!("{}, ", s.heads)
+        } else {
+            String::new()
+        };
+        write!(
+            f,
+            "{}: q [{b}, {heads}{}, {}], k [{b}, {heads}{}, {}], v [{b}, {heads}{}, {}]; {} FLOPs, {} bytes read, {} written, {} scratch; ",
+            self.name,
+            s.queries,
+            s.depth,
+            s.keys,
+            s.depth,
+            s.keys,
+            s.value_depth,
+            self.flops,
+            self.bytes_read,
+            self.bytes_written,
+            self.scratch_bytes,
+            b = s.batch,
+        )?;
+        match self.plan {
+            Plan::Unrolled => write!(f, "unrolled"),
+            Plan::Tiled {
+                tile_queries,
+                tile_keys,
+            } => write!(f, "tiled {tile_queries} x {tile_keys}"),
+        }
+    }
+}

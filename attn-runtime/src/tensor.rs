@@ -1,0 +1,218 @@
+//! Heap-owned tensors, for shapes too large for the stack.
+//!
+//! A [`Tensor<A>`] owns one `A`, a row-major nested array such as `[[[f32; 64]; 4096]; 1]`,
+//! on the heap, and derefs to it: a kernel declared with `attention!` takes `&tensor` where
+//! it takes `&[[[f32; 64]; 4096]; 1]`. Building one from a slice or a `Vec` checks the length.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
+/// A row-major nested array of `f32`: `f32` itself, or `[A; N]` for an array `A`.
+///
+/// ```
+/// use attn_runtime::Array;
+/// assert_eq!(<[[f32; 3]; 2] as Array>::LEN, 6);
+/// assert_eq!(<[[f32; 3]; 2] as Array>::dims(), vec![2, 3]);
+/// ```
+pub trait Array: bytemuck::Pod {
+    /// The number of `f32` values.
+    const LEN: usize;
+    /// The sizes of the axes, outermost first.
+    fn dims() -> Vec<usize>;
+}
+
+impl Array for f32 {
+    const LEN: usize = 1;
+    fn dims() -> Vec<usize> {
+        Vec::new()
+    }
+}
+
+impl<A: Array, const N: usize> Array for [A; N] {
+    const LEN: usize = N * A::LEN;
+    fn dims() -> Vec<usize> {
+        let mut dims = vec![N];
+        dims.extend(A::dims());
+        dims
+    }
+}
+
+/// A slice or `Vec` whose length does not match the tensor's shape.
+///
+/// ```
+/// use attn_runtime::Tensor;
+/// let error = Tensor::<[[f32; 3]; 2]>::from_slice(&[1.0; 5]).unwrap_err();
+/// assert_eq!(error.to_string(), "a tensor of shape [2, 3] holds 6 values, but 5 were given");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShapeError {
+    /// The shape of the tensor that was being built.
+    pub shape: Vec<usize>,
+    /// The number of values that shape holds.
+    pub expected: usize,
+    /// The number of values given.
+    pub actual: usize,
+}
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a tensor of shape {:?} holds {} values, but {} were given",
+            self.shape, self.expected, self.actual
+        )
+    }
+}
+
+impl std::error::Error for ShapeError {}
+
+/// A heap-owned row-major tensor that derefs to the nested array `A`.
+///
+/// ```
+/// use attn_runtime::Tensor;
+/// let t = Tensor::<[[f32; 3]; 2]>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])?;
+/// assert_eq!(t[1][0], 4.0);
+/// assert_eq!(t.as_flat()[5], 6.0);
+/// # Ok::<(), attn_runtime::ShapeError>(())
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Tensor<A: Array> {
+    data: Box<A>,
+}
+
+impl<A: Array> Tensor<A> {
+    /// A tensor of zeros, allocated directly on the heap (never on the stack).
+    ///
+    /// ```
+    /// let t = attn_runtime::Tensor::<[[f32; 64]; 16384]>::zeros();
+    /// assert!(t.as_flat().iter().all(|&x| x == 0.0));
+    /// ```
+    pub fn zeros() -> Self {
+        Tensor {
+            data: bytemuck::zeroed_box(),
+        }
+    }
+
+    /// The shape `A` stands for, outermost axis first.
+    ///
+    /// ```
+    /// assert_eq!(attn_runtime::Tensor::<[[f32; 3]; 2]>::shape(), vec![2, 3]);
+    /// ```
+    pub fn shape() -> Vec<usize> {
+        A::dims()
+    }
+
+    /// Copies row-major `values` into a new tensor; an error, naming both lengths, when
+    /// `values` does not hold exactly one value per element.
+    ///
+    /// ```
+    /// let t = attn_runtime::Tensor::<[f32; 2]>::from_slice(&[1.0, 2.0])?;
+    /// assert_eq!(*t, [1.0, 2.0]);
+    /// # Ok::<(), attn_runtime::ShapeError>(())
+    /// ```
+    pub fn from_slice(values: &[f32]) -> Result<Self, ShapeError> {
+        check_len::<A>(values.len())?;
+        let mut tensor = Self::zeros();
+        tensor.as_flat_mut().copy_from_slice(values);
+        Ok(tensor)
+    }
+
+    /// Takes row-major `values` without copying them; an error, naming both lengths, when
+    /// `values` does not hold exactly one value per element.
+    ///
+    /// ```
+    /// let t = attn_runtime::Tensor::<[[f32; 2]; 1]>::from_vec(vec![1.0, 2.0])?;
+    /// assert_eq!(*t, [[1.0, 2.0]]);
+    /// # Ok::<(), attn_runtime::ShapeError>(())
+    /// ```
+    pub fn from_vec(values: Vec<f32>) -> Result<Self, ShapeError> {
+        check_len::<A>(values.len())?;
+        let boxed: Box<[f32]> = values.into_boxed_slice();
+        // `A` is `LEN` consecutive f32 with f32's alignment, so the length check above makes
+        // each cast below succeed; the fallback copy is only there so that none can panic.
+        let one: Result<Box<[A]>, _> = bytemuck::allocation::try_cast_slice_box(boxed);
+        let array = one.ok().and_then(|one| <Box<[A; 1]>>::try_from(one).ok());
+        match array.and_then(|array| bytemuck::allocation::try_cast_box::<[A; 1], A>(array).ok()) {
+            Some(data) => Ok(Tensor { data }),
+            None => Err(ShapeError {
+                shape: A::dims(),
+                expected: A::LEN,
+                actual: A::LEN,
+            }),
+        }
+    }
+
+    /// The values, row-major.
+    pub fn as_flat(&self) -> &[f32] {
+        bytemuck::cast_slice(std::slice::from_ref(&*self.data))
+    }
+
+    /// The values, row-major, for writing.
+    pub fn as_flat_mut(&mut self) -> &mut [f32] {
+        bytemuck::cast_slice_mut(std::slice::from_mut(&mut *self.data))
+    }
+}
+
+fn check_len<A: Array>(actual: usize) -> Result<(), ShapeError> {
+    if actual == A::LEN {
+        Ok(())
+    } else {
+        Err(ShapeError {
+            shape: A::dims(),
+            expected: A::LEN,
+            actual,
+        })
+    }
+}
+
+impl<A: Array> Deref for Tensor<A> {
+    type Target = A;
+    fn deref(&self) -> &A {
+        &self.data
+    }
+}
+
+impl<A: Array> DerefMut for Tensor<A> {
+    fn deref_mut(&mut self) -> &mut A {
+        &mut self.data
+    }
+}
+
+impl<A: Array> fmt::Debug for Tensor<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tensor")
+            .field("shape", &A::dims())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_vec_keeps_row_major_order() {
+        let t =
+            Tensor::<[[[f32; 2]; 3]; 2]>::from_vec((0..12).map(|x| x as f32).collect()).unwrap();
+        assert_eq!(t[1][2][1], 11.0);
+        assert_eq!(t[0][1][0], 2.0);
+    }
+
+    #[test]
+    fn wrong_lengths_are_errors_naming_both() {
+        let short = Tensor::<[[f32; 4]; 3]>::from_vec(vec![0.0; 11]).unwrap_err();
+        assert_eq!(
+            (short.expected, short.actual, short.shape),
+            (12, 11, vec![3, 4])
+        );
+        let long = Tensor::<[[f32; 4]; 3]>::from_slice(&[0.0; 13]).unwrap_err();
+        assert_eq!((long.expected, long.actual), (12, 13));
+    }
+
+    #[test]
+    fn zeros_of_a_large_shape_stays_off_the_stack() {
+        // 64 MiB: far larger than a thread's stack, so building it there would crash.
+        let t = Tensor::<[[f32; 1024]; 16384]>::zeros();
+        assert_eq!(t.as_flat().len(), 1 << 24);
+    }
+}

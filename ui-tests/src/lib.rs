@@ -1,0 +1,1 @@
+//! The trybuild cases live in tests/ui.
