@@ -125,7 +125,12 @@ fn kernel(tokens: Vec<TokenTree>, errors: &mut Errors) -> Option<Parsed> {
         let bindings = where_clause(input);
         match bindings {
             Ok(bindings) => kernel.bindings = bindings,
-            Err(e) => where_error = Some(e),
+            Err(e) => {
+                // The error is kept for the user; the rest of the clause is skipped so that
+                // the header still parses as a whole.
+                where_error = Some(e);
+                input.parse::<TokenStream>()?;
+            }
         }
         header = Some(kernel);
         Ok(())

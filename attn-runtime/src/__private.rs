@@ -45,6 +45,13 @@ pub fn exp_shifted_in_place(row: &mut [f32], shift: f32) -> f32 {
     sum
 }
 
+/// `1 / sum`, except that a row which attended to no key (a kernel instantiated with zero
+/// keys) has the sum 0 and gets the output 0 rather than NaN. A NaN sum stays NaN.
+#[inline(always)]
+pub fn reciprocal_or_zero(sum: f32) -> f32 {
+    if sum == 0.0 { 0.0 } else { 1.0 / sum }
+}
+
 /// `row[e] *= factor` for each e.
 #[inline(always)]
 pub fn scale<const N: usize>(row: &mut [f32; N], factor: f32) {
@@ -90,6 +97,13 @@ mod tests {
         scale(&mut acc, 2.0);
         axpy(&mut acc, 0.5, &[2.0, 4.0]);
         assert_eq!(acc, [3.0, 6.0]);
+    }
+
+    #[test]
+    fn reciprocal_or_zero_keeps_nan() {
+        assert_eq!(reciprocal_or_zero(4.0), 0.25);
+        assert_eq!(reciprocal_or_zero(0.0), 0.0);
+        assert!(reciprocal_or_zero(f32::NAN).is_nan());
     }
 
     #[test]

@@ -1,0 +1,291 @@
+//! Each rule of DESIGN section 3 and each malformed-input family: the message, and the token
+//! it points at.
+
+use super::{errors, expand, position};
+
+/// Expects exactly these errors: (a fragment of the message, the token it must point at,
+/// which occurrence of that token).
+fn expect(source: &str, expected: &[(&str, &str, usize)]) {
+    let output = expand(source);
+    let found = errors(&output);
+    let summary = format!("{found:#?}");
+    assert_eq!(found.len(), expected.len(), "errors of {source}: {summary}");
+    for (error, (fragment, token, nth)) in found.iter().zip(expected) {
+        assert!(
+            error.message.contains(fragment),
+            "expected {fragment:?} in {:?}",
+            error.message
+        );
+        assert_eq!(
+            error.at,
+            position(source, token, *nth),
+            "{fragment:?} should point at {token:?} #{nth}: {summary}"
+        );
+        assert!(
+            error.message.contains("\nhelp: "),
+            "no help in {:?}",
+            error.message
+        );
+    }
+}
+
+#[test]
+fn the_textbook_kernel_is_valid() {
+    expect(
+        "pub fn seed_example<q: [B, Nq, Dk], k: [B, Nk, Dk], v: [B, Nk, Dv]>
+         where B = 1, Nq = 2, Nk = 4, Dk = 3, Dv = 3;",
+        &[],
+    );
+}
+
+#[test]
+fn rank_must_be_three_or_four() {
+    expect(
+        "fn f<q: [1, 2], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[(
+            "`q` has rank 2, but attention tensors have rank 3 or 4",
+            "[1, 2]",
+            0,
+        )],
+    );
+}
+
+#[test]
+fn ranks_must_agree() {
+    expect(
+        "fn f<q: [1, 2, 3], k: [1, 1, 4, 3], v: [1, 4, 3]>;",
+        &[("`k` has rank 4 but `q` has rank 3", "[1, 1, 4, 3]", 0)],
+    );
+}
+
+#[test]
+fn batch_sizes_must_agree() {
+    expect(
+        "fn f<q: [6, 2, 3], k: [7, 4, 3], v: [7, 4, 3]>;",
+        &[("`q` has batch 6 but `k` has batch 7", "7", 0)],
+    );
+}
+
+#[test]
+fn heads_must_agree() {
+    expect(
+        "fn f<q: [1, H, 2, 3], k: [1, 5, 4, 3], v: [1, 5, 4, 3]> where H = 6;",
+        &[("`q` has `H` = 6 heads but `k` has 5", "5", 0)],
+    );
+}
+
+#[test]
+fn q_and_k_depths_must_agree() {
+    expect(
+        "fn f<q: [B, Nq, Dk], k: [B, Nk, 5], v: [B, Nk, 3]> where B = 1, Nq = 2, Nk = 4, Dk = 3;",
+        &[("`q` has depth `Dk` = 3 but `k` has depth 5", "5", 0)],
+    );
+}
+
+#[test]
+fn k_and_v_key_counts_must_agree() {
+    expect(
+        "fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 9, 3]>;",
+        &[("`k` has 4 keys but `v` has 9", "9", 0)],
+    );
+}
+
+#[test]
+fn every_violation_is_reported_at_once() {
+    expect(
+        "fn f<q: [6, 2, 3], k: [7, 4, 5], v: [7, 9, 3]>;",
+        &[
+            ("`q` has batch 6 but `k` has batch 7", "7", 0),
+            ("`q` has depth 3 but `k` has depth 5", "5", 0),
+            ("`k` has 4 keys but `v` has 9", "9", 0),
+        ],
+    );
+}
+
+#[test]
+fn two_unbound_names_on_one_axis_are_an_error() {
+    expect(
+        "fn f<q: [1, N, Dk], k: [1, M, Dq], v: [1, M, 3]>;",
+        &[("`q` has depth `Dk` but `k` has depth `Dq`", "Dq", 0)],
+    );
+}
+
+#[test]
+fn unbound_names_take_the_size_of_the_axis_they_are_tied_to() {
+    let output = expand("fn f<q: [1, 2, D], k: [1, N, 3], v: [1, 4, 3]>;");
+    assert!(errors(&output).is_empty());
+    let text = output.to_string();
+    // D = 3 from k's depth and N = 4 from v's keys: nothing is left to a const generic.
+    assert!(!text.contains("const D"), "{text}");
+    assert!(text.contains("pub const INFO"), "{text}");
+}
+
+#[test]
+fn a_name_bound_twice_is_an_error() {
+    expect(
+        "fn f<q: [1, 2, Dk], k: [1, 4, Dk], v: [1, 4, 3]> where Dk = 3, Dk = 4;",
+        &[("`Dk` is bound twice", "Dk", 3)],
+    );
+}
+
+#[test]
+fn an_unused_binding_is_an_error_with_a_suggestion() {
+    expect(
+        "fn f<q: [1, 2, Dk], k: [1, 4, Dk], v: [1, 4, 3]> where Dx = 3;",
+        &[("`Dx` is bound but no tensor uses it", "Dx", 0)],
+    );
+    let output = expand("fn f<q: [1, 2, Dk], k: [1, 4, Dk], v: [1, 4, 3]> where Dx = 3;");
+    assert!(errors(&output)[0].message.contains("did you mean `Dk`?"));
+}
+
+#[test]
+fn sizes_are_positive_integers_that_fit() {
+    expect(
+        "fn f<q: [1, 3.5, 3], k: [1, -4, 3], v: [1, 0, 99999999999999999999]>;",
+        &[
+            ("`3.5` is not an integer", "3.5", 0),
+            ("`-4` is negative", "-", 0),
+            ("a size of 0", "0", 0),
+            (
+                "`99999999999999999999` is too large for a size",
+                "99999999999999999999",
+                0,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn element_counts_must_fit_in_isize() {
+    expect(
+        "fn f<q: [1, 4294967296, 4294967296], k: [1, 4, 4294967296], v: [1, 4, 3]>;",
+        &[(
+            "q would hold more than 2^64 values",
+            "[1, 4294967296, 4294967296]",
+            0,
+        )],
+    );
+}
+
+#[test]
+fn a_binding_must_be_a_valid_size() {
+    expect(
+        "fn f<q: [1, 2, D], k: [1, 4, D], v: [1, 4, 3]> where D = 3.0;",
+        &[("`3.0` is not an integer", "3.0", 0)],
+    );
+}
+
+#[test]
+fn unknown_tensors_suggest_the_missing_one() {
+    expect(
+        "fn f<q: [1, 2, 3], k: [1, 4, 3], w: [1, 4, 3]>;",
+        &[("unknown tensor `w`", "w", 0)],
+    );
+    let output = expand("fn f<q: [1, 2, 3], k: [1, 4, 3], w: [1, 4, 3]>;");
+    assert!(errors(&output)[0].message.contains("did you mean `v`?"));
+}
+
+#[test]
+fn a_missing_tensor_is_reported_at_the_closing_angle() {
+    expect(
+        "fn f<q: [1, 2, 3], k: [1, 4, 3]>;",
+        &[("kernel `f` declares no `v` tensor", ">", 0)],
+    );
+}
+
+#[test]
+fn a_tensor_declared_twice_is_an_error() {
+    expect(
+        "fn f<q: [1, 2, 3], k: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("`k` is declared twice", "k", 1)],
+    );
+}
+
+#[test]
+fn tensors_come_in_the_order_q_k_v() {
+    expect(
+        "fn f<k: [1, 4, 3], q: [1, 2, 3], v: [1, 4, 3]>;",
+        &[("declared in the order k, q, v", "k", 0)],
+    );
+}
+
+#[test]
+fn unknown_options_suggest_a_known_one() {
+    expect(
+        "#[attn(casual)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("unknown option `casual`", "casual", 0)],
+    );
+    let output = expand("#[attn(casual)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;");
+    assert!(
+        errors(&output)[0]
+            .message
+            .contains("did you mean `causal`?")
+    );
+}
+
+#[test]
+fn planned_options_say_they_are_not_available_yet() {
+    expect(
+        "#[attn(causal)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("`causal` is not available in this version", "causal", 0)],
+    );
+}
+
+#[test]
+fn scale_is_given_once() {
+    expect(
+        "#[attn(scale = 0.5, scale = 0.25)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("`scale` is given twice", "scale", 1)],
+    );
+}
+
+#[test]
+fn dimension_names_start_uppercase() {
+    expect(
+        "fn f<q: [1, n, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("`n` does not start with an uppercase letter", "n", 1)],
+    );
+}
+
+#[test]
+fn syntax_errors_point_at_their_token() {
+    expect(
+        "fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]> where B = 1 Nq = 2;",
+        &[("expected `,` or `;` after the binding of `B`", "Nq", 0)],
+    );
+    expect(
+        "fn f(q: [1, 2, 3]);",
+        &[("expected `<` after the kernel's name", "(", 0)],
+    );
+    expect(
+        "fn f<q: [B, 2, 3], k: [B, 4, 3], v: [B, 4, 3]> where B = 1",
+        &[("the last kernel does not end with `;`", "1", 0)],
+    );
+}
+
+#[test]
+fn kernel_names_are_unique_in_an_invocation() {
+    expect(
+        "fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;
+         fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("a kernel named `f` is already declared", "f", 3)],
+    );
+}
+
+#[test]
+fn an_empty_invocation_is_an_error() {
+    let output = expand("");
+    assert_eq!(errors(&output).len(), 1);
+    assert!(errors(&output)[0].message.contains("declares no kernel"));
+}
+
+#[test]
+fn a_kernel_with_errors_still_gets_its_signature() {
+    let output = expand("fn f<q: [1, 2, 3], k: [1, 4, 5], v: [1, 4, 3]>;");
+    let text = output.to_string();
+    assert!(text.contains("fn f ("), "{text}");
+    assert!(text.contains("fn f_into ("), "{text}");
+    // The stub takes what the user declared, so a caller's correctly built arguments fit.
+    assert!(text.contains("k : & [[[f32 ; 5] ; 4] ; 1]"), "{text}");
+    syn::parse2::<syn::File>(output).expect("the stub is valid Rust");
+}

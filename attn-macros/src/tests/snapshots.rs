@@ -1,0 +1,86 @@
+//! Expansion snapshots: the generated code of representative kernels, formatted by
+//! prettyplease and committed under `attn-macros/snapshots/`, reviewed like code.
+//!
+//! After a deliberate change to the generated code, refresh them with
+//! `ATTN_BLESS=1 cargo test -p attn-macros snapshots` and read the diff.
+
+use super::{errors, expand};
+use std::path::Path;
+
+fn snapshot(name: &str, source: &str) {
+    let output = expand(source);
+    assert!(errors(&output).is_empty(), "{:?}", errors(&output));
+    let file: syn::File = syn::parse2(output).expect("the expansion is valid Rust");
+    let actual = format!(
+        "// attention! {{\n{}\n// }}\n\n{}",
+        source
+            .lines()
+            .map(|line| format!("//     {}", line.trim()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        prettyplease::unparse(&file)
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("snapshots")
+        .join(format!("{name}.rs"));
+    if std::env::var_os("ATTN_BLESS").is_some() {
+        std::fs::write(&path, &actual).expect("write the snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == actual,
+        "the expansion of `{name}` changed; if that is intended, run \
+         `ATTN_BLESS=1 cargo test -p attn-macros snapshots` and review the diff of {}\n\n{actual}",
+        path.display()
+    );
+}
+
+#[test]
+fn textbook_unrolled() {
+    snapshot(
+        "textbook_unrolled",
+        "/// The textbook example: two queries over four tokens, depth three.
+         pub fn seed_example<q: [B, Nq, Dk], k: [B, Nk, Dk], v: [B, Nk, Dv]>
+         where B = 1, Nq = 2, Nk = 4, Dk = 3, Dv = 3;",
+    );
+}
+
+#[test]
+fn encoder_tiled_with_unbound_length() {
+    snapshot(
+        "encoder_tiled",
+        "/// Twelve heads of depth 32 over any number of tokens.
+         pub fn encoder<q: [B, H, N, Dh], k: [B, H, N, Dh], v: [B, H, N, Dh]>
+         where B = 1, H = 12, Dh = 32;",
+    );
+}
+
+#[test]
+fn mismatch_stub() {
+    snapshot_errors(
+        "mismatch_stub",
+        "fn f<q: [1, 2, 3], k: [1, 4, 5], v: [1, 4, 3]>;",
+    );
+}
+
+/// A kernel with errors: the stub and the `compile_error!`s, as the user's crate receives them.
+fn snapshot_errors(name: &str, source: &str) {
+    let output = expand(source);
+    assert!(!errors(&output).is_empty());
+    let file: syn::File = syn::parse2(output).expect("the expansion is valid Rust");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("snapshots")
+        .join(format!("{name}.rs"));
+    let actual = format!(
+        "// attention! {{ {} }}\n\n{}",
+        source,
+        prettyplease::unparse(&file)
+    );
+    if std::env::var_os("ATTN_BLESS").is_some() {
+        std::fs::write(&path, &actual).expect("write the snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(expected == actual, "{} changed:\n{actual}", path.display());
+}
