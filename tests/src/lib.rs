@@ -1,1 +1,232 @@
-//! Shared helpers of the integration tests.
+//! Shared helpers of attn's integration tests: seeded inputs, an f64 reference, a plain f32
+//! implementation, and the accuracy rule of DESIGN section 6.
+//!
+//! ```
+//! use attn_tests::{Problem, Rng, reference};
+//! let problem = Problem { problems: 1, queries: 1, keys: 2, depth: 1, value_depth: 1, scale: 1.0 };
+//! let out = reference(&problem, &[0.0], &[1.0, 1.0], &[2.0, 4.0]);
+//! assert!((out[0] - 3.0).abs() < 1e-12);
+//! let mut rng = Rng::new(1);
+//! assert!(rng.uniform(2.0).abs() <= 2.0);
+//! ```
+
+/// The sizes of an attention computation, with batch and heads folded into `problems`.
+#[derive(Clone, Copy, Debug)]
+pub struct Problem {
+    /// Batch entries times heads: independent attention problems, one after another.
+    pub problems: usize,
+    /// Query rows per problem.
+    pub queries: usize,
+    /// Key and value rows per problem.
+    pub keys: usize,
+    /// Depth of queries and keys.
+    pub depth: usize,
+    /// Depth of values and of the output.
+    pub value_depth: usize,
+    /// The factor applied to each score.
+    pub scale: f32,
+}
+
+impl Problem {
+    /// The default scale, `1 / sqrt(depth)`, as the macro computes it.
+    pub fn with_default_scale(
+        problems: usize,
+        queries: usize,
+        keys: usize,
+        depth: usize,
+        value_depth: usize,
+    ) -> Self {
+        Problem {
+            problems,
+            queries,
+            keys,
+            depth,
+            value_depth,
+            scale: (1.0 / (depth as f64).sqrt()) as f32,
+        }
+    }
+
+    /// Lengths of q, k, v and the output, flat.
+    pub fn lens(&self) -> [usize; 4] {
+        let p = self.problems;
+        [
+            p * self.queries * self.depth,
+            p * self.keys * self.depth,
+            p * self.keys * self.value_depth,
+            p * self.queries * self.value_depth,
+        ]
+    }
+}
+
+/// splitmix64: seeded, so a failing case reproduces.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator with this seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A value uniform in `[-magnitude, magnitude]`.
+    pub fn uniform(&mut self, magnitude: f32) -> f32 {
+        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        (unit * 2.0 - 1.0) * magnitude
+    }
+
+    /// `n` values uniform in `[-magnitude, magnitude]`.
+    pub fn values(&mut self, n: usize, magnitude: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(magnitude)).collect()
+    }
+
+    /// A random index below `n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// softmax(q kᵀ · scale) v in f64, from f32 inputs: the reference every kernel is held to.
+pub fn reference(problem: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f64> {
+    attend(
+        problem,
+        q,
+        k,
+        v,
+        |x| x as f64,
+        |s| s.exp(),
+        problem.scale as f64,
+    )
+}
+
+/// The same computation in plain f32 (scores stored, max subtracted, then normalized): the
+/// "naive" implementation whose error sets the tolerance of DESIGN section 6.
+pub fn naive_f32(problem: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f64> {
+    attend(problem, q, k, v, |x| x, |s| s.exp(), problem.scale)
+        .into_iter()
+        .map(|x| x as f64)
+        .collect()
+}
+
+/// One implementation of attention, generic over the float type it computes in.
+fn attend<T>(
+    problem: &Problem,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    from: impl Fn(f32) -> T,
+    exp: impl Fn(T) -> T,
+    scale: T,
+) -> Vec<T>
+where
+    T: Copy
+        + PartialOrd
+        + std::ops::Add<Output = T>
+        + std::ops::Sub<Output = T>
+        + std::ops::Mul<Output = T>
+        + std::ops::Div<Output = T>,
+{
+    let Problem {
+        problems,
+        queries,
+        keys,
+        depth,
+        value_depth,
+        ..
+    } = *problem;
+    let zero = from(0.0);
+    let mut out = Vec::with_capacity(problems * queries * value_depth);
+    for p in 0..problems {
+        let (q, k, v) = (
+            &q[p * queries * depth..][..queries * depth],
+            &k[p * keys * depth..][..keys * depth],
+            &v[p * keys * value_depth..][..keys * value_depth],
+        );
+        for i in 0..queries {
+            let scores: Vec<T> = (0..keys)
+                .map(|j| {
+                    let mut dot = zero;
+                    for d in 0..depth {
+                        dot = dot + from(q[i * depth + d]) * from(k[j * depth + d]);
+                    }
+                    dot * scale
+                })
+                .collect();
+            // The max ignores NaN, as the kernels' does; a NaN still reaches the sum.
+            let max = scores
+                .iter()
+                .copied()
+                .fold(None, |m: Option<T>, s| match m {
+                    Some(m) if !(s > m) => Some(m),
+                    _ if s == s => Some(s),
+                    m => m,
+                })
+                .unwrap_or(zero);
+            let weights: Vec<T> = scores.iter().map(|&s| exp(s - max)).collect();
+            let sum = weights.iter().copied().fold(zero, |a, w| a + w);
+            for e in 0..value_depth {
+                let mut acc = zero;
+                for (j, &w) in weights.iter().enumerate() {
+                    acc = acc + w * from(v[j * value_depth + e]);
+                }
+                out.push(acc / sum);
+            }
+        }
+    }
+    out
+}
+
+/// Holds `actual` to DESIGN section 6: every output within `max(1e-6, 4 · e_naive)` of the
+/// f64 reference, relative to `1 + |reference|`, where `e_naive` is the largest such error
+/// of the plain f32 implementation on the same input. NaN must match NaN exactly.
+///
+/// Returns the largest relative error of `actual` and `e_naive`, for reports.
+pub fn assert_accurate(
+    what: &str,
+    problem: &Problem,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    actual: &[f32],
+) -> (f64, f64) {
+    let expected = reference(problem, q, k, v);
+    let naive = naive_f32(problem, q, k, v);
+    assert_eq!(actual.len(), expected.len(), "{what}: output length");
+    let relative = |x: f64, r: f64| (x - r).abs() / (1.0 + r.abs());
+    let e_naive = naive
+        .iter()
+        .zip(&expected)
+        .filter(|(_, r)| r.is_finite())
+        .map(|(&x, &r)| relative(x, r))
+        .fold(0.0, f64::max);
+    let tolerance = f64::max(1e-6, 4.0 * e_naive);
+    let mut worst = 0.0f64;
+    for (index, (&x, &r)) in actual.iter().zip(&expected).enumerate() {
+        if r.is_nan() {
+            assert!(
+                x.is_nan(),
+                "{what}: output {index} is {x}, the reference NaN"
+            );
+            continue;
+        }
+        assert!(
+            !x.is_nan(),
+            "{what}: output {index} is NaN, the reference {r}"
+        );
+        let error = relative(x as f64, r);
+        worst = worst.max(error);
+        assert!(
+            error <= tolerance,
+            "{what}: output {index} is {x}, the reference {r}: relative error {error:e} > {tolerance:e} \
+             (e_naive {e_naive:e}) for {problem:?}"
+        );
+    }
+    (worst, e_naive)
+}

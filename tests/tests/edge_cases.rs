@@ -1,0 +1,142 @@
+//! The edge cases of DESIGN section 6, on both plans: NaN reaches exactly the rows it
+//! touches, a score of +inf gives NaN, large finite scores do not overflow, zero keys give 0.
+
+use attn_runtime::{Plan, Tensor, attention};
+
+attention! {
+    /// Unrolled: every size known and small.
+    fn unrolled<q: [1, 3, 4], k: [1, 5, 4], v: [1, 5, 2]>;
+    /// Tiled: the key count left to the call.
+    fn tiled<q: [1, 3, 4], k: [1, N, 4], v: [1, N, 2]>;
+}
+
+type Q = [[[f32; 4]; 3]; 1];
+type K = [[[f32; 4]; 5]; 1];
+type V = [[[f32; 2]; 5]; 1];
+type Out = [[[f32; 2]; 3]; 1];
+
+fn inputs() -> (Q, K, V) {
+    let mut q = [[[0.0; 4]; 3]; 1];
+    let mut k = [[[0.0; 4]; 5]; 1];
+    let mut v = [[[0.0; 2]; 5]; 1];
+    for (i, row) in q[0].iter_mut().enumerate() {
+        *row = [0.1 * i as f32, 0.2, -0.3, 0.4];
+    }
+    for (j, row) in k[0].iter_mut().enumerate() {
+        *row = [0.5, -0.1 * j as f32, 0.3, 0.2];
+    }
+    for (j, row) in v[0].iter_mut().enumerate() {
+        *row = [j as f32, 1.0 - j as f32];
+    }
+    (q, k, v)
+}
+
+/// Both plans on the same input: they must agree on which outputs are NaN, and on the rest.
+fn both(q: &Q, k: &K, v: &V) -> Out {
+    assert_eq!(unrolled::INFO.plan, Plan::Unrolled);
+    assert!(matches!(tiled::info::<5>().plan, Plan::Tiled { .. }));
+    let a = unrolled(q, k, v);
+    let b = tiled(q, k, v);
+    for (x, y) in a
+        .iter()
+        .flatten()
+        .flatten()
+        .zip(b.iter().flatten().flatten())
+    {
+        assert_eq!(
+            x.is_nan(),
+            y.is_nan(),
+            "the plans disagree on NaN: {a:?} {b:?}"
+        );
+        if !x.is_nan() {
+            assert!((x - y).abs() <= 1e-6 * (1.0 + x.abs()), "{a:?} {b:?}");
+        }
+    }
+    a
+}
+
+fn row_is_nan(out: &Out, i: usize) -> bool {
+    out[0][i].iter().all(|x| x.is_nan())
+}
+
+fn row_is_finite(out: &Out, i: usize) -> bool {
+    out[0][i].iter().all(|x| x.is_finite())
+}
+
+#[test]
+fn a_nan_query_reaches_only_its_row() {
+    let (mut q, k, v) = inputs();
+    q[0][1][2] = f32::NAN;
+    let out = both(&q, &k, &v);
+    assert!(row_is_nan(&out, 1));
+    assert!(row_is_finite(&out, 0) && row_is_finite(&out, 2));
+}
+
+#[test]
+fn a_nan_key_reaches_every_row() {
+    let (q, mut k, v) = inputs();
+    k[0][3][0] = f32::NAN;
+    let out = both(&q, &k, &v);
+    assert!((0..3).all(|i| row_is_nan(&out, i)));
+}
+
+#[test]
+fn a_nan_value_reaches_its_column_in_every_row() {
+    let (q, k, mut v) = inputs();
+    v[0][2][1] = f32::NAN;
+    let out = both(&q, &k, &v);
+    for i in 0..3 {
+        assert!(out[0][i][1].is_nan() && out[0][i][0].is_finite(), "{out:?}");
+    }
+}
+
+#[test]
+fn a_score_of_plus_infinity_gives_nan_in_its_row() {
+    let (mut q, k, v) = inputs();
+    // k's first column is 0.5 for every key, so every score of this row is +inf.
+    q[0][0] = [f32::INFINITY, 0.0, 0.0, 0.0];
+    let out = both(&q, &k, &v);
+    assert!(row_is_nan(&out, 0));
+    assert!(row_is_finite(&out, 1) && row_is_finite(&out, 2));
+}
+
+#[test]
+fn large_finite_scores_give_the_softmax_limit() {
+    let (mut q, k, v) = inputs();
+    // Scores of 1e29 and more, finite and far apart: exp would overflow without the max
+    // subtracted. Key j scores (0.5 + 0.1 j) · 1e30 / 2, so key 4 takes all the weight.
+    q[0][0] = [1e30, -1e30, 0.0, 0.0];
+    let out = both(&q, &k, &v);
+    assert_eq!(
+        out[0][0],
+        [4.0, -3.0],
+        "all weight on key 4, whose value is [4, -3]"
+    );
+}
+
+#[test]
+fn zero_keys_give_zeros() {
+    let q = [[[1.0f32; 4]; 3]; 1];
+    let out = tiled::<0>(&q, &[[]], &[[]]);
+    assert_eq!(out, [[[0.0; 2]; 3]; 1]);
+}
+
+#[test]
+fn results_are_deterministic() {
+    let (q, k, v) = inputs();
+    let first = tiled(&q, &k, &v);
+    for _ in 0..3 {
+        assert_eq!(tiled(&q, &k, &v), first);
+    }
+}
+
+#[test]
+fn a_nan_in_a_long_sequence_reaches_every_row() {
+    let q = Tensor::<[[[f32; 4]; 3]; 1]>::from_vec(vec![0.1; 12]).unwrap();
+    let mut k = Tensor::<[[[f32; 4]; 1000]; 1]>::from_vec(vec![0.2; 4000]).unwrap();
+    let v = Tensor::<[[[f32; 2]; 1000]; 1]>::from_vec(vec![1.0; 2000]).unwrap();
+    k[0][777][3] = f32::NAN;
+    let mut out = Tensor::<[[[f32; 2]; 3]; 1]>::zeros();
+    tiled_into(&q, &k, &v, &mut out);
+    assert!(out.as_flat().iter().all(|x| x.is_nan()));
+}

@@ -1,0 +1,278 @@
+//! Every kernel family against the f64 reference of DESIGN section 6, over many shapes: all
+//! ones, odd sizes, sizes around every tile and unroll threshold, rank 4, unbound lengths at
+//! several instantiations, a single query, long sequences and large magnitudes.
+
+use attn_runtime::{Array, Plan, Tensor, attention};
+use attn_tests::{Problem, Rng, assert_accurate};
+
+attention! {
+    /// The textbook example: unrolled.
+    fn textbook<q: [B, Nq, Dk], k: [B, Nk, Dk], v: [B, Nk, Dv]>
+    where B = 1, Nq = 2, Nk = 4, Dk = 3, Dv = 3;
+
+    /// Every size left to the call: one definition, tiled, instantiated at many shapes.
+    fn any_shape<q: [B, Nq, Dk], k: [B, Nk, Dk], v: [B, Nk, Dv]>;
+
+    /// Rank 4, every size left to the call.
+    fn any_heads<q: [B, H, Nq, Dk], k: [B, H, Nk, Dk], v: [B, H, Nk, Dv]>;
+
+    /// Exactly at the unroll limit: 8 queries x 8 keys x (8 + 8) = 1024 multiply-adds.
+    fn at_unroll_limit<q: [1, 8, 8], k: [1, 8, 8], v: [1, 8, 8]>;
+
+    /// One query past the unroll limit: tiled, with a partial query tile.
+    fn past_unroll_limit<q: [1, 9, 8], k: [1, 8, 8], v: [1, 8, 8]>;
+
+    /// Unrolled over two batch entries and two heads.
+    fn small_heads<q: [2, 2, 3, 5], k: [2, 2, 4, 5], v: [2, 2, 4, 2]>;
+
+    /// Known odd sizes: tiled with a tail in both the query tiles and the key blocks.
+    fn odd_known<q: [2, 67, 7], k: [2, 131, 7], v: [2, 131, 5]>;
+
+    /// A scale given as an option.
+    #[attn(scale = 0.125)]
+    fn scaled<q: [1, N, 16], k: [1, N, 16], v: [1, N, 16]>;
+
+    /// A single query against a sequence: decoding.
+    fn one_query<q: [1, 4, 1, 64], k: [1, 4, N, 64], v: [1, 4, N, 64]>;
+}
+
+/// Runs `kernel` on random inputs of `magnitude` and checks it against the reference.
+fn check<Q: Array, K: Array, V: Array, O: Array>(
+    what: &str,
+    problem: Problem,
+    magnitude: f32,
+    seed: u64,
+    kernel: fn(&Q, &K, &V, &mut O),
+) {
+    let mut rng = Rng::new(seed);
+    let [nq, nk, nv, _] = problem.lens();
+    let q = Tensor::<Q>::from_vec(rng.values(nq, magnitude)).expect("q's length");
+    let k = Tensor::<K>::from_vec(rng.values(nk, magnitude)).expect("k's length");
+    let v = Tensor::<V>::from_vec(rng.values(nv, 1.0)).expect("v's length");
+    let mut out = Tensor::<O>::zeros();
+    kernel(&q, &k, &v, &mut out);
+    assert_accurate(
+        what,
+        &problem,
+        q.as_flat(),
+        k.as_flat(),
+        v.as_flat(),
+        out.as_flat(),
+    );
+}
+
+/// Checks `any_shape` at each `(B, Nq, Nk, Dk, Dv)`.
+macro_rules! any_shape_at {
+    ($magnitude:expr, $(($b:literal, $nq:literal, $nk:literal, $dk:literal, $dv:literal)),* $(,)?) => {$(
+        check::<[[[f32; $dk]; $nq]; $b], [[[f32; $dk]; $nk]; $b], [[[f32; $dv]; $nk]; $b], [[[f32; $dv]; $nq]; $b]>(
+            concat!("any_shape ", stringify!(($b, $nq, $nk, $dk, $dv))),
+            Problem::with_default_scale($b, $nq, $nk, $dk, $dv),
+            $magnitude,
+            ($b * 1_000_003 + $nq * 1009 + $nk * 31 + $dk) as u64,
+            any_shape_into,
+        );
+    )*};
+}
+
+#[test]
+fn textbook_matches_the_reference() {
+    let q = [[[1.0, 0.0, 1.0], [0.0, 2.0, 0.0]]];
+    let k = [[
+        [1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 0.0, 1.0],
+        [1.0, 1.0, 1.0],
+    ]];
+    let v = [[
+        [1.0, 2.0, 3.0],
+        [4.0, 5.0, 6.0],
+        [7.0, 8.0, 9.0],
+        [10.0, 11.0, 12.0],
+    ]];
+    let out = textbook(&q, &k, &v);
+    let flat = |x: &[[[f32; 3]; 4]; 1]| x.iter().flatten().flatten().copied().collect::<Vec<_>>();
+    let q_flat: Vec<f32> = q.iter().flatten().flatten().copied().collect();
+    let out_flat: Vec<f32> = out.iter().flatten().flatten().copied().collect();
+    assert_accurate(
+        "textbook",
+        &Problem::with_default_scale(1, 2, 4, 3, 3),
+        &q_flat,
+        &flat(&k),
+        &flat(&v),
+        &out_flat,
+    );
+    assert_eq!(textbook::INFO.plan, Plan::Unrolled);
+}
+
+#[test]
+fn all_ones_give_the_mean_of_the_values() {
+    let ones = [[[1.0f32; 3]; 4]; 1];
+    let out = textbook(&[[[1.0; 3]; 2]; 1], &ones, &ones);
+    assert_eq!(out, [[[1.0; 3]; 2]; 1]);
+    let q = Tensor::<[[[f32; 16]; 67]; 1]>::from_vec(vec![1.0; 67 * 16]).unwrap();
+    let k = Tensor::<[[[f32; 16]; 131]; 1]>::from_vec(vec![1.0; 131 * 16]).unwrap();
+    let mut out = Tensor::<[[[f32; 16]; 67]; 1]>::zeros();
+    any_shape_into(&q, &k, &k, &mut out);
+    assert!(out.as_flat().iter().all(|&x| (x - 1.0).abs() < 1e-6));
+}
+
+#[test]
+fn unbound_lengths_at_several_instantiations() {
+    any_shape_at!(
+        1.0,
+        (1, 1, 1, 1, 1),
+        (1, 2, 4, 3, 3),
+        (1, 1, 64, 16, 16),
+        (2, 3, 5, 7, 9),
+        (1, 67, 131, 13, 11),
+        (3, 17, 33, 64, 32),
+    );
+}
+
+#[test]
+fn sizes_around_the_tiles() {
+    // Query tiles of 4 and key blocks of 64: one below, at and above each, and two blocks.
+    any_shape_at!(
+        1.0,
+        (1, 3, 63, 8, 8),
+        (1, 4, 64, 8, 8),
+        (1, 5, 65, 8, 8),
+        (1, 7, 127, 8, 8),
+        (1, 8, 128, 8, 8),
+        (1, 9, 129, 8, 8),
+    );
+}
+
+#[test]
+fn sizes_around_the_unroll_limit() {
+    assert_eq!(at_unroll_limit::INFO.plan, Plan::Unrolled);
+    assert!(matches!(past_unroll_limit::INFO.plan, Plan::Tiled { .. }));
+    check(
+        "at_unroll_limit",
+        Problem::with_default_scale(1, 8, 8, 8, 8),
+        1.0,
+        11,
+        at_unroll_limit_into,
+    );
+    check(
+        "past_unroll_limit",
+        Problem::with_default_scale(1, 9, 8, 8, 8),
+        1.0,
+        12,
+        past_unroll_limit_into,
+    );
+}
+
+#[test]
+fn odd_sizes() {
+    assert!(matches!(odd_known::INFO.plan, Plan::Tiled { .. }));
+    check(
+        "odd_known",
+        Problem::with_default_scale(2, 67, 131, 7, 5),
+        1.0,
+        13,
+        odd_known_into,
+    );
+}
+
+#[test]
+fn rank_four() {
+    assert_eq!(small_heads::INFO.plan, Plan::Unrolled);
+    check(
+        "small_heads",
+        Problem::with_default_scale(4, 3, 4, 5, 2),
+        1.0,
+        14,
+        small_heads_into,
+    );
+    check::<
+        [[[[f32; 16]; 37]; 3]; 2],
+        [[[[f32; 16]; 70]; 3]; 2],
+        [[[[f32; 8]; 70]; 3]; 2],
+        [[[[f32; 8]; 37]; 3]; 2],
+    >(
+        "any_heads (2, 3, 37, 70, 16, 8)",
+        Problem::with_default_scale(6, 37, 70, 16, 8),
+        1.0,
+        15,
+        any_heads_into,
+    );
+}
+
+#[test]
+fn the_scale_option() {
+    let mut problem = Problem::with_default_scale(1, 100, 100, 16, 16);
+    problem.scale = 0.125;
+    check("scaled", problem, 2.0, 16, scaled_into::<100>);
+}
+
+#[test]
+fn a_single_query_over_a_long_sequence() {
+    check(
+        "one_query 4096",
+        Problem::with_default_scale(4, 1, 4096, 64, 64),
+        1.0,
+        17,
+        one_query_into::<4096>,
+    );
+}
+
+#[test]
+fn long_sequences() {
+    check::<[[[f32; 64]; 8]; 1], [[[f32; 64]; 4096]; 1], [[[f32; 64]; 4096]; 1], [[[f32; 64]; 8]; 1]>(
+        "any_shape (1, 8, 4096, 64, 64)",
+        Problem::with_default_scale(1, 8, 4096, 64, 64),
+        1.0,
+        18,
+        any_shape_into,
+    );
+    check::<
+        [[[f32; 64]; 256]; 1],
+        [[[f32; 64]; 256]; 1],
+        [[[f32; 64]; 256]; 1],
+        [[[f32; 64]; 256]; 1],
+    >(
+        "any_shape (1, 256, 256, 64, 64)",
+        Problem::with_default_scale(1, 256, 256, 64, 64),
+        1.0,
+        19,
+        any_shape_into,
+    );
+}
+
+#[test]
+fn sixteen_thousand_keys_need_no_more_than_a_tile_of_scratch() {
+    let info = one_query::info::<16384>();
+    assert_eq!(info.scratch_bytes, one_query::info::<128>().scratch_bytes);
+    assert!(info.scratch_bytes <= 4 * (4 * 64 + 2 * 4), "{info}");
+    check(
+        "one_query 16384",
+        Problem::with_default_scale(4, 1, 16384, 64, 64),
+        1.0,
+        20,
+        one_query_into::<16384>,
+    );
+}
+
+#[test]
+fn large_magnitudes_never_overflow() {
+    // Inputs of magnitude 100 and 1000 at depth 16 give scores of about ±1e4 and ±1e6:
+    // exp of those overflows f32 unless the running max is subtracted first.
+    for magnitude in [100.0, 1000.0, 1e5] {
+        any_shape_at!(magnitude, (1, 5, 70, 16, 8), (2, 2, 4, 3, 3));
+        check(
+            "odd_known, large",
+            Problem::with_default_scale(2, 67, 131, 7, 5),
+            magnitude,
+            21,
+            odd_known_into,
+        );
+        check(
+            "textbook shape, large",
+            Problem::with_default_scale(1, 2, 4, 3, 3),
+            magnitude,
+            22,
+            textbook_into,
+        );
+    }
+}
