@@ -28,6 +28,9 @@ pub struct Kernel {
     pub v: Vec<Dim>,
     /// The names left unbound, in order of first appearance: the const generic parameters.
     pub generics: Vec<Ident>,
+    /// The user's `q`, `k` and `v` tokens: the generated parameters carry their spans, so
+    /// that rustc's note on a wrongly shaped argument shows the tensor's declaration.
+    pub roles: [Ident; 3],
 }
 
 /// The size of one axis after checking.
@@ -180,6 +183,11 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
         k,
         v,
         generics,
+        roles: [
+            q_decl.role.clone(),
+            k_decl.role.clone(),
+            v_decl.role.clone(),
+        ],
     })
 }
 
@@ -651,15 +659,14 @@ fn fits(what: &str, shape: &[Resolved], span: Span, errors: &mut Errors) {
         }
     }
     let bytes = values.and_then(|v| v.checked_mul(ELEMENT_BYTES));
-    let limit = i64::MAX as u64;
-    if bytes.is_none_or(|b| b > limit) {
+    if bytes.is_none_or(|b| b > i64::MAX as u64) {
         let count = match values {
             Some(v) => format!("{v} values"),
             None => "more than 2^64 values".to_owned(),
         };
         errors.at(
             span,
-            format!("{what} would hold {count}, more than an array can hold ({limit} bytes)"),
+            format!("{what} would hold {count}, more than an array can hold (isize::MAX bytes)"),
             "use smaller sizes",
         );
     }

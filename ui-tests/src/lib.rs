@@ -1,1 +1,0 @@
-//! The trybuild cases live in tests/ui.

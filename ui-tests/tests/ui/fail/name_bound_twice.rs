@@ -1,0 +1,8 @@
+use attn_runtime::attention;
+
+attention! {
+    fn twice<q: [1, 2, Dk], k: [1, 4, Dk], v: [1, 4, 3]>
+    where Dk = 3, Dk = 4;
+}
+
+fn main() {}

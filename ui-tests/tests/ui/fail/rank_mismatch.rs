@@ -1,0 +1,7 @@
+use attn_runtime::attention;
+
+attention! {
+    fn mixed<q: [1, 2, 3], k: [1, 8, 4, 3], v: [1, 4, 3]>;
+}
+
+fn main() {}
