@@ -10,6 +10,7 @@ use crate::errors::Errors;
 use crate::options::{self, Options, edit_distance};
 use proc_macro2::Span;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use syn::{Attribute, Ident, Visibility};
 
@@ -605,11 +606,11 @@ fn agreement(rank: usize, shapes: &mut [Vec<Resolved>; 3], names: &mut Names, er
         for rule in &rules {
             let (a, b) = (at(shapes, rule.first), at(shapes, rule.second));
             for (unbound, known) in [(&a, &b), (&b, &a)] {
-                if let (Value::Unbound(name), Value::Known(n)) = (&unbound.value, &known.value) {
-                    if !names.inferred.contains_key(&name.to_string()) {
-                        names.inferred.insert(name.to_string(), *n);
-                        changed = true;
-                    }
+                if let (Value::Unbound(name), Value::Known(n)) = (&unbound.value, &known.value)
+                    && let Entry::Vacant(entry) = names.inferred.entry(name.to_string())
+                {
+                    entry.insert(*n);
+                    changed = true;
                 }
             }
         }

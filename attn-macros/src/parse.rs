@@ -228,14 +228,14 @@ fn size(input: ParseStream) -> syn::Result<SizeToken> {
             text: "_".to_owned(),
         });
     }
-    if let Some((TokenTree::Group(group), _)) = input.cursor().token_tree() {
-        if group.delimiter() == Delimiter::Bracket {
-            return Err(error(
-                group.span(),
-                "unexpected nested brackets in a shape",
-                "a shape is one flat list of dimensions, such as `[B, N, D]`",
-            ));
-        }
+    if let Some((TokenTree::Group(group), _)) = input.cursor().token_tree()
+        && group.delimiter() == Delimiter::Bracket
+    {
+        return Err(error(
+            group.span(),
+            "unexpected nested brackets in a shape",
+            "a shape is one flat list of dimensions, such as `[B, N, D]`",
+        ));
     }
     Err(input.error(
         "expected a dimension: a name such as `Nq` or a size such as `64`\nhelp: write a shape as `[B, Nq, Dk]` or `[1, 2, 3]`",

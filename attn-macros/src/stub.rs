@@ -16,10 +16,10 @@ use syn::Ident;
 pub fn kernel(decl: &KernelDecl) -> TokenStream {
     let mut bound: HashMap<String, u64> = HashMap::new();
     for binding in &decl.bindings {
-        if let SizeToken::Int(lit) = &binding.value {
-            if let Ok(n @ 1..) = lit.base10_digits().parse::<u64>() {
-                bound.entry(binding.name.to_string()).or_insert(n);
-            }
+        if let SizeToken::Int(lit) = &binding.value
+            && let Ok(n @ 1..) = lit.base10_digits().parse::<u64>()
+        {
+            bound.entry(binding.name.to_string()).or_insert(n);
         }
     }
     let mut generics = Stub {

@@ -163,10 +163,13 @@ where
             let max = scores
                 .iter()
                 .copied()
-                .fold(None, |m: Option<T>, s| match m {
-                    Some(m) if !(s > m) => Some(m),
-                    _ if s == s => Some(s),
-                    m => m,
+                .fold(None, |max: Option<T>, s| {
+                    let is_nan = s.partial_cmp(&s).is_none();
+                    match max {
+                        _ if is_nan => max,
+                        Some(m) if m >= s => Some(m),
+                        _ => Some(s),
+                    }
                 })
                 .unwrap_or(zero);
             let weights: Vec<T> = scores.iter().map(|&s| exp(s - max)).collect();

@@ -20,8 +20,8 @@ fn weights_are_a_distribution() {
         let q = Tensor::<[[[f32; 16]; 9]; 1]>::from_vec(rng.values(9 * 16, magnitude)).unwrap();
         let k = Tensor::<[[[f32; 16]; 70]; 1]>::from_vec(rng.values(70 * 16, magnitude)).unwrap();
         let mut v = Tensor::<[[[f32; 70]; 70]; 1]>::zeros();
-        for j in 0..70 {
-            v[0][j][j] = 1.0;
+        for (j, row) in v[0].iter_mut().enumerate() {
+            row[j] = 1.0;
         }
         let mut weights = Tensor::<[[[f32; 70]; 9]; 1]>::zeros();
         weights_of_into(&q, &k, &v, &mut weights);
@@ -41,8 +41,8 @@ fn weights_are_a_distribution() {
         .flatten()
         .for_each(|x| *x = rng.uniform(3.0));
     let mut v = [[[0.0; 5]; 5]; 1];
-    for j in 0..5 {
-        v[0][j][j] = 1.0;
+    for (j, row) in v[0].iter_mut().enumerate() {
+        row[j] = 1.0;
     }
     for row in weights_small(&q, &k, &v)[0] {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
