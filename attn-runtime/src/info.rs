@@ -3,6 +3,13 @@
 use std::fmt;
 
 /// The sizes of a kernel's axes. `heads` is 1 for a rank-3 kernel.
+///
+/// ```
+/// use attn_runtime::attention;
+/// attention! { fn heads<q: [2, 8, 16, 4], k: [2, 8, 32, 4], v: [2, 8, 32, 6]>; }
+/// let shape = heads::INFO.shape;
+/// assert_eq!((shape.rank, shape.heads, shape.keys, shape.value_depth), (4, 8, 32, 6));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelShape {
     /// 3 for `[batch, sequence, depth]`, 4 for `[batch, heads, sequence, depth]`.
@@ -22,6 +29,16 @@ pub struct KernelShape {
 }
 
 /// How the macro chose to compute a kernel.
+///
+/// ```
+/// use attn_runtime::{Plan, attention};
+/// attention! {
+///     fn tiny<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;
+///     fn long<q: [1, N, 64], k: [1, N, 64], v: [1, N, 64]>;
+/// }
+/// assert_eq!(tiny::INFO.plan, Plan::Unrolled);
+/// assert_eq!(long::info::<4096>().plan, Plan::Tiled { tile_queries: 4, tile_keys: 64 });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {
     /// Straight-line code: every score, weight and product written out.

@@ -100,6 +100,24 @@ mod tensor;
 #[doc(hidden)]
 pub mod __private;
 
+/// Declares attention kernels by the shapes of q, k and v, checks the shapes at compile time
+/// and generates a kernel specialized to them: see the [crate documentation](crate) for the
+/// grammar, the checks and the generated items.
+///
+/// ```
+/// use attn_runtime::attention;
+///
+/// attention! {
+///     /// One query over any number of keys.
+///     pub fn decode<q: [1, 1, 8], k: [1, N, 8], v: [1, N, 4]>;
+/// }
+///
+/// let q = [[[0.0f32; 8]; 1]; 1];
+/// let k = [[[1.0f32; 8]; 5]; 1];
+/// let v = [[[2.0f32; 4]; 5]; 1];
+/// // Equal scores: the output is the mean of the values.
+/// assert_eq!(decode(&q, &k, &v), [[[2.0; 4]; 1]; 1]);
+/// ```
 pub use attn_macros::attention;
 pub use info::{KernelInfo, KernelShape, Plan};
 pub use tensor::{Array, ShapeError, Tensor};

@@ -143,11 +143,23 @@ impl<A: Array> Tensor<A> {
     }
 
     /// The values, row-major.
+    ///
+    /// ```
+    /// let t = attn_runtime::Tensor::<[[f32; 2]; 2]>::from_slice(&[1.0, 2.0, 3.0, 4.0])?;
+    /// assert_eq!(t.as_flat(), &[1.0, 2.0, 3.0, 4.0]);
+    /// # Ok::<(), attn_runtime::ShapeError>(())
+    /// ```
     pub fn as_flat(&self) -> &[f32] {
         bytemuck::cast_slice(std::slice::from_ref(&*self.data))
     }
 
     /// The values, row-major, for writing.
+    ///
+    /// ```
+    /// let mut t = attn_runtime::Tensor::<[[f32; 2]; 2]>::zeros();
+    /// t.as_flat_mut()[3] = 5.0;
+    /// assert_eq!(t[1][1], 5.0);
+    /// ```
     pub fn as_flat_mut(&mut self) -> &mut [f32] {
         bytemuck::cast_slice_mut(std::slice::from_mut(&mut *self.data))
     }

@@ -2,6 +2,7 @@
 
 mod check;
 mod never_panic;
+mod plan;
 mod snapshots;
 
 use proc_macro2::{TokenStream, TokenTree};
