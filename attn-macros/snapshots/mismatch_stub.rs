@@ -1,4 +1,6 @@
-// attention! { fn f<q: [1, 2, 3], k: [1, 4, 5], v: [1, 4, 3]>; }
+// attention! {
+//     fn f<q: [1, 2, 3], k: [1, 4, 5], v: [1, 4, 3]>;
+// }
 
 #[allow(unused_variables, non_upper_case_globals, clippy::all)]
 fn f(
