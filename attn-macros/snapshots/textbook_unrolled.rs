@@ -47,10 +47,12 @@ pub fn seed_example_into(
         let score_2 = (q[0] * k[2][0] + q[1] * k[2][1] + q[2] * k[2][2]) * scale;
         let score_3 = (q[0] * k[3][0] + q[1] * k[3][1] + q[2] * k[3][2]) * scale;
         let max = score_0.max(score_1).max(score_2).max(score_3);
-        let weight_0 = ::attn_runtime::__private::exp(score_0 - max);
-        let weight_1 = ::attn_runtime::__private::exp(score_1 - max);
-        let weight_2 = ::attn_runtime::__private::exp(score_2 - max);
-        let weight_3 = ::attn_runtime::__private::exp(score_3 - max);
+        let [weight_0, weight_1, weight_2, weight_3] = ::attn_runtime::__private::exp_row([
+            score_0 - max,
+            score_1 - max,
+            score_2 - max,
+            score_3 - max,
+        ]);
         let inv_sum = 1.0 / (weight_0 + weight_1 + weight_2 + weight_3);
         out[0] = (weight_0 * v[0][0] + weight_1 * v[1][0] + weight_2 * v[2][0]
             + weight_3 * v[3][0]) * inv_sum;
@@ -67,10 +69,12 @@ pub fn seed_example_into(
         let score_2 = (q[0] * k[2][0] + q[1] * k[2][1] + q[2] * k[2][2]) * scale;
         let score_3 = (q[0] * k[3][0] + q[1] * k[3][1] + q[2] * k[3][2]) * scale;
         let max = score_0.max(score_1).max(score_2).max(score_3);
-        let weight_0 = ::attn_runtime::__private::exp(score_0 - max);
-        let weight_1 = ::attn_runtime::__private::exp(score_1 - max);
-        let weight_2 = ::attn_runtime::__private::exp(score_2 - max);
-        let weight_3 = ::attn_runtime::__private::exp(score_3 - max);
+        let [weight_0, weight_1, weight_2, weight_3] = ::attn_runtime::__private::exp_row([
+            score_0 - max,
+            score_1 - max,
+            score_2 - max,
+            score_3 - max,
+        ]);
         let inv_sum = 1.0 / (weight_0 + weight_1 + weight_2 + weight_3);
         out[0] = (weight_0 * v[0][0] + weight_1 * v[1][0] + weight_2 * v[2][0]
             + weight_3 * v[3][0]) * inv_sum;

@@ -15,7 +15,15 @@ use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
 /// Names that the generated body declares in the scope of the user's dimension names.
-pub const RESERVED_NAMES: &[&str] = &["TILE_QUERIES", "TILE_KEYS"];
+pub const RESERVED_NAMES: &[&str] = &[
+    "Attention",
+    "Simd",
+    "KEY_BLOCK",
+    "QUERIES",
+    "QUERY_BLOCK",
+    "FLOPS_PER_ROW",
+    "Row",
+];
 
 /// The path of the runtime's internals, as generated code reaches them.
 fn private() -> TokenStream {
@@ -63,9 +71,9 @@ pub fn kernel(kernel: &Kernel, plan: Plan) -> TokenStream {
     let body = match plan {
         Plan::Unrolled => unrolled_body(kernel),
         Plan::Tiled {
-            tile_queries,
-            tile_keys,
-        } => tiled_body(kernel, tile_queries, tile_keys),
+            query_block,
+            key_block,
+        } => tiled_body(kernel, query_block, key_block),
     };
     let info = info(kernel, plan);
     let lints = quote! {
@@ -153,9 +161,9 @@ fn plan_text(plan: Plan) -> String {
     match plan {
         Plan::Unrolled => "fully unrolled".to_owned(),
         Plan::Tiled {
-            tile_queries,
-            tile_keys,
-        } => format!("tiled: {tile_queries} queries x {tile_keys} keys, online softmax"),
+            query_block,
+            key_block,
+        } => format!("tiled: blocks of {query_block} queries x {key_block} keys, online softmax"),
     }
 }
 
@@ -239,7 +247,7 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                         let out = &mut out #at[#il];
                         #(let #score = #dots;)*
                         let max = #first #(.max(#rest))*;
-                        #(let #weight = #private::exp(#score - max);)*
+                        let [#(#weight),*] = #private::exp_row([#(#score - max),*]);
                         let inv_sum = 1.0 / (#(#weight)+*);
                         #(#outputs)*
                     }
@@ -253,73 +261,103 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
     }
 }
 
-/// A loop nest over query tiles and key blocks, with the softmax computed online: each query
+/// The tiled kernel: a struct holding the call's q, k and v, whose `Kernel::block` computes
+/// one block of query rows of one problem (batch entry and head) on any instruction set. The
+/// runtime's `run` splits the output into blocks, picks the instruction set (and threads),
+/// and calls `block`, which the compiler builds once per instruction set.
+///
+/// Within a block the keys are walked in blocks, with the softmax computed online: each query
 /// row keeps a running max and sum, and its output row is the accumulator, rescaled whenever
-/// the max grows. The scratch is one tile of scores, whatever the sequence lengths.
-fn tiled_body(kernel: &Kernel, tile_queries: u64, tile_keys: u64) -> TokenStream {
+/// the max grows. The scratch is one block of packed keys and one tile of scores, whatever
+/// the sequence lengths.
+fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream {
     let private = private();
     let scale = scale(kernel);
     let rank = kernel.rank();
-    let batch = size(kernel.batch(), kernel.q[0].span);
+    let [q, k, v] = &kernel.roles;
+    let (q_ty, k_ty, v_ty) = (
+        array_type(&kernel.q),
+        array_type(&kernel.k),
+        array_type(&kernel.v),
+    );
     let queries = size(kernel.queries(), kernel.q[rank - 2].span);
     let keys = size(kernel.keys(), kernel.k[rank - 2].span);
+    let depth = size(kernel.depth(), kernel.q[rank - 1].span);
     let value_depth = size(kernel.value_depth(), kernel.v[rank - 1].span);
-    let (tile_queries, tile_keys) = (
-        Literal::u64_unsuffixed(tile_queries),
-        Literal::u64_unsuffixed(tile_keys),
+    let (query_block, key_block) = (
+        Literal::u64_unsuffixed(query_block),
+        Literal::u64_unsuffixed(key_block),
     );
-    let at = batch_head_index(kernel, &quote!(b), &quote!(h));
-    let per_head = quote! {
-        let (q, k, v, out) = (&q #at, &k #at, &v #at, &mut out #at);
-        'query_tiles: for first_query in (0..#queries).step_by(TILE_QUERIES) {
-            let tile_queries = ::core::cmp::min(TILE_QUERIES, #queries - first_query);
-            let mut running_max = [f32::NEG_INFINITY; TILE_QUERIES];
-            let mut running_sum = [0.0f32; TILE_QUERIES];
-            for out_row in &mut out[first_query..first_query + tile_queries] {
-                *out_row = [0.0f32; #value_depth];
-            }
-            'key_blocks: for first_key in (0..#keys).step_by(TILE_KEYS) {
-                let block_keys = ::core::cmp::min(TILE_KEYS, #keys - first_key);
-                let mut scores = [[0.0f32; TILE_KEYS]; TILE_QUERIES];
-                'scores: for i in 0..tile_queries {
-                    for j in 0..block_keys {
-                        scores[i][j] =
-                            #private::dot(&q[first_query + i], &k[first_key + j]) * scale;
-                    }
-                }
-                'online_softmax: for i in 0..tile_queries {
-                    let row = &mut scores[i][..block_keys];
-                    let new_max = #private::max(running_max[i], row);
-                    let correction = #private::exp(running_max[i] - new_max);
-                    let block_sum = #private::exp_shifted_in_place(row, new_max);
-                    running_sum[i] = running_sum[i] * correction + block_sum;
-                    running_max[i] = new_max;
-                    let out_row = &mut out[first_query + i];
-                    #private::scale(out_row, correction);
-                    'values: for (j, &weight) in row.iter().enumerate() {
-                        #private::axpy(out_row, weight, &v[first_key + j]);
-                    }
-                }
-            }
-            'normalize: for i in 0..tile_queries {
-                #private::scale(&mut out[first_query + i], #private::reciprocal_or_zero(running_sum[i]));
-            }
-        }
-    };
-    let per_batch = match kernel.heads() {
+    let generics = &kernel.generics;
+    let (problem, rows) = match kernel.heads() {
         Some(heads) => {
             let heads = size(heads, kernel.q[1].span);
-            quote!('heads: for h in 0..#heads { #per_head })
+            (
+                quote! {
+                    let (b, h) = (problem / #heads, problem % #heads);
+                    let (q, k, v) = (&self.q[b][h], &self.k[b][h], &self.v[b][h]);
+                },
+                quote!(out.as_flattened_mut().as_flattened_mut()),
+            )
         }
-        None => per_head,
+        None => (
+            quote! {
+                let (q, k, v) = (&self.q[problem], &self.k[problem], &self.v[problem]);
+            },
+            quote!(out.as_flattened_mut()),
+        ),
     };
     quote! {
-        const TILE_QUERIES: usize = #tile_queries;
-        const TILE_KEYS: usize = #tile_keys;
-        #scale
-        'batch: for b in 0..#batch {
-            #per_batch
+        struct Attention<'a, #(const #generics: usize),*> {
+            q: &'a #q_ty,
+            k: &'a #k_ty,
+            v: &'a #v_ty,
         }
+        impl<#(const #generics: usize),*> #private::Kernel for Attention<'_, #(#generics),*> {
+            type Row = [f32; #value_depth];
+            const QUERIES: usize = #queries;
+            const QUERY_BLOCK: usize = #query_block;
+            const FLOPS_PER_ROW: u64 = 2 * (#keys as u64) * ((#depth + #value_depth) as u64);
+
+            #[inline(always)]
+            fn block<Simd: #private::Simd>(
+                &self,
+                simd: Simd,
+                problem: usize,
+                first_query: usize,
+                out: &mut [[f32; #value_depth]],
+            ) {
+                const KEY_BLOCK: usize = #key_block;
+                #scale
+                #problem
+                let mut running_max = [f32::NEG_INFINITY; #query_block];
+                let mut running_sum = [0.0f32; #query_block];
+                let mut packed_keys = [[0.0f32; KEY_BLOCK]; #depth];
+                let mut scores = [[0.0f32; KEY_BLOCK]; #private::TILE_ROWS];
+                out.fill([0.0f32; #value_depth]);
+                'key_blocks: for first_key in (0..#keys).step_by(KEY_BLOCK) {
+                    let last_key = ::core::cmp::min(first_key + KEY_BLOCK, #keys);
+                    let (keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
+                    #private::pack_keys(keys, &mut packed_keys);
+                    'query_tiles: for first in (0..out.len()).step_by(#private::TILE_ROWS) {
+                        let last = ::core::cmp::min(first + #private::TILE_ROWS, out.len());
+                        let queries = &q[first_query + first..first_query + last];
+                        #private::scores(simd, queries, &packed_keys, keys.len(), scale, &mut scores);
+                        let weights = &mut scores[..last - first];
+                        #private::online_softmax(
+                            simd,
+                            weights,
+                            &mut running_max[first..last],
+                            &mut running_sum[first..last],
+                            &mut out[first..last],
+                        );
+                        #private::accumulate_values(simd, weights, values, &mut out[first..last]);
+                    }
+                }
+                #private::normalize(simd, out, &running_sum);
+            }
+        }
+        #private::run(&Attention { #q, #k, #v }, #rows);
     }
 }
 
@@ -341,14 +379,14 @@ fn info(kernel: &Kernel, plan: Plan) -> TokenStream {
     let plan = match plan {
         Plan::Unrolled => quote!(::attn_runtime::Plan::Unrolled),
         Plan::Tiled {
-            tile_queries,
-            tile_keys,
+            query_block,
+            key_block,
         } => {
-            let (tq, tk) = (
-                Literal::u64_unsuffixed(tile_queries),
-                Literal::u64_unsuffixed(tile_keys),
+            let (qb, kb) = (
+                Literal::u64_unsuffixed(query_block),
+                Literal::u64_unsuffixed(key_block),
             );
-            quote!(::attn_runtime::Plan::Tiled { tile_queries: #tq, tile_keys: #tk })
+            quote!(::attn_runtime::Plan::Tiled { query_block: #qb, key_block: #kb })
         }
     };
     let generics = generics(kernel);

@@ -6,20 +6,28 @@ use crate::check::{Kernel, Size};
 /// Above it the code would grow with the shape; the tiled loop nest does not.
 pub const UNROLL_LIMIT: u64 = 1024;
 
-/// Queries per tile in the tiled loop nest: each keeps a running max and sum.
-const TILE_QUERIES: u64 = 4;
+/// Query rows per block, the unit of work (and of threading): large enough that packing a
+/// block of keys is paid back over many rows, small enough that the rows' output stays in
+/// the core's L1 and L2 caches.
+const QUERY_BLOCK: u64 = 64;
 
-/// Keys per block: the block's scores are the only scratch the tiled kernel keeps.
-const TILE_KEYS: u64 = 64;
+/// Query rows per micro-kernel tile (the runtime's `TILE_ROWS`): a block is a multiple.
+const TILE_ROWS: u64 = 4;
+
+/// Keys per block: 64 is 4 vectors of AVX-512 (16 lanes) and 8 of AVX2 (8 lanes), so one
+/// block size serves every instruction set the runtime dispatches to. A block is always a
+/// whole number of 16-lane vectors.
+const KEY_BLOCK: u64 = 64;
+const WIDEST_LANES: u64 = 16;
 
 /// The strategy chosen for one kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {
     /// Every score, exponential and product written out: for shapes known and tiny.
     Unrolled,
-    /// Query tiles of `tile_queries` rows; key blocks of `tile_keys` keys, through which the
-    /// softmax runs online, so no `queries x keys` score matrix is ever stored.
-    Tiled { tile_queries: u64, tile_keys: u64 },
+    /// Blocks of `query_block` query rows, each walking the keys in blocks of `key_block`
+    /// with an online softmax, so no `queries x keys` score matrix is ever stored.
+    Tiled { query_block: u64, key_block: u64 },
 }
 
 /// Chooses the plan of `kernel` from its shape.
@@ -39,8 +47,11 @@ pub fn plan(kernel: &Kernel) -> Plan {
     match multiply_adds() {
         Some(n) if n <= UNROLL_LIMIT => Plan::Unrolled,
         _ => Plan::Tiled {
-            tile_queries: known(kernel.queries()).map_or(TILE_QUERIES, |n| n.min(TILE_QUERIES)),
-            tile_keys: known(kernel.keys()).map_or(TILE_KEYS, |n| n.min(TILE_KEYS)),
+            // Short sequences get smaller blocks, rounded up to whole tiles and vectors.
+            query_block: known(kernel.queries())
+                .map_or(QUERY_BLOCK, |n| n.next_multiple_of(TILE_ROWS).min(QUERY_BLOCK)),
+            key_block: known(kernel.keys())
+                .map_or(KEY_BLOCK, |n| n.next_multiple_of(WIDEST_LANES).min(KEY_BLOCK)),
         },
     }
 }

@@ -37,19 +37,19 @@ pub struct KernelShape {
 ///     fn long<q: [1, N, 64], k: [1, N, 64], v: [1, N, 64]>;
 /// }
 /// assert_eq!(tiny::INFO.plan, Plan::Unrolled);
-/// assert_eq!(long::info::<4096>().plan, Plan::Tiled { tile_queries: 4, tile_keys: 64 });
+/// assert_eq!(long::info::<4096>().plan, Plan::Tiled { query_block: 64, key_block: 64 });
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {
     /// Straight-line code: every score, weight and product written out.
     Unrolled,
-    /// A loop nest over tiles of `tile_queries` queries and blocks of `tile_keys` keys, with
-    /// the softmax computed online.
+    /// Blocks of `query_block` query rows, each walking the keys in blocks of `key_block`
+    /// with the softmax computed online, in micro-kernel tiles of 4 rows.
     Tiled {
-        /// Query rows per tile.
-        tile_queries: u64,
+        /// Query rows per block: the unit of work and of threading.
+        query_block: u64,
         /// Keys per block.
-        tile_keys: u64,
+        key_block: u64,
     },
 }
 
@@ -79,8 +79,9 @@ pub struct KernelInfo {
     pub bytes_read: u64,
     /// Bytes of the output.
     pub bytes_written: u64,
-    /// Bytes of scratch memory beyond the output: one tile of scores and its running
-    /// statistics for a tiled kernel, none for an unrolled one.
+    /// Bytes of scratch memory beyond the output, on the stack of each thread: for a tiled
+    /// kernel one block of packed keys, one tile of scores and a running max and sum per row
+    /// of a query block, whatever the sequence lengths; none for an unrolled one.
     pub scratch_bytes: u64,
 }
 
@@ -108,14 +109,17 @@ impl KernelInfo {
         let written = problems
             .saturating_mul(shape.queries)
             .saturating_mul(shape.value_depth);
+        // A tiled block keeps its keys packed, one tile of scores, and a running max and sum
+        // per query row.
         let scratch_values = match plan {
             Plan::Unrolled => 0,
             Plan::Tiled {
-                tile_queries,
-                tile_keys,
-            } => tile_queries
-                .saturating_mul(tile_keys)
-                .saturating_add(tile_queries.saturating_mul(2)),
+                query_block,
+                key_block,
+            } => key_block
+                .saturating_mul(shape.depth)
+                .saturating_add(key_block.saturating_mul(TILE_ROWS))
+                .saturating_add(query_block.saturating_mul(2)),
         };
         KernelInfo {
             name,
@@ -130,6 +134,7 @@ impl KernelInfo {
 }
 
 const F32_BYTES: u64 = 4;
+const TILE_ROWS: u64 = crate::kernels::TILE_ROWS as u64;
 
 impl fmt::Display for KernelInfo {
     /// One line: the shapes, the cost and the plan.
@@ -159,9 +164,9 @@ impl fmt::Display for KernelInfo {
         match self.plan {
             Plan::Unrolled => write!(f, "unrolled"),
             Plan::Tiled {
-                tile_queries,
-                tile_keys,
-            } => write!(f, "tiled {tile_queries} x {tile_keys}"),
+                query_block,
+                key_block,
+            } => write!(f, "tiled, blocks of {query_block} queries x {key_block} keys"),
         }
     }
 }

@@ -95,6 +95,10 @@
 extern crate self as attn_runtime;
 
 mod info;
+mod kernels;
+pub mod simd;
+#[cfg(feature = "threads")]
+pub mod threads;
 mod tensor;
 
 #[doc(hidden)]

@@ -40,8 +40,9 @@ fn unrolled_code_is_bounded_by_the_unroll_limit() {
 }
 
 #[test]
-fn tile_sizes_shrink_to_small_known_sizes() {
+fn blocks_shrink_to_small_known_sizes() {
     let text = expand("fn f<q: [1, 2, 300], k: [1, 40, 300], v: [1, 40, 300]>;").to_string();
-    assert!(text.contains("const TILE_QUERIES : usize = 2"), "{text}");
-    assert!(text.contains("const TILE_KEYS : usize = 40"), "{text}");
+    // Rounded up to a whole tile of 4 rows and a whole 16-lane vector of keys.
+    assert!(text.contains("const QUERY_BLOCK : usize = 4"), "{text}");
+    assert!(text.contains("const KEY_BLOCK : usize = 48"), "{text}");
 }

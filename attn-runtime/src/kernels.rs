@@ -1,0 +1,342 @@
+//! The micro-kernels of the tiled plan and the driver that runs a kernel's blocks.
+//!
+//! A tiled kernel splits each attention problem (one batch entry and head) into blocks of
+//! query rows. For each block it walks the keys in blocks of `KB`, and for each tile of up to
+//! [`TILE_ROWS`] query rows:
+//!
+//! 1. [`scores`]: `S = Q_tile · K_blockᵀ · scale`, the tile's scores, from keys packed as
+//!    `[depth][key]` by [`pack_keys`] so that a vector of scores is one fused multiply-add
+//!    per depth step (register-blocked: 4 rows x 2 vectors of accumulators);
+//! 2. [`online_softmax`]: per row, the running max `m` and sum `l` advance over the block:
+//!    `m' = max(m, max_j S_j)`, `P_j = exp(S_j - m')`, `l' = l · exp(m - m') + Σ_j P_j`, and
+//!    the output row, which is the accumulator, is rescaled by `exp(m - m')`;
+//! 3. [`accumulate_values`]: `O_tile += P · V_block` (4 rows x 2 vectors of accumulators);
+//!
+//! and at the end [`normalize`] divides each output row by its sum. No score matrix larger
+//! than one tile is ever stored. Each row's arithmetic is the same whatever tile or thread
+//! it falls in, so results do not depend on the number of threads.
+
+use crate::simd::{Isa, Simd, WithSimd, dispatch, exp, exp_f32};
+
+/// Query rows per micro-kernel tile.
+pub const TILE_ROWS: usize = 4;
+
+/// Vectors per row in one pass of a micro-kernel: 4 rows x 2 vectors of accumulators, plus 2
+/// loads and a broadcast, fit AVX2's 16 registers, and keep both FMA ports of an AVX-512
+/// core busy.
+const PASS: usize = 2;
+
+/// Copies up to `KB` keys into `packed` as `[depth][key]`, zero past the last key.
+///
+/// ```
+/// let keys = [[1.0, 2.0], [3.0, 4.0]];
+/// let mut packed = [[9.0; 16]; 2];
+/// attn_runtime::__private::pack_keys(&keys, &mut packed);
+/// assert_eq!(&packed[1][..3], &[2.0, 4.0, 0.0]);
+/// ```
+#[inline(always)]
+pub fn pack_keys<const DEPTH: usize, const KB: usize>(
+    keys: &[[f32; DEPTH]],
+    packed: &mut [[f32; KB]; DEPTH],
+) {
+    for (d, packed_row) in packed.iter_mut().enumerate() {
+        for (j, slot) in packed_row.iter_mut().enumerate() {
+            *slot = keys.get(j).map_or(0.0, |key| key[d]);
+        }
+    }
+}
+
+/// `scores[r][j] = (q[r] · key_j) · scale` for the first `rows` rows of `q` and the keys of
+/// `packed`; `-inf` for `j >= keys` (the padding of a short last block), so that those keys
+/// get no weight.
+#[inline(always)]
+pub fn scores<S: Simd, const DEPTH: usize, const KB: usize>(
+    simd: S,
+    q: &[[f32; DEPTH]],
+    packed: &[[f32; KB]; DEPTH],
+    keys: usize,
+    scale: f32,
+    scores: &mut [[f32; KB]; TILE_ROWS],
+) {
+    let rows = q.len().min(TILE_ROWS);
+    if rows == TILE_ROWS {
+        scores_rows::<S, TILE_ROWS, DEPTH, KB>(simd, q, packed, scale, scores);
+    } else {
+        // The tail of a block, one row at a time: each row's arithmetic stays the same as in
+        // a full tile, so results do not depend on where the tiles fall.
+        for r in 0..rows {
+            scores_rows::<S, 1, DEPTH, KB>(simd, &q[r..], packed, scale, &mut scores[r..]);
+        }
+    }
+    for row in scores.iter_mut().take(rows) {
+        row[keys.min(KB)..].fill(f32::NEG_INFINITY);
+    }
+}
+
+#[inline(always)]
+fn scores_rows<S: Simd, const MR: usize, const DEPTH: usize, const KB: usize>(
+    simd: S,
+    q: &[[f32; DEPTH]],
+    packed: &[[f32; KB]; DEPTH],
+    scale: f32,
+    scores: &mut [[f32; KB]],
+) {
+    let vectors = KB / S::LANES;
+    let scale = simd.splat(scale);
+    for pass in (0..vectors).step_by(PASS) {
+        if pass + PASS <= vectors {
+            scores_pass::<S, MR, PASS, DEPTH, KB>(simd, q, packed, scale, pass, scores);
+        } else {
+            scores_pass::<S, MR, 1, DEPTH, KB>(simd, q, packed, scale, pass, scores);
+        }
+    }
+}
+
+/// One pass: `N` vectors of keys, starting at vector `first`, for `MR` rows.
+#[inline(always)]
+fn scores_pass<S: Simd, const MR: usize, const N: usize, const DEPTH: usize, const KB: usize>(
+    simd: S,
+    q: &[[f32; DEPTH]],
+    packed: &[[f32; KB]; DEPTH],
+    scale: S::V,
+    first: usize,
+    scores: &mut [[f32; KB]],
+) {
+    let q: [&[f32; DEPTH]; MR] = std::array::from_fn(|r| &q[r]);
+    let mut acc = [[simd.splat(0.0); N]; MR];
+    for d in 0..DEPTH {
+        let keys: [S::V; N] =
+            std::array::from_fn(|c| simd.load(&packed[d][(first + c) * S::LANES..]));
+        for r in 0..MR {
+            let query = simd.splat(q[r][d]);
+            for c in 0..N {
+                acc[r][c] = simd.mul_add(query, keys[c], acc[r][c]);
+            }
+        }
+    }
+    for r in 0..MR {
+        for c in 0..N {
+            simd.store(&mut scores[r][(first + c) * S::LANES..], simd.mul(acc[r][c], scale));
+        }
+    }
+}
+
+/// Advances each row's running max and sum over one block of scores, turns the scores into
+/// weights `exp(s - max)`, and rescales the row's output accumulator when the max grows.
+#[inline(always)]
+pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
+    simd: S,
+    scores: &mut [[f32; KB]],
+    running_max: &mut [f32],
+    running_sum: &mut [f32],
+    out: &mut [[f32; DV]],
+) {
+    let rows = scores.iter_mut().zip(running_max).zip(running_sum).zip(out);
+    for (((row, max), sum), out_row) in rows {
+        let mut block_max = simd.splat(f32::NEG_INFINITY);
+        for chunk in row.chunks_exact(S::LANES) {
+            block_max = simd.max(block_max, simd.load(chunk));
+        }
+        let new_max = max.max(simd.reduce_max(block_max));
+        let correction = exp_f32(*max - new_max);
+        let shift = simd.splat(new_max);
+        let mut block_sum = simd.splat(0.0);
+        for chunk in row.chunks_exact_mut(S::LANES) {
+            let weights = exp(simd, simd.sub(simd.load(chunk), shift));
+            simd.store(chunk, weights);
+            block_sum = simd.add(block_sum, weights);
+        }
+        *sum = *sum * correction + simd.reduce_sum(block_sum);
+        *max = new_max;
+        if correction != 1.0 {
+            scale_row(simd, out_row, correction);
+        }
+    }
+}
+
+/// `out[r] += Σ_j weights[r][j] · values[j]` for each row.
+#[inline(always)]
+pub fn accumulate_values<S: Simd, const KB: usize, const DV: usize>(
+    simd: S,
+    weights: &[[f32; KB]],
+    values: &[[f32; DV]],
+    out: &mut [[f32; DV]],
+) {
+    let values = &values[..values.len().min(KB)];
+    if out.len() == TILE_ROWS && weights.len() >= TILE_ROWS {
+        values_rows::<S, TILE_ROWS, KB, DV>(simd, weights, values, out);
+    } else {
+        for (r, out_row) in out.iter_mut().enumerate() {
+            values_rows::<S, 1, KB, DV>(simd, &weights[r..], values, std::slice::from_mut(out_row));
+        }
+    }
+}
+
+#[inline(always)]
+fn values_rows<S: Simd, const MR: usize, const KB: usize, const DV: usize>(
+    simd: S,
+    weights: &[[f32; KB]],
+    values: &[[f32; DV]],
+    out: &mut [[f32; DV]],
+) {
+    let full = DV / S::LANES;
+    for pass in (0..full).step_by(PASS) {
+        if pass + PASS <= full {
+            values_pass::<S, MR, PASS, KB, DV>(simd, weights, values, pass, out);
+        } else {
+            values_pass::<S, MR, 1, KB, DV>(simd, weights, values, pass, out);
+        }
+    }
+    // The last DV % LANES columns, one at a time.
+    for r in 0..MR {
+        for e in full * S::LANES..DV {
+            let mut acc = out[r][e];
+            for (j, value) in values.iter().enumerate() {
+                acc += weights[r][j] * value[e];
+            }
+            out[r][e] = acc;
+        }
+    }
+}
+
+/// One pass: `N` vectors of output columns, starting at vector `first`, for `MR` rows.
+#[inline(always)]
+fn values_pass<S: Simd, const MR: usize, const N: usize, const KB: usize, const DV: usize>(
+    simd: S,
+    weights: &[[f32; KB]],
+    values: &[[f32; DV]],
+    first: usize,
+    out: &mut [[f32; DV]],
+) {
+    let weights: [&[f32; KB]; MR] = std::array::from_fn(|r| &weights[r]);
+    let mut acc: [[S::V; N]; MR] =
+        std::array::from_fn(|r| std::array::from_fn(|c| simd.load(&out[r][(first + c) * S::LANES..])));
+    for (j, value) in values.iter().enumerate() {
+        let value: [S::V; N] = std::array::from_fn(|c| simd.load(&value[(first + c) * S::LANES..]));
+        for r in 0..MR {
+            let weight = simd.splat(weights[r][j]);
+            for c in 0..N {
+                acc[r][c] = simd.mul_add(weight, value[c], acc[r][c]);
+            }
+        }
+    }
+    for r in 0..MR {
+        for c in 0..N {
+            simd.store(&mut out[r][(first + c) * S::LANES..], acc[r][c]);
+        }
+    }
+}
+
+/// `row *= factor`.
+#[inline(always)]
+fn scale_row<S: Simd, const N: usize>(simd: S, row: &mut [f32; N], factor: f32) {
+    let factor_v = simd.splat(factor);
+    let mut chunks = row.chunks_exact_mut(S::LANES);
+    for chunk in &mut chunks {
+        simd.store(chunk, simd.mul(simd.load(chunk), factor_v));
+    }
+    for x in chunks.into_remainder() {
+        *x *= factor;
+    }
+}
+
+/// Divides each output row by its softmax sum. A row that saw no key (zero keys) has the sum
+/// 0 and stays 0; a NaN sum gives NaN.
+#[inline(always)]
+pub fn normalize<S: Simd, const DV: usize>(simd: S, out: &mut [[f32; DV]], running_sum: &[f32]) {
+    for (row, &sum) in out.iter_mut().zip(running_sum) {
+        let inverse = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+        scale_row(simd, row, inverse);
+    }
+}
+
+/// A tiled kernel, as the macro emits it: the rows of its output and how to compute a block.
+pub trait Kernel: Sync {
+    /// One output row, `[f32; Dv]`.
+    type Row: Send;
+    /// Query rows per problem (one batch entry and head).
+    const QUERIES: usize;
+    /// Query rows per block: the unit of work, and of threading.
+    const QUERY_BLOCK: usize;
+    /// Floating-point operations per query row, to decide whether threads pay.
+    const FLOPS_PER_ROW: u64;
+    /// Computes the rows `first_query..first_query + out.len()` of problem `problem`.
+    fn block<S: Simd>(&self, simd: S, problem: usize, first_query: usize, out: &mut [Self::Row]);
+}
+
+/// The blocks of a range of output rows, run on one instruction set.
+struct Blocks<'a, K: Kernel> {
+    kernel: &'a K,
+    /// Rows starting at the start of a block.
+    out: &'a mut [K::Row],
+    /// The index, among all output rows, of `out[0]`.
+    first_row: usize,
+}
+
+impl<K: Kernel> WithSimd for Blocks<'_, K> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let mut row = self.first_row;
+        let mut rest = self.out;
+        while !rest.is_empty() {
+            let (problem, first_query) = (row / K::QUERIES, row % K::QUERIES);
+            let len = K::QUERY_BLOCK.min(K::QUERIES - first_query).min(rest.len());
+            let (block, tail) = rest.split_at_mut(len);
+            self.kernel.block(simd, problem, first_query, block);
+            row += len;
+            rest = tail;
+        }
+    }
+}
+
+/// Runs `kernel` over all of `out`, the output rows of every problem in order, on the active
+/// instruction set (and, with the `threads` feature, on several threads when it pays).
+pub fn run<K: Kernel>(kernel: &K, out: &mut [K::Row]) {
+    if K::QUERIES == 0 || K::QUERY_BLOCK == 0 || out.is_empty() {
+        return;
+    }
+    let isa = Isa::active();
+    #[cfg(feature = "threads")]
+    {
+        let threads = crate::threads::for_work(out.len() as u64 * K::FLOPS_PER_ROW);
+        if threads > 1 {
+            return run_threads(kernel, out, isa, threads);
+        }
+    }
+    dispatch(
+        isa,
+        Blocks {
+            kernel,
+            out,
+            first_row: 0,
+        },
+    );
+}
+
+/// Splits the rows at block boundaries into `threads` runs of about equal length.
+#[cfg(feature = "threads")]
+fn run_threads<K: Kernel>(kernel: &K, out: &mut [K::Row], isa: Isa, threads: usize) {
+    let blocks_per_problem = K::QUERIES.div_ceil(K::QUERY_BLOCK);
+    let problems = out.len() / K::QUERIES;
+    let blocks = problems * blocks_per_problem;
+    // The row where block `b` starts; `start(blocks)` is the end of the output.
+    let start = |b: usize| {
+        (b / blocks_per_problem) * K::QUERIES + (b % blocks_per_problem) * K::QUERY_BLOCK
+    };
+    std::thread::scope(|scope| {
+        let mut rest = out;
+        let mut taken = 0;
+        for t in 0..threads {
+            let end_row = start(blocks * (t + 1) / threads);
+            let (mine, tail) = rest.split_at_mut(end_row - taken);
+            let first_row = taken;
+            taken = end_row;
+            rest = tail;
+            if mine.is_empty() {
+                continue;
+            }
+            scope.spawn(move || dispatch(isa, Blocks { kernel, out: mine, first_row }));
+        }
+    });
+}

@@ -1,0 +1,67 @@
+//! `exp` for the softmax, on any [`Simd`]: within 2 ulp of the correctly rounded result on
+//! `(-inf, 0]`, 0 below the f32 range, NaN for NaN.
+//!
+//! `exp(x) = 2^n · exp(r)` with `n = round(x / ln 2)` and `r = x - n ln 2` (Cody and Waite's
+//! two-part `ln 2`, so that `r` is exact to a few ulp), `exp(r)` by its Taylor series to
+//! degree 7 on `|r| <= ln 2 / 2` (truncation below 0.05 ulp), and `2^n` applied in two
+//! halves so that each factor is a normal number and results in the subnormal range are
+//! rounded once.
+
+use super::{Lane, Simd};
+
+/// Below this every result rounds to 0 (exp(-104) is already under half the smallest
+/// subnormal); clamping here keeps `n` small and turns -inf into 0.
+const CLAMP: f32 = -110.0;
+const LOG2_E: f32 = std::f32::consts::LOG2_E;
+/// ln 2 = LN2_HI + LN2_LO, with LN2_HI = 355/512 exact in 9 bits, so `n · LN2_HI` is exact.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// 1/k! for k = 7 down to 2.
+const TAYLOR: [f32; 6] = [
+    1.0 / 5040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+];
+
+/// `exp(x)` in every lane of `x`.
+///
+/// ```
+/// use attn_runtime::simd::{Portable, Simd, exp};
+/// let out = exp(Portable, [0.0, -1.0, -200.0, f32::NEG_INFINITY, f32::NAN, -0.5, -87.0, -103.0]);
+/// assert_eq!(out[0], 1.0);
+/// assert_eq!(out[1], (-1.0f32).exp());
+/// assert_eq!((out[2], out[3]), (0.0, 0.0));
+/// assert!(out[4].is_nan());
+/// ```
+#[inline(always)]
+pub fn exp<S: Simd>(simd: S, x: S::V) -> S::V {
+    // `max` returns its second operand when either is NaN, so a NaN passes through.
+    let x = simd.max(simd.splat(CLAMP), x);
+    let n = simd.round(simd.mul(x, simd.splat(LOG2_E)));
+    let r = simd.mul_add(n, simd.splat(-LN2_HI), x);
+    let r = simd.mul_add(n, simd.splat(-LN2_LO), r);
+    let mut p = simd.splat(TAYLOR[0]);
+    for c in &TAYLOR[1..] {
+        p = simd.mul_add(p, r, simd.splat(*c));
+    }
+    // p = 1 + r + r^2 (1/2 + r/6 + ..): the two leading terms added last, for accuracy.
+    let p = simd.mul_add(simd.mul(p, r), r, r);
+    let p = simd.add(p, simd.splat(1.0));
+    let half = simd.round(simd.mul(n, simd.splat(0.5)));
+    let rest = simd.sub(n, half);
+    simd.scale_by_pow2(simd.scale_by_pow2(p, half), rest)
+}
+
+/// `exp(x)` for one f32, by the same steps as [`exp`].
+///
+/// ```
+/// assert_eq!(attn_runtime::simd::exp_f32(0.0), 1.0);
+/// assert_eq!(attn_runtime::simd::exp_f32(-1000.0), 0.0);
+/// ```
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    exp(Lane, x)
+}

@@ -1,0 +1,232 @@
+//! Vector types with run-time CPU-feature dispatch.
+//!
+//! Kernels are written once, generic over [`Simd`]; [`run`] picks the widest instruction set
+//! the CPU has (AVX-512F, then AVX2 with FMA, then portable code) and calls the kernel inside
+//! a function compiled for it, so a default `cargo build --release` with no `-C target-cpu`
+//! flags runs 512-bit code on a CPU that has it. Each instruction set has one
+//! `#[target_feature]` wrapper; the kernel's body is `#[inline(always)]` and is compiled into
+//! each wrapper.
+//!
+//! Tests and benchmarks can force an instruction set, on one thread with [`with_isa`] or for
+//! the whole process with the `ATTN_ISA` environment variable (`scalar`, `avx2`, `avx512`).
+
+mod exp;
+mod portable;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use exp::{exp, exp_f32};
+pub use portable::{Lane, Portable};
+#[cfg(target_arch = "x86_64")]
+pub use x86::{Avx2, Avx512};
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::OnceLock;
+
+/// An instruction set a kernel can run on.
+///
+/// ```
+/// use attn_runtime::simd::Isa;
+/// assert!(Isa::Portable.is_supported());
+/// assert!(Isa::detected().is_supported());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Plain Rust over arrays of 8 lanes: runs everywhere; the compiler vectorizes it for the
+    /// baseline of the target (SSE2 on x86-64, NEON on aarch64).
+    Portable,
+    /// 256-bit AVX2 with FMA, 8 lanes.
+    Avx2,
+    /// 512-bit AVX-512F, 16 lanes.
+    Avx512,
+}
+
+impl Isa {
+    /// Every instruction set, narrowest first.
+    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+
+    /// Whether this CPU can run it.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The widest instruction set this CPU supports.
+    pub fn detected() -> Isa {
+        static DETECTED: OnceLock<Isa> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            Isa::ALL
+                .into_iter()
+                .rev()
+                .find(|isa| isa.is_supported())
+                .unwrap_or(Isa::Portable)
+        })
+    }
+
+    /// What [`run`] uses on this thread: the one forced by [`with_isa`], else the one named
+    /// by `ATTN_ISA` (if this CPU supports it), else [`Isa::detected`].
+    pub fn active() -> Isa {
+        FORCED.with(Cell::get).unwrap_or_else(from_environment)
+    }
+
+    /// The name `ATTN_ISA` takes: `scalar`, `avx2` or `avx512`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn from_environment() -> Isa {
+    static CHOSEN: OnceLock<Isa> = OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let wanted = std::env::var("ATTN_ISA").ok();
+        Isa::ALL
+            .into_iter()
+            .find(|isa| wanted.as_deref() == Some(isa.name()) && isa.is_supported())
+            .unwrap_or_else(Isa::detected)
+    })
+}
+
+thread_local! {
+    static FORCED: Cell<Option<Isa>> = const { Cell::new(None) };
+}
+
+/// An instruction set this CPU does not have.
+///
+/// ```
+/// use attn_runtime::simd::{Isa, UnsupportedIsa};
+/// let error = UnsupportedIsa { isa: Isa::Avx512 };
+/// assert_eq!(error.to_string(), "this CPU does not support avx512");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnsupportedIsa {
+    /// The instruction set asked for.
+    pub isa: Isa,
+}
+
+impl fmt::Display for UnsupportedIsa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "this CPU does not support {}", self.isa)
+    }
+}
+
+impl std::error::Error for UnsupportedIsa {}
+
+/// Runs `f` with every kernel on this thread forced onto `isa`; an error, and `f` not run, if
+/// this CPU does not support it.
+///
+/// ```
+/// use attn_runtime::simd::{Isa, with_isa};
+/// let seen = with_isa(Isa::Portable, Isa::active)?;
+/// assert_eq!(seen, Isa::Portable);
+/// # Ok::<(), attn_runtime::simd::UnsupportedIsa>(())
+/// ```
+pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> Result<R, UnsupportedIsa> {
+    if !isa.is_supported() {
+        return Err(UnsupportedIsa { isa });
+    }
+    struct Restore(Option<Isa>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FORCED.with(|forced| forced.set(self.0));
+        }
+    }
+    let _restore = Restore(FORCED.with(|forced| forced.replace(Some(isa))));
+    Ok(f())
+}
+
+/// The operations kernels use, on vectors of [`Simd::LANES`] f32.
+///
+/// Loads and stores take slices: they read or write the first `LANES` elements, and panic if
+/// there are fewer (a bug in attn, never a consequence of user input: every slice a kernel
+/// passes is cut from an array whose size the macro checked).
+pub trait Simd: Copy + Send + Sync + 'static {
+    /// f32 lanes per vector.
+    const LANES: usize;
+    /// A vector of `LANES` f32.
+    type V: Copy;
+
+    /// Every lane `x`.
+    fn splat(self, x: f32) -> Self::V;
+    /// The first `LANES` values of `src`.
+    fn load(self, src: &[f32]) -> Self::V;
+    /// Writes `v` to the first `LANES` values of `dst`.
+    fn store(self, dst: &mut [f32], v: Self::V);
+    /// `a + b`.
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a - b`.
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a · b`.
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a · b + c`, rounded once where the instruction set has FMA.
+    fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `max(a, b)` per lane; a NaN in `b` is returned, a NaN in `a` is not (as x86 `maxps`).
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Rounds each lane to the nearest integer, ties to even.
+    fn round(self, a: Self::V) -> Self::V;
+    /// `a · 2^n` for integral `n` in `[-127, 127]`, exactly when the result is normal.
+    fn scale_by_pow2(self, a: Self::V, n: Self::V) -> Self::V;
+    /// The largest lane, ignoring NaN lanes unless all are NaN.
+    fn reduce_max(self, a: Self::V) -> f32;
+    /// The sum of the lanes.
+    fn reduce_sum(self, a: Self::V) -> f32;
+}
+
+/// A computation generic over [`Simd`], run by [`dispatch`] on the active instruction set.
+pub trait WithSimd {
+    /// What the computation returns.
+    type Output;
+    /// Runs the computation with `simd`'s instructions. Implementations are
+    /// `#[inline(always)]`, so that they are compiled into each instruction set's wrapper.
+    fn with_simd<S: Simd>(self, simd: S) -> Self::Output;
+}
+
+/// Runs `op` on `isa`, which must be supported, else on the portable path.
+///
+/// ```
+/// use attn_runtime::simd::{Isa, Simd, WithSimd, dispatch};
+/// struct Sum<'a>(&'a [f32; 16]);
+/// impl WithSimd for Sum<'_> {
+///     type Output = f32;
+///     #[inline(always)]
+///     fn with_simd<S: Simd>(self, simd: S) -> f32 {
+///         let mut acc = simd.splat(0.0);
+///         for chunk in self.0.chunks_exact(S::LANES) {
+///             acc = simd.add(acc, simd.load(chunk));
+///         }
+///         simd.reduce_sum(acc)
+///     }
+/// }
+/// for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+///     assert_eq!(dispatch(isa, Sum(&[1.0; 16])), 16.0);
+/// }
+/// ```
+pub fn dispatch<Op: WithSimd>(isa: Isa, op: Op) -> Op::Output {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if isa.is_supported() => x86::run_avx512(op),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if isa.is_supported() => x86::run_avx2(op),
+        _ => op.with_simd(Portable),
+    }
+}

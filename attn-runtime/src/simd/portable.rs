@@ -1,0 +1,151 @@
+//! The portable instruction set: plain Rust over arrays of 8 lanes, which the compiler
+//! vectorizes for the target's baseline (SSE2 on x86-64, NEON on aarch64).
+
+use super::Simd;
+
+/// Portable vectors of 8 lanes. Always available.
+///
+/// ```
+/// use attn_runtime::simd::{Portable, Simd};
+/// let v = Portable.load(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+/// assert_eq!(Portable.reduce_sum(v), 36.0);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Portable;
+
+const LANES: usize = 8;
+
+#[inline(always)]
+fn map(a: [f32; LANES], f: impl Fn(f32) -> f32) -> [f32; LANES] {
+    a.map(f)
+}
+
+#[inline(always)]
+fn zip(a: [f32; LANES], b: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> [f32; LANES] {
+    std::array::from_fn(|i| f(a[i], b[i]))
+}
+
+/// One f32 as a vector of one lane: the scalar form of every kernel step, such as
+/// [`super::exp_f32`].
+///
+/// ```
+/// use attn_runtime::simd::{Lane, Simd};
+/// assert_eq!(Lane.mul_add(2.0, 3.0, 1.0), 7.0);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lane;
+
+impl Simd for Lane {
+    const LANES: usize = 1;
+    type V = f32;
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    fn load(self, src: &[f32]) -> f32 {
+        src[0]
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f32], v: f32) {
+        dst[0] = v;
+    }
+    #[inline(always)]
+    fn add(self, a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    fn sub(self, a: f32, b: f32) -> f32 {
+        a - b
+    }
+    #[inline(always)]
+    fn mul(self, a: f32, b: f32) -> f32 {
+        a * b
+    }
+    /// Two roundings, as [`Portable::mul_add`].
+    #[inline(always)]
+    fn mul_add(self, a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+    #[inline(always)]
+    fn max(self, a: f32, b: f32) -> f32 {
+        if a > b { a } else { b }
+    }
+    #[inline(always)]
+    fn round(self, a: f32) -> f32 {
+        a.round_ties_even()
+    }
+    #[inline(always)]
+    fn scale_by_pow2(self, a: f32, n: f32) -> f32 {
+        a * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    }
+    #[inline(always)]
+    fn reduce_max(self, a: f32) -> f32 {
+        a
+    }
+    #[inline(always)]
+    fn reduce_sum(self, a: f32) -> f32 {
+        a
+    }
+}
+
+impl Simd for Portable {
+    const LANES: usize = LANES;
+    type V = [f32; LANES];
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> Self::V {
+        [x; LANES]
+    }
+    #[inline(always)]
+    fn load(self, src: &[f32]) -> Self::V {
+        let mut v = [0.0; LANES];
+        v.copy_from_slice(&src[..LANES]);
+        v
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f32], v: Self::V) {
+        dst[..LANES].copy_from_slice(&v);
+    }
+    #[inline(always)]
+    fn add(self, a: Self::V, b: Self::V) -> Self::V {
+        zip(a, b, |x, y| x + y)
+    }
+    #[inline(always)]
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V {
+        zip(a, b, |x, y| x - y)
+    }
+    #[inline(always)]
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V {
+        zip(a, b, |x, y| x * y)
+    }
+    /// Two roundings: without FMA in the target's baseline, `f32::mul_add` would be a slow
+    /// library call.
+    #[inline(always)]
+    fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        std::array::from_fn(|i| a[i] * b[i] + c[i])
+    }
+    #[inline(always)]
+    fn max(self, a: Self::V, b: Self::V) -> Self::V {
+        zip(a, b, |x, y| Lane.max(x, y))
+    }
+    #[inline(always)]
+    fn round(self, a: Self::V) -> Self::V {
+        map(a, |x| Lane.round(x))
+    }
+    #[inline(always)]
+    fn scale_by_pow2(self, a: Self::V, n: Self::V) -> Self::V {
+        zip(a, n, |x, n| Lane.scale_by_pow2(x, n))
+    }
+    #[inline(always)]
+    fn reduce_max(self, a: Self::V) -> f32 {
+        a.into_iter().fold(f32::NEG_INFINITY, f32::max)
+    }
+    #[inline(always)]
+    fn reduce_sum(self, a: Self::V) -> f32 {
+        // Pairwise, as the vector instruction sets reduce.
+        let [a0, a1, a2, a3, a4, a5, a6, a7] = a;
+        ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))
+    }
+}

@@ -1,0 +1,190 @@
+//! AVX2+FMA and AVX-512F, each behind one `#[target_feature]` wrapper.
+//!
+//! [`Avx2`] and [`Avx512`] have a private field: they are only made inside [`run_avx2`] and
+//! [`run_avx512`], which [`super::dispatch`] calls only after checking that the CPU has the
+//! instruction set. Every intrinsic below relies on that, as its `SAFETY` line says.
+
+use super::{Simd, WithSimd};
+use std::arch::x86_64::*;
+
+/// 256-bit AVX2 vectors with FMA, 8 lanes.
+#[derive(Clone, Copy, Debug)]
+pub struct Avx2 {
+    _checked: (),
+}
+
+/// 512-bit AVX-512F vectors, 16 lanes.
+#[derive(Clone, Copy, Debug)]
+pub struct Avx512 {
+    _checked: (),
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn avx2<Op: WithSimd>(op: Op) -> Op::Output {
+    op.with_simd(Avx2 { _checked: () })
+}
+
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn avx512<Op: WithSimd>(op: Op) -> Op::Output {
+    op.with_simd(Avx512 { _checked: () })
+}
+
+/// Runs `op` with AVX2 and FMA. The caller has checked that the CPU has both.
+pub(super) fn run_avx2<Op: WithSimd>(op: Op) -> Op::Output {
+    // SAFETY: `dispatch` calls this only when `Isa::Avx2.is_supported()`.
+    unsafe { avx2(op) }
+}
+
+/// Runs `op` with AVX-512F. The caller has checked that the CPU has it.
+pub(super) fn run_avx512<Op: WithSimd>(op: Op) -> Op::Output {
+    // SAFETY: `dispatch` calls this only when `Isa::Avx512.is_supported()`.
+    unsafe { avx512(op) }
+}
+
+/// `_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC`: round to nearest, ties to even.
+const NEAREST: i32 = 0x08;
+
+impl Simd for Avx2 {
+    const LANES: usize = 8;
+    type V = __m256;
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m256 {
+        // SAFETY: an `Avx2` exists only where AVX2 and FMA are available (see the module).
+        unsafe { _mm256_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn load(self, src: &[f32]) -> __m256 {
+        let src = &src[..8];
+        // SAFETY: `src` has 8 readable f32 (the slice above checked it); AVX is available.
+        unsafe { _mm256_loadu_ps(src.as_ptr()) }
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f32], v: __m256) {
+        let dst = &mut dst[..8];
+        // SAFETY: `dst` has 8 writable f32 (the slice above checked it); AVX is available.
+        unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX is available (see the module).
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX is available (see the module).
+        unsafe { _mm256_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX is available (see the module).
+        unsafe { _mm256_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: FMA is available (see the module).
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn max(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX is available (see the module).
+        unsafe { _mm256_max_ps(a, b) }
+    }
+    #[inline(always)]
+    fn round(self, a: __m256) -> __m256 {
+        // SAFETY: AVX is available (see the module).
+        unsafe { _mm256_round_ps::<NEAREST>(a) }
+    }
+    #[inline(always)]
+    fn scale_by_pow2(self, a: __m256, n: __m256) -> __m256 {
+        // SAFETY: AVX2 is available (see the module).
+        unsafe {
+            let biased = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+            _mm256_mul_ps(a, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased)))
+        }
+    }
+    #[inline(always)]
+    fn reduce_max(self, a: __m256) -> f32 {
+        let mut lanes = [0.0f32; 8];
+        self.store(&mut lanes, a);
+        lanes.into_iter().fold(f32::NEG_INFINITY, f32::max)
+    }
+    #[inline(always)]
+    fn reduce_sum(self, a: __m256) -> f32 {
+        // SAFETY: AVX is available (see the module).
+        unsafe {
+            let halves = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+            let pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
+            _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps::<0b01>(pairs, pairs)))
+        }
+    }
+}
+
+impl Simd for Avx512 {
+    const LANES: usize = 16;
+    type V = __m512;
+
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m512 {
+        // SAFETY: an `Avx512` exists only where AVX-512F is available (see the module).
+        unsafe { _mm512_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn load(self, src: &[f32]) -> __m512 {
+        let src = &src[..16];
+        // SAFETY: `src` has 16 readable f32 (the slice above checked it); AVX-512F is available.
+        unsafe { _mm512_loadu_ps(src.as_ptr()) }
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f32], v: __m512) {
+        let dst = &mut dst[..16];
+        // SAFETY: `dst` has 16 writable f32 (the slice above checked it); AVX-512F is available.
+        unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F is available (see the module).
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F is available (see the module).
+        unsafe { _mm512_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F is available (see the module).
+        unsafe { _mm512_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: AVX-512F is available (see the module).
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn max(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F is available (see the module).
+        unsafe { _mm512_max_ps(a, b) }
+    }
+    #[inline(always)]
+    fn round(self, a: __m512) -> __m512 {
+        // SAFETY: AVX-512F is available (see the module).
+        unsafe { _mm512_roundscale_ps::<NEAREST>(a) }
+    }
+    #[inline(always)]
+    fn scale_by_pow2(self, a: __m512, n: __m512) -> __m512 {
+        // SAFETY: AVX-512F is available (see the module).
+        unsafe { _mm512_scalef_ps(a, n) }
+    }
+    #[inline(always)]
+    fn reduce_max(self, a: __m512) -> f32 {
+        let mut lanes = [0.0f32; 16];
+        self.store(&mut lanes, a);
+        lanes.into_iter().fold(f32::NEG_INFINITY, f32::max)
+    }
+    #[inline(always)]
+    fn reduce_sum(self, a: __m512) -> f32 {
+        // SAFETY: AVX-512F is available (see the module).
+        unsafe { _mm512_reduce_add_ps(a) }
+    }
+}

@@ -1,0 +1,59 @@
+//! How many threads a kernel uses (the `threads` feature).
+//!
+//! A kernel's blocks of query rows are split over scoped threads when its work is large
+//! enough to pay for starting them. Each row is computed the same way on any thread, so the
+//! results are bit-identical to a single-threaded run.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+/// Below this many FLOPs a kernel runs on the calling thread: starting a thread costs about
+/// as much as 10 microseconds of work.
+pub const MIN_FLOPS_PER_THREAD: u64 = 1 << 21;
+
+thread_local! {
+    static FORCED: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The threads kernels may use: the number forced by [`with_threads`] on this thread, else
+/// `ATTN_THREADS`, else the machine's available parallelism.
+///
+/// ```
+/// assert!(attn_runtime::threads::max_threads() >= 1);
+/// ```
+pub fn max_threads() -> usize {
+    FORCED.with(Cell::get).unwrap_or_else(|| {
+        static DEFAULT: OnceLock<usize> = OnceLock::new();
+        *DEFAULT.get_or_init(|| {
+            std::env::var("ATTN_THREADS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+                .unwrap_or(1)
+                .max(1)
+        })
+    })
+}
+
+/// Runs `f` with kernels on this thread using at most `threads` threads (at least 1).
+///
+/// ```
+/// use attn_runtime::threads::{max_threads, with_threads};
+/// assert_eq!(with_threads(1, max_threads), 1);
+/// ```
+pub fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<usize>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FORCED.with(|forced| forced.set(self.0));
+        }
+    }
+    let _restore = Restore(FORCED.with(|forced| forced.replace(Some(threads.max(1)))));
+    f()
+}
+
+/// The threads to use for `flops` of work.
+pub(crate) fn for_work(flops: u64) -> usize {
+    let useful = (flops / MIN_FLOPS_PER_THREAD).max(1);
+    max_threads().min(usize::try_from(useful).unwrap_or(usize::MAX))
+}
