@@ -46,14 +46,23 @@ pub fn seed_example_into(
         let score_1 = (q[0] * k[1][0] + q[1] * k[1][1] + q[2] * k[1][2]) * scale;
         let score_2 = (q[0] * k[2][0] + q[1] * k[2][1] + q[2] * k[2][2]) * scale;
         let score_3 = (q[0] * k[3][0] + q[1] * k[3][1] + q[2] * k[3][2]) * scale;
-        let max = score_0.max(score_1).max(score_2).max(score_3);
-        let [weight_0, weight_1, weight_2, weight_3] = ::attn_runtime::__private::exp_row([
-            score_0 - max,
-            score_1 - max,
-            score_2 - max,
-            score_3 - max,
+        let max = ::attn_runtime::__private::max_of([
+            score_0,
+            score_1,
+            score_2,
+            score_3,
         ]);
-        let inv_sum = 1.0 / (weight_0 + weight_1 + weight_2 + weight_3);
+        let [weight_0, weight_1, weight_2, weight_3] = ::attn_runtime::__private::exp_shifted(
+            [score_0, score_1, score_2, score_3],
+            max,
+        );
+        let inv_sum = 1.0
+            / ::attn_runtime::__private::sum_of([
+                weight_0,
+                weight_1,
+                weight_2,
+                weight_3,
+            ]);
         out[0] = (weight_0 * v[0][0] + weight_1 * v[1][0] + weight_2 * v[2][0]
             + weight_3 * v[3][0]) * inv_sum;
         out[1] = (weight_0 * v[0][1] + weight_1 * v[1][1] + weight_2 * v[2][1]
@@ -68,14 +77,23 @@ pub fn seed_example_into(
         let score_1 = (q[0] * k[1][0] + q[1] * k[1][1] + q[2] * k[1][2]) * scale;
         let score_2 = (q[0] * k[2][0] + q[1] * k[2][1] + q[2] * k[2][2]) * scale;
         let score_3 = (q[0] * k[3][0] + q[1] * k[3][1] + q[2] * k[3][2]) * scale;
-        let max = score_0.max(score_1).max(score_2).max(score_3);
-        let [weight_0, weight_1, weight_2, weight_3] = ::attn_runtime::__private::exp_row([
-            score_0 - max,
-            score_1 - max,
-            score_2 - max,
-            score_3 - max,
+        let max = ::attn_runtime::__private::max_of([
+            score_0,
+            score_1,
+            score_2,
+            score_3,
         ]);
-        let inv_sum = 1.0 / (weight_0 + weight_1 + weight_2 + weight_3);
+        let [weight_0, weight_1, weight_2, weight_3] = ::attn_runtime::__private::exp_shifted(
+            [score_0, score_1, score_2, score_3],
+            max,
+        );
+        let inv_sum = 1.0
+            / ::attn_runtime::__private::sum_of([
+                weight_0,
+                weight_1,
+                weight_2,
+                weight_3,
+            ]);
         out[0] = (weight_0 * v[0][0] + weight_1 * v[1][0] + weight_2 * v[2][0]
             + weight_3 * v[3][0]) * inv_sum;
         out[1] = (weight_0 * v[0][1] + weight_1 * v[1][1] + weight_2 * v[2][1]

@@ -231,7 +231,6 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                     });
                     quote!((#(#terms)+*) * scale)
                 });
-                let (first, rest) = (&score[0], &score[1..]);
                 let outputs = (0..value_depth).map(|e| {
                     let e = Literal::u64_unsuffixed(e);
                     let terms = (0..keys).map(|j| {
@@ -246,9 +245,9 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                         let (q, k, v) = (&q #at[#il], &k #at, &v #at);
                         let out = &mut out #at[#il];
                         #(let #score = #dots;)*
-                        let max = #first #(.max(#rest))*;
-                        let [#(#weight),*] = #private::exp_row([#(#score - max),*]);
-                        let inv_sum = 1.0 / (#(#weight)+*);
+                        let max = #private::max_of([#(#score),*]);
+                        let [#(#weight),*] = #private::exp_shifted([#(#score),*], max);
+                        let inv_sum = 1.0 / #private::sum_of([#(#weight),*]);
                         #(#outputs)*
                     }
                 });

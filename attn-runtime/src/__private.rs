@@ -16,14 +16,48 @@ pub fn default_scale(depth: usize) -> f32 {
     (1.0 / (depth as f64).sqrt()) as f32
 }
 
-/// The weights of one row of an unrolled kernel: `exp` of each shifted score. Written over
-/// an array so that the compiler computes the exponentials of a row in one vector.
+/// The weights of one row of an unrolled kernel before normalization: `exp(score - max)`
+/// for each score. Written over an array so that the compiler computes the exponentials of
+/// a row in one vector.
 ///
 /// ```
-/// let weights = attn_runtime::__private::exp_row([0.0, -1.0]);
+/// let weights = attn_runtime::__private::exp_shifted([2.0, 1.0], 2.0);
 /// assert_eq!(weights[0], 1.0);
 /// ```
 #[inline(always)]
-pub fn exp_row<const N: usize>(shifted: [f32; N]) -> [f32; N] {
-    shifted.map(crate::simd::exp_f32)
+pub fn exp_shifted<const N: usize>(scores: [f32; N], max: f32) -> [f32; N] {
+    scores.map(|score| crate::simd::exp_f32(score - max))
+}
+
+/// The largest of a row of scores, as a balanced tree of `max` so that a short row waits on
+/// few steps. A NaN score may or may not be kept: its row is NaN either way.
+///
+/// ```
+/// assert_eq!(attn_runtime::__private::max_of([1.0, 4.0, 2.0]), 4.0);
+/// ```
+#[inline(always)]
+pub fn max_of<const N: usize>(row: [f32; N]) -> f32 {
+    tree(&row, &|a, b| if a > b { a } else { b })
+}
+
+/// The sum of a row of weights, as a balanced tree of additions.
+///
+/// ```
+/// assert_eq!(attn_runtime::__private::sum_of([1.0, 4.0, 2.0]), 7.0);
+/// ```
+#[inline(always)]
+pub fn sum_of<const N: usize>(row: [f32; N]) -> f32 {
+    tree(&row, &|a, b| a + b)
+}
+
+#[inline(always)]
+fn tree(values: &[f32], combine: &impl Fn(f32, f32) -> f32) -> f32 {
+    match values {
+        [] => f32::NEG_INFINITY,
+        [one] => *one,
+        _ => {
+            let (left, right) = values.split_at(values.len() / 2);
+            combine(tree(left, combine), tree(right, combine))
+        }
+    }
 }

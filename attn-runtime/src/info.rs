@@ -37,7 +37,7 @@ pub struct KernelShape {
 ///     fn long<q: [1, N, 64], k: [1, N, 64], v: [1, N, 64]>;
 /// }
 /// assert_eq!(tiny::INFO.plan, Plan::Unrolled);
-/// assert_eq!(long::info::<4096>().plan, Plan::Tiled { query_block: 64, key_block: 64 });
+/// assert_eq!(long::info::<4096>().plan, Plan::Tiled { query_block: 128, key_block: 64 });
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {
@@ -166,7 +166,10 @@ impl fmt::Display for KernelInfo {
             Plan::Tiled {
                 query_block,
                 key_block,
-            } => write!(f, "tiled, blocks of {query_block} queries x {key_block} keys"),
+            } => write!(
+                f,
+                "tiled, blocks of {query_block} queries x {key_block} keys"
+            ),
         }
     }
 }

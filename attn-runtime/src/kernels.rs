@@ -21,10 +21,13 @@ use crate::simd::{Isa, Simd, WithSimd, dispatch, exp, exp_f32};
 /// Query rows per micro-kernel tile.
 pub const TILE_ROWS: usize = 4;
 
-/// Vectors per row in one pass of a micro-kernel: 4 rows x 2 vectors of accumulators, plus 2
-/// loads and a broadcast, fit AVX2's 16 registers, and keep both FMA ports of an AVX-512
-/// core busy.
-const PASS: usize = 2;
+/// Vectors per row in one pass of a micro-kernel, for `S`: with AVX-512's 32 registers, 4
+/// rows x 4 vectors of accumulators (twice the FMA latency times the two FMA ports, so the
+/// ports never wait) plus 4 loads and a broadcast; with 16 registers, 4 rows x 2 vectors.
+#[inline(always)]
+const fn pass_vectors<S: Simd>() -> usize {
+    if S::LANES >= 16 { 4 } else { 2 }
+}
 
 /// Copies up to `KB` keys into `packed` as `[depth][key]`, zero past the last key.
 ///
@@ -83,12 +86,21 @@ fn scores_rows<S: Simd, const MR: usize, const DEPTH: usize, const KB: usize>(
 ) {
     let vectors = KB / S::LANES;
     let scale = simd.splat(scale);
-    for pass in (0..vectors).step_by(PASS) {
-        if pass + PASS <= vectors {
-            scores_pass::<S, MR, PASS, DEPTH, KB>(simd, q, packed, scale, pass, scores);
-        } else {
-            scores_pass::<S, MR, 1, DEPTH, KB>(simd, q, packed, scale, pass, scores);
+    let mut first = 0;
+    // Whole passes, then what is left: the pass width is a constant in each call, so the
+    // accumulators stay in registers.
+    if pass_vectors::<S>() == 4 {
+        while first + 4 <= vectors {
+            scores_pass::<S, MR, 4, DEPTH, KB>(simd, q, packed, scale, first, scores);
+            first += 4;
         }
+    }
+    while first + 2 <= vectors {
+        scores_pass::<S, MR, 2, DEPTH, KB>(simd, q, packed, scale, first, scores);
+        first += 2;
+    }
+    if first < vectors {
+        scores_pass::<S, MR, 1, DEPTH, KB>(simd, q, packed, scale, first, scores);
     }
 }
 
@@ -116,7 +128,10 @@ fn scores_pass<S: Simd, const MR: usize, const N: usize, const DEPTH: usize, con
     }
     for r in 0..MR {
         for c in 0..N {
-            simd.store(&mut scores[r][(first + c) * S::LANES..], simd.mul(acc[r][c], scale));
+            simd.store(
+                &mut scores[r][(first + c) * S::LANES..],
+                simd.mul(acc[r][c], scale),
+            );
         }
     }
 }
@@ -138,7 +153,12 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
             block_max = simd.max(block_max, simd.load(chunk));
         }
         let new_max = max.max(simd.reduce_max(block_max));
-        let correction = exp_f32(*max - new_max);
+        // Once the max has settled, most blocks leave it unchanged: skip the exponential.
+        let correction = if new_max == *max {
+            1.0
+        } else {
+            exp_f32(*max - new_max)
+        };
         let shift = simd.splat(new_max);
         let mut block_sum = simd.splat(0.0);
         for chunk in row.chunks_exact_mut(S::LANES) {
@@ -180,12 +200,19 @@ fn values_rows<S: Simd, const MR: usize, const KB: usize, const DV: usize>(
     out: &mut [[f32; DV]],
 ) {
     let full = DV / S::LANES;
-    for pass in (0..full).step_by(PASS) {
-        if pass + PASS <= full {
-            values_pass::<S, MR, PASS, KB, DV>(simd, weights, values, pass, out);
-        } else {
-            values_pass::<S, MR, 1, KB, DV>(simd, weights, values, pass, out);
+    let mut first = 0;
+    if pass_vectors::<S>() == 4 {
+        while first + 4 <= full {
+            values_pass::<S, MR, 4, KB, DV>(simd, weights, values, first, out);
+            first += 4;
         }
+    }
+    while first + 2 <= full {
+        values_pass::<S, MR, 2, KB, DV>(simd, weights, values, first, out);
+        first += 2;
+    }
+    if first < full {
+        values_pass::<S, MR, 1, KB, DV>(simd, weights, values, first, out);
     }
     // The last DV % LANES columns, one at a time.
     for r in 0..MR {
@@ -209,8 +236,9 @@ fn values_pass<S: Simd, const MR: usize, const N: usize, const KB: usize, const 
     out: &mut [[f32; DV]],
 ) {
     let weights: [&[f32; KB]; MR] = std::array::from_fn(|r| &weights[r]);
-    let mut acc: [[S::V; N]; MR] =
-        std::array::from_fn(|r| std::array::from_fn(|c| simd.load(&out[r][(first + c) * S::LANES..])));
+    let mut acc: [[S::V; N]; MR] = std::array::from_fn(|r| {
+        std::array::from_fn(|c| simd.load(&out[r][(first + c) * S::LANES..]))
+    });
     for (j, value) in values.iter().enumerate() {
         let value: [S::V; N] = std::array::from_fn(|c| simd.load(&value[(first + c) * S::LANES..]));
         for r in 0..MR {
@@ -336,7 +364,16 @@ fn run_threads<K: Kernel>(kernel: &K, out: &mut [K::Row], isa: Isa, threads: usi
             if mine.is_empty() {
                 continue;
             }
-            scope.spawn(move || dispatch(isa, Blocks { kernel, out: mine, first_row }));
+            scope.spawn(move || {
+                dispatch(
+                    isa,
+                    Blocks {
+                        kernel,
+                        out: mine,
+                        first_row,
+                    },
+                )
+            });
         }
     });
 }

@@ -97,9 +97,9 @@ extern crate self as attn_runtime;
 mod info;
 mod kernels;
 pub mod simd;
+mod tensor;
 #[cfg(feature = "threads")]
 pub mod threads;
-mod tensor;
 
 #[doc(hidden)]
 pub mod __private;

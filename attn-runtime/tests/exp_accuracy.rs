@@ -18,7 +18,11 @@ impl WithSimd for ExpAll<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        for (x, y) in self.xs.chunks_exact(S::LANES).zip(self.out.chunks_exact_mut(S::LANES)) {
+        for (x, y) in self
+            .xs
+            .chunks_exact(S::LANES)
+            .zip(self.out.chunks_exact_mut(S::LANES))
+        {
             simd.store(y, attn_runtime::simd::exp(simd, simd.load(x)));
         }
     }
@@ -31,8 +35,10 @@ fn inputs(stride: u32) -> Vec<f32> {
         .step_by(stride as usize)
         .map(f32::from_bits)
         .collect();
-    xs.extend([-0.0, 0.0, -1e-45, -87.33655, -87.3366, -103.0, -103.97, -103.98, -104.0]);
-    while xs.len() % 16 != 0 {
+    xs.extend([
+        -0.0, 0.0, -1e-45, -87.33655, -87.3366, -103.0, -103.97, -103.98, -104.0,
+    ]);
+    while !xs.len().is_multiple_of(16) {
         xs.push(-1.0);
     }
     xs
@@ -58,7 +64,10 @@ fn within_two_ulp_on_every_instruction_set() {
     let xs = inputs(97);
     for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
         let (error, at) = worst_ulps(isa, &xs);
-        println!("{isa}: worst {error} ulp at x = {at:e} over {} inputs", xs.len());
+        println!(
+            "{isa}: worst {error} ulp at x = {at:e} over {} inputs",
+            xs.len()
+        );
         assert!(error <= 2, "{isa}: {error} ulp at x = {at:e}");
     }
 }
@@ -67,7 +76,11 @@ fn within_two_ulp_on_every_instruction_set() {
 fn the_scalar_form_matches() {
     for x in inputs(100_003) {
         let exact = (x as f64).exp() as f32;
-        assert!(ulps(exp_f32(x), exact) <= 2, "exp_f32({x:e}) = {}", exp_f32(x));
+        assert!(
+            ulps(exp_f32(x), exact) <= 2,
+            "exp_f32({x:e}) = {}",
+            exp_f32(x)
+        );
     }
 }
 
@@ -77,7 +90,13 @@ fn flushes_to_zero_below_the_range_and_keeps_nan() {
         let mut xs = vec![-105.0, -1000.0, f32::NEG_INFINITY, f32::MIN, f32::NAN];
         xs.resize(16, 0.0);
         let mut out = vec![1.0f32; 16];
-        dispatch(isa, ExpAll { xs: &xs, out: &mut out });
+        dispatch(
+            isa,
+            ExpAll {
+                xs: &xs,
+                out: &mut out,
+            },
+        );
         assert_eq!(&out[..4], &[0.0; 4], "{isa}");
         assert!(out[4].is_nan(), "{isa}");
         assert_eq!(out[5], 1.0, "{isa}");

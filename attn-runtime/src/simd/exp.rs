@@ -43,13 +43,18 @@ pub fn exp<S: Simd>(simd: S, x: S::V) -> S::V {
     let n = simd.round(simd.mul(x, simd.splat(LOG2_E)));
     let r = simd.mul_add(n, simd.splat(-LN2_HI), x);
     let r = simd.mul_add(n, simd.splat(-LN2_LO), r);
-    let mut p = simd.splat(TAYLOR[0]);
-    for c in &TAYLOR[1..] {
-        p = simd.mul_add(p, r, simd.splat(*c));
-    }
-    // p = 1 + r + r^2 (1/2 + r/6 + ..): the two leading terms added last, for accuracy.
-    let p = simd.mul_add(simd.mul(p, r), r, r);
-    let p = simd.add(p, simd.splat(1.0));
+    // Estrin's scheme: the same polynomial as Horner's rule in half the dependent steps,
+    // which is what a short row of exponentials waits for.
+    let r2 = simd.mul(r, r);
+    let r4 = simd.mul(r2, r2);
+    let c = |k: usize| simd.splat(TAYLOR[k]);
+    // TAYLOR holds 1/7! .. 1/2!: p(r) = 1/2 + r/6 + r^2/24 + .. + r^5/5040, in pairs.
+    let p01 = simd.mul_add(r, c(4), c(5)); // 1/2 + r/6
+    let p23 = simd.mul_add(r, c(2), c(3)); // 1/24 + r/120
+    let p45 = simd.mul_add(r, c(0), c(1)); // 1/720 + r/5040
+    let p = simd.mul_add(r4, p45, simd.mul_add(r2, p23, p01));
+    // exp(r) = 1 + r + r^2 p(r): the two leading terms added last, for accuracy.
+    let p = simd.add(simd.mul_add(r2, p, r), simd.splat(1.0));
     let half = simd.round(simd.mul(n, simd.splat(0.5)));
     let rest = simd.sub(n, half);
     simd.scale_by_pow2(simd.scale_by_pow2(p, half), rest)

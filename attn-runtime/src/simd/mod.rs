@@ -186,7 +186,8 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn round(self, a: Self::V) -> Self::V;
     /// `a · 2^n` for integral `n` in `[-127, 127]`, exactly when the result is normal.
     fn scale_by_pow2(self, a: Self::V, n: Self::V) -> Self::V;
-    /// The largest lane, ignoring NaN lanes unless all are NaN.
+    /// The largest lane. A NaN lane may or may not be ignored: the softmax gives NaN for a
+    /// row with a NaN score either way, through that score's own exponential.
     fn reduce_max(self, a: Self::V) -> f32;
     /// The sum of the lanes.
     fn reduce_sum(self, a: Self::V) -> f32;

@@ -72,13 +72,25 @@ impl Simd for Lane {
     fn max(self, a: f32, b: f32) -> f32 {
         if a > b { a } else { b }
     }
+    /// Adding and subtracting 1.5 · 2^23 rounds to the nearest integer, ties to even, for
+    /// `|a| < 2^22`, with two additions that every target has (`round_ties_even` is a library
+    /// call without SSE4.1). Larger values are already integers and are returned as they are.
     #[inline(always)]
     fn round(self, a: f32) -> f32 {
-        a.round_ties_even()
+        const MAGIC: f32 = 12_582_912.0;
+        if a.abs() < 4_194_304.0 {
+            (a + MAGIC) - MAGIC
+        } else {
+            a
+        }
     }
+    /// `2^n` is built from the bits of `n + 127 + 1.5 · 2^23`, whose low bits are `n + 127`,
+    /// shifted into the exponent field: no float-to-int conversion, which Rust makes
+    /// saturating and which would keep the compiler from vectorizing a row.
     #[inline(always)]
     fn scale_by_pow2(self, a: f32, n: f32) -> f32 {
-        a * f32::from_bits(((n as i32 + 127) << 23) as u32)
+        const BIASED_MAGIC: f32 = 127.0 + 12_582_912.0;
+        a * f32::from_bits((n + BIASED_MAGIC).to_bits() << 23)
     }
     #[inline(always)]
     fn reduce_max(self, a: f32) -> f32 {

@@ -105,9 +105,12 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     fn reduce_max(self, a: __m256) -> f32 {
-        let mut lanes = [0.0f32; 8];
-        self.store(&mut lanes, a);
-        lanes.into_iter().fold(f32::NEG_INFINITY, f32::max)
+        // SAFETY: AVX is available (see the module).
+        unsafe {
+            let quarter = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+            let pair = _mm_max_ps(quarter, _mm_movehl_ps(quarter, quarter));
+            _mm_cvtss_f32(_mm_max_ss(pair, _mm_shuffle_ps::<0b01>(pair, pair)))
+        }
     }
     #[inline(always)]
     fn reduce_sum(self, a: __m256) -> f32 {
@@ -178,9 +181,20 @@ impl Simd for Avx512 {
     }
     #[inline(always)]
     fn reduce_max(self, a: __m512) -> f32 {
-        let mut lanes = [0.0f32; 16];
-        self.store(&mut lanes, a);
-        lanes.into_iter().fold(f32::NEG_INFINITY, f32::max)
+        // SAFETY: AVX-512F is available (see the module).
+        unsafe {
+            // Halve the vector until one lane is left.
+            let half = _mm256_max_ps(
+                _mm512_castps512_ps256(a),
+                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(a))),
+            );
+            let quarter = _mm_max_ps(
+                _mm256_castps256_ps128(half),
+                _mm256_extractf128_ps::<1>(half),
+            );
+            let pair = _mm_max_ps(quarter, _mm_movehl_ps(quarter, quarter));
+            _mm_cvtss_f32(_mm_max_ss(pair, _mm_shuffle_ps::<0b01>(pair, pair)))
+        }
     }
     #[inline(always)]
     fn reduce_sum(self, a: __m512) -> f32 {

@@ -1,0 +1,90 @@
+//! Shared pieces of attn's benchmarks: timing, workloads and the plain-loop baseline.
+//!
+//! ```
+//! let t = attn_bench::median_seconds(0.01, || std::hint::black_box(1 + 1));
+//! assert!(t >= 0.0);
+//! ```
+
+use std::time::Instant;
+
+/// The median time of one call of `f`, in seconds, over repeated runs for about `budget`
+/// seconds (at least 5 runs). Calls are batched so that each timed run lasts at least a few
+/// microseconds.
+pub fn median_seconds<R>(budget: f64, mut f: impl FnMut() -> R) -> f64 {
+    let start = Instant::now();
+    std::hint::black_box(f());
+    let once = start.elapsed().as_secs_f64().max(1e-9);
+    let batch = ((20e-6 / once).ceil() as usize).max(1);
+    let runs = ((budget / (once * batch as f64)) as usize).clamp(5, 2000);
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..batch {
+                std::hint::black_box(f());
+            }
+            start.elapsed().as_secs_f64() / batch as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// splitmix64 values uniform in [-1, 1]: the same inputs for every implementation.
+pub fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Plain loops over const-generic arrays, as a Rust user writes attention without attn:
+/// the scores of a row stored, max subtracted, `f32::exp`, normalized, then `· V`.
+pub fn plain_loops<const NQ: usize, const NK: usize, const D: usize>(
+    q: &[[f32; D]; NQ],
+    k: &[[f32; D]; NK],
+    v: &[[f32; D]; NK],
+    out: &mut [[f32; D]; NQ],
+    scores: &mut [f32; NK],
+) {
+    let scale = 1.0 / (D as f32).sqrt();
+    for (query, out_row) in q.iter().zip(out.iter_mut()) {
+        let mut max = f32::NEG_INFINITY;
+        for (score, key) in scores.iter_mut().zip(k) {
+            let mut dot = 0.0;
+            for d in 0..D {
+                dot += query[d] * key[d];
+            }
+            *score = dot * scale;
+            max = max.max(*score);
+        }
+        let mut sum = 0.0;
+        for score in scores.iter_mut() {
+            *score = (*score - max).exp();
+            sum += *score;
+        }
+        *out_row = [0.0; D];
+        for (weight, value) in scores.iter().zip(v) {
+            for d in 0..D {
+                out_row[d] += weight * value[d];
+            }
+        }
+        for x in out_row.iter_mut() {
+            *x /= sum;
+        }
+    }
+}
+
+/// The largest difference between two outputs, relative to `1 + |b|`.
+pub fn max_difference(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| ((x - y).abs() / (1.0 + y.abs())) as f64)
+        .fold(0.0, f64::max)
+}
