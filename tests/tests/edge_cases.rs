@@ -1,6 +1,7 @@
 //! The edge cases of DESIGN section 6, on both plans: NaN reaches exactly the rows it
 //! touches, a score of +inf gives NaN, large finite scores do not overflow, zero keys give 0.
 
+use attn_runtime::simd::{Isa, with_isa};
 use attn_runtime::{Plan, Tensor, attention};
 
 attention! {
@@ -36,20 +37,25 @@ fn both(q: &Q, k: &K, v: &V) -> Out {
     assert_eq!(unrolled::INFO.plan, Plan::Unrolled);
     assert!(matches!(tiled::info::<5>().plan, Plan::Tiled { .. }));
     let a = unrolled(q, k, v);
-    let b = tiled(q, k, v);
-    for (x, y) in a
-        .iter()
-        .flatten()
-        .flatten()
-        .zip(b.iter().flatten().flatten())
-    {
-        assert_eq!(
-            x.is_nan(),
-            y.is_nan(),
-            "the plans disagree on NaN: {a:?} {b:?}"
-        );
-        if !x.is_nan() {
-            assert!((x - y).abs() <= 1e-6 * (1.0 + x.abs()), "{a:?} {b:?}");
+    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+        let b = with_isa(isa, || tiled(q, k, v)).expect("a supported instruction set");
+        let pairs = a
+            .iter()
+            .flatten()
+            .flatten()
+            .zip(b.iter().flatten().flatten());
+        for (x, y) in pairs {
+            assert_eq!(
+                x.is_nan(),
+                y.is_nan(),
+                "the plans disagree on NaN ({isa}): {a:?} {b:?}"
+            );
+            if !x.is_nan() {
+                assert!(
+                    (x - y).abs() <= 1e-6 * (1.0 + x.abs()),
+                    "{isa}: {a:?} {b:?}"
+                );
+            }
         }
     }
     a

@@ -1,0 +1,158 @@
+//! Every operation of every instruction set this machine has (each is a small `unsafe`
+//! intrinsic call on x86) against the one-lane reference, on the same inputs.
+
+use attn_runtime::simd::{Isa, Lane, Simd, WithSimd, dispatch};
+
+/// Applies each operation lane by lane with `S` and returns the results, in order.
+struct AllOps<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    c: &'a [f32],
+}
+
+impl WithSimd for AllOps<'_> {
+    type Output = Vec<Vec<f32>>;
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> Vec<Vec<f32>> {
+        let mut results = Vec::new();
+        for start in (0..self.a.len()).step_by(S::LANES) {
+            let (a, b, c) = (
+                simd.load(&self.a[start..]),
+                simd.load(&self.b[start..]),
+                simd.load(&self.c[start..]),
+            );
+            let n = simd.round(simd.mul(c, simd.splat(50.0)));
+            let ops = [
+                simd.splat(2.5),
+                simd.add(a, b),
+                simd.sub(a, b),
+                simd.mul(a, b),
+                simd.mul_add(a, b, c),
+                simd.max(a, b),
+                simd.round(simd.mul(a, simd.splat(7.3))),
+                simd.scale_by_pow2(a, n),
+            ];
+            for (k, op) in ops.into_iter().enumerate() {
+                let mut lanes = vec![0.0; S::LANES];
+                simd.store(&mut lanes, op);
+                if results.len() <= k {
+                    results.push(Vec::new());
+                }
+                results[k].extend(lanes);
+            }
+            let reductions = [simd.reduce_max(a), simd.reduce_sum(a)];
+            for (k, value) in reductions.into_iter().enumerate() {
+                if results.len() <= 8 + k {
+                    results.push(Vec::new());
+                }
+                results[8 + k].push(value);
+            }
+        }
+        results
+    }
+}
+
+#[test]
+fn every_operation_matches_the_one_lane_reference() {
+    let n = 64;
+    let a: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % 64) as f32 - 31.5) * 0.37)
+        .collect();
+    let b: Vec<f32> = (0..n)
+        .map(|i| ((i * 11 % 64) as f32 - 20.0) * 0.53)
+        .collect();
+    let c: Vec<f32> = (0..n)
+        .map(|i| ((i * 5 % 64) as f32 - 32.0) / 16.0)
+        .collect();
+    let reference = dispatch(
+        Isa::Portable,
+        AllOps {
+            a: &a,
+            b: &b,
+            c: &c,
+        },
+    );
+    let one_lane = AllOps {
+        a: &a,
+        b: &b,
+        c: &c,
+    }
+    .with_simd(Lane);
+    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+        let got = dispatch(
+            isa,
+            AllOps {
+                a: &a,
+                b: &b,
+                c: &c,
+            },
+        );
+        // The elementwise operations agree exactly, but for mul_add: FMA rounds once.
+        for op in [0, 1, 2, 3, 5, 6, 7] {
+            assert_eq!(got[op], one_lane[op], "{isa}: operation {op}");
+            assert_eq!(got[op], reference[op], "{isa}: operation {op}");
+        }
+        for (x, y) in got[4].iter().zip(&one_lane[4]) {
+            assert!(
+                (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                "{isa}: mul_add {x} vs {y}"
+            );
+        }
+        // Reductions, per vector: the max exactly, the sum to rounding.
+        let lanes = got[8].len();
+        for v in 0..lanes {
+            let chunk = &a[v * (n / lanes)..(v + 1) * (n / lanes)];
+            let max = chunk.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = chunk.iter().sum();
+            assert_eq!(got[8][v], max, "{isa}: reduce_max");
+            assert!(
+                (got[9][v] - sum).abs() <= 1e-4,
+                "{isa}: reduce_sum {} vs {sum}",
+                got[9][v]
+            );
+        }
+    }
+}
+
+#[test]
+fn loads_and_stores_touch_exactly_their_lanes() {
+    struct RoundTrip<'a>(&'a [f32], &'a mut [f32]);
+    impl WithSimd for RoundTrip<'_> {
+        type Output = usize;
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, simd: S) -> usize {
+            simd.store(&mut self.1[1..], simd.load(&self.0[1..]));
+            S::LANES
+        }
+    }
+    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+        let src: Vec<f32> = (0..18).map(|i| i as f32).collect();
+        let mut dst = vec![-1.0; 18];
+        let lanes = dispatch(isa, RoundTrip(&src, &mut dst));
+        for (i, &x) in dst.iter().enumerate() {
+            let expected = if (1..=lanes).contains(&i) {
+                i as f32
+            } else {
+                -1.0
+            };
+            assert_eq!(x, expected, "{isa}: lane {i}");
+        }
+    }
+}
+
+#[test]
+fn a_short_slice_is_a_panic_not_a_read_past_its_end() {
+    struct Short<'a>(&'a [f32]);
+    impl WithSimd for Short<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, simd: S) {
+            std::hint::black_box(simd.load(self.0));
+        }
+    }
+    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+        let short = [1.0f32; 3];
+        let result = std::panic::catch_unwind(|| dispatch(isa, Short(&short)));
+        assert!(result.is_err(), "{isa}");
+    }
+}

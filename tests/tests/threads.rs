@@ -1,0 +1,39 @@
+//! Results do not depend on the number of threads: bit for bit, on every instruction set.
+
+use attn_runtime::simd::{Isa, with_isa};
+use attn_runtime::threads::with_threads;
+use attn_runtime::{Tensor, attention};
+use attn_tests::Rng;
+
+attention! {
+    /// Enough work to be split: 6 problems of 300 queries (blocks of 128: 3 per problem).
+    fn split<q: [2, 3, 300, 40], k: [2, 3, N, 40], v: [2, 3, N, 24]>;
+}
+
+#[test]
+fn threads_give_bit_identical_results() {
+    let mut rng = Rng::new(7);
+    let q =
+        Tensor::<[[[[f32; 40]; 300]; 3]; 2]>::from_vec(rng.values(2 * 3 * 300 * 40, 1.0)).unwrap();
+    let k =
+        Tensor::<[[[[f32; 40]; 517]; 3]; 2]>::from_vec(rng.values(2 * 3 * 517 * 40, 1.0)).unwrap();
+    let v =
+        Tensor::<[[[[f32; 24]; 517]; 3]; 2]>::from_vec(rng.values(2 * 3 * 517 * 24, 1.0)).unwrap();
+    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+        let run = |threads: usize| {
+            let mut out = Tensor::<[[[[f32; 24]; 300]; 3]; 2]>::zeros();
+            with_isa(isa, || {
+                with_threads(threads, || split_into(&q, &k, &v, &mut out))
+            })
+            .unwrap();
+            out
+        };
+        let one = run(1);
+        for threads in [2, 3, 5, 8] {
+            assert!(
+                run(threads).as_flat() == one.as_flat(),
+                "{isa}, {threads} threads"
+            );
+        }
+    }
+}
