@@ -61,7 +61,7 @@ pub fn encoder_into<const N: usize>(
             let (b, h) = (problem / 12, problem % 12);
             let (q, k, v) = (&self.q[b][h], &self.k[b][h], &self.v[b][h]);
             let mut running_max = [f32::NEG_INFINITY; 128];
-            let mut running_sum = [0.0f32; 128];
+            let mut running_sum = [[0.0f32; ::attn_runtime::__private::MAX_LANES]; 128];
             let mut packed_keys = [[0.0f32; KEY_BLOCK]; 32];
             let mut scores = [[0.0f32; KEY_BLOCK]; ::attn_runtime::__private::TILE_ROWS];
             out.fill([0.0f32; 32]);

@@ -330,7 +330,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 #scale
                 #problem
                 let mut running_max = [f32::NEG_INFINITY; #query_block];
-                let mut running_sum = [0.0f32; #query_block];
+                let mut running_sum = [[0.0f32; #private::MAX_LANES]; #query_block];
                 let mut packed_keys = [[0.0f32; KEY_BLOCK]; #depth];
                 let mut scores = [[0.0f32; KEY_BLOCK]; #private::TILE_ROWS];
                 out.fill([0.0f32; #value_depth]);

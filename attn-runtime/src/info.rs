@@ -109,8 +109,8 @@ impl KernelInfo {
         let written = problems
             .saturating_mul(shape.queries)
             .saturating_mul(shape.value_depth);
-        // A tiled block keeps its keys packed, one tile of scores, and a running max and sum
-        // per query row.
+        // A tiled block keeps its keys packed, one tile of scores, and per query row a running
+        // max and a vector of partial sums.
         let scratch_values = match plan {
             Plan::Unrolled => 0,
             Plan::Tiled {
@@ -119,7 +119,7 @@ impl KernelInfo {
             } => key_block
                 .saturating_mul(shape.depth)
                 .saturating_add(key_block.saturating_mul(TILE_ROWS))
-                .saturating_add(query_block.saturating_mul(2)),
+                .saturating_add(query_block.saturating_mul(1 + MAX_LANES)),
         };
         KernelInfo {
             name,
@@ -135,6 +135,7 @@ impl KernelInfo {
 
 const F32_BYTES: u64 = 4;
 const TILE_ROWS: u64 = crate::kernels::TILE_ROWS as u64;
+const MAX_LANES: u64 = crate::kernels::MAX_LANES as u64;
 
 impl fmt::Display for KernelInfo {
     /// One line: the shapes, the cost and the plan.

@@ -136,40 +136,57 @@ fn scores_pass<S: Simd, const MR: usize, const N: usize, const DEPTH: usize, con
     }
 }
 
+/// The widest vector of any instruction set, in lanes: a row's running sum is kept as this
+/// many partial sums, reduced once at the end rather than once per block.
+pub const MAX_LANES: usize = 16;
+
 /// Advances each row's running max and sum over one block of scores, turns the scores into
 /// weights `exp(s - max)`, and rescales the row's output accumulator when the max grows.
+///
+/// The rows of a tile go through each step together, so that their dependency chains (a
+/// reduction, then the exponentials that wait for it) overlap.
 #[inline(always)]
 pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
     simd: S,
     scores: &mut [[f32; KB]],
     running_max: &mut [f32],
-    running_sum: &mut [f32],
+    running_sum: &mut [[f32; MAX_LANES]],
     out: &mut [[f32; DV]],
 ) {
-    let rows = scores.iter_mut().zip(running_max).zip(running_sum).zip(out);
-    for (((row, max), sum), out_row) in rows {
-        let mut block_max = simd.splat(f32::NEG_INFINITY);
-        for chunk in row.chunks_exact(S::LANES) {
+    let rows = scores.len().min(TILE_ROWS);
+    let mut correction = [1.0f32; TILE_ROWS];
+    let mut rescale = [false; TILE_ROWS];
+    let mut shift = [0.0f32; TILE_ROWS];
+    for r in 0..rows {
+        let mut block_max = simd.load(&scores[r]);
+        for chunk in scores[r].chunks_exact(S::LANES).skip(1) {
             block_max = simd.max(block_max, simd.load(chunk));
         }
-        let new_max = max.max(simd.reduce_max(block_max));
+        let old = running_max[r];
+        let new = old.max(simd.reduce_max(block_max));
         // Once the max has settled, most blocks leave it unchanged: skip the exponential.
-        let correction = if new_max == *max {
-            1.0
-        } else {
-            exp_f32(*max - new_max)
-        };
-        let shift = simd.splat(new_max);
+        if new != old {
+            correction[r] = exp_f32(old - new);
+            // Before the first key the output row is still zero: nothing to rescale.
+            rescale[r] = old != f32::NEG_INFINITY;
+        }
+        running_max[r] = new;
+        shift[r] = new;
+    }
+    for r in 0..rows {
+        let shift = simd.splat(shift[r]);
         let mut block_sum = simd.splat(0.0);
-        for chunk in row.chunks_exact_mut(S::LANES) {
+        for chunk in scores[r].chunks_exact_mut(S::LANES) {
             let weights = exp(simd, simd.sub(simd.load(chunk), shift));
             simd.store(chunk, weights);
             block_sum = simd.add(block_sum, weights);
         }
-        *sum = *sum * correction + simd.reduce_sum(block_sum);
-        *max = new_max;
-        if correction != 1.0 {
-            scale_row(simd, out_row, correction);
+        // The running sum stays a vector of partial sums: S::LANES of the MAX_LANES slots.
+        let sum = simd.load(&running_sum[r]);
+        let sum = simd.mul_add(sum, simd.splat(correction[r]), block_sum);
+        simd.store(&mut running_sum[r], sum);
+        if rescale[r] {
+            scale_row(simd, &mut out[r], correction[r]);
         }
     }
 }
@@ -268,11 +285,16 @@ fn scale_row<S: Simd, const N: usize>(simd: S, row: &mut [f32; N], factor: f32) 
     }
 }
 
-/// Divides each output row by its softmax sum. A row that saw no key (zero keys) has the sum
-/// 0 and stays 0; a NaN sum gives NaN.
+/// Divides each output row by its softmax sum, the total of its partial sums. A row that saw
+/// no key (zero keys) has the sum 0 and stays 0; a NaN sum gives NaN.
 #[inline(always)]
-pub fn normalize<S: Simd, const DV: usize>(simd: S, out: &mut [[f32; DV]], running_sum: &[f32]) {
-    for (row, &sum) in out.iter_mut().zip(running_sum) {
+pub fn normalize<S: Simd, const DV: usize>(
+    simd: S,
+    out: &mut [[f32; DV]],
+    running_sum: &[[f32; MAX_LANES]],
+) {
+    for (row, partial) in out.iter_mut().zip(running_sum) {
+        let sum = simd.reduce_sum(simd.load(partial));
         let inverse = if sum == 0.0 { 0.0 } else { 1.0 / sum };
         scale_row(simd, row, inverse);
     }

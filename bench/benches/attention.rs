@@ -1,24 +1,27 @@
-//! attn against plain loops (and, where built, its peers) on the workloads of the
-//! performance issue, in one process. Prints time, GFLOP/s, ratios and the share of the
-//! FMA peak it measures itself.
+//! attn against plain loops, ndarray, faer and candle on the workloads of the performance
+//! issue, in one process: each result checked against the others, then time, GFLOP/s, the
+//! ratio to each peer and the share of the FMA peak this program measures itself.
 //!
 //! Run: `cargo bench -p attn-bench --bench attention`
+
+mod peers;
 
 use attn_bench::{max_difference, median_seconds, plain_loops, values};
 use attn_runtime::simd::{Isa, Simd, WithSimd, dispatch};
 use attn_runtime::threads::with_threads;
 use attn_runtime::{Array, Tensor, attention};
+use peers::Problem;
 
 attention! {
     /// W1: the textbook example.
     fn w1<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;
-    /// W2, W3: one head, any length.
+    /// W2, W3: one head of depth 64, any length.
     fn one_head<q: [1, N, 64], k: [1, N, 64], v: [1, N, 64]>;
-    /// W4: 96 problems of 256 x 256.
-    fn w4<q: [96, 256, 64], k: [96, 256, 64], v: [96, 256, 64]>;
+    /// W4: 96 problems (batch x heads) of 256 x 256.
+    fn heads<q: [96, 256, 64], k: [96, 256, 64], v: [96, 256, 64]>;
 }
 
-/// A long run of independent FMAs: the core's peak, measured.
+/// A long run of independent FMAs on one core: its peak, measured.
 struct Peak;
 
 impl WithSimd for Peak {
@@ -26,9 +29,8 @@ impl WithSimd for Peak {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) -> f64 {
         const CHAINS: usize = 12;
-        let iterations = 20_000_000 / S::LANES;
-        let a = simd.splat(0.999_999);
-        let b = simd.splat(1e-7);
+        let iterations = 50_000_000 / S::LANES;
+        let (a, b) = (simd.splat(0.999_999), simd.splat(1e-7));
         let mut acc = [simd.splat(1.0); CHAINS];
         let start = std::time::Instant::now();
         for _ in 0..iterations {
@@ -37,143 +39,244 @@ impl WithSimd for Peak {
             }
         }
         let seconds = start.elapsed().as_secs_f64();
-        let total: f32 = acc.iter().map(|&x| simd.reduce_sum(x)).sum();
-        std::hint::black_box(total);
+        std::hint::black_box(acc.iter().map(|&x| simd.reduce_sum(x)).sum::<f32>());
         (iterations * CHAINS * S::LANES * 2) as f64 / seconds / 1e9
     }
 }
 
-fn gflops(flops: f64, seconds: f64) -> f64 {
-    flops / seconds / 1e9
+/// A peer's attention over one problem, into `out`.
+type Attend = fn(&Problem, &mut [f32]);
+
+/// The peers, each computing one problem from slices.
+const PEERS: [(&str, Attend); 3] = [
+    ("ndarray", peers::ndarray),
+    ("faer", peers::faer),
+    ("candle", peers::candle),
+];
+
+/// One workload: `problems` independent problems of `[nq, d]` queries over `[nk, d]` keys.
+struct Workload {
+    name: &'static str,
+    problems: usize,
+    nq: usize,
+    nk: usize,
+    d: usize,
 }
 
-fn main() {
-    let isa = Isa::active();
-    let peak = (0..3).map(|_| dispatch(isa, Peak)).fold(0.0, f64::max);
-    println!("attn on {isa}; measured FMA peak of one core: {peak:.1} GFLOP/s\n");
-    println!(
-        "{:<28} {:>12} {:>10} {:>8} {:>14} {:>10}",
-        "workload", "attn", "GFLOP/s", "% peak", "plain loops", "speed-up"
-    );
-
-    // W1
-    {
-        let q = [[[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]];
-        let kv = [[
-            [0.1, -0.2, 0.3],
-            [0.4, 0.5, -0.6],
-            [0.7, 0.8, 0.9],
-            [-1.0, 1.1, 1.2],
-        ]];
-        let ours = median_seconds(0.5, || w1(std::hint::black_box(&q), &kv, &kv));
-        let mut out = [[0.0f32; 3]; 2];
-        let mut scores = [0.0f32; 4];
-        let plain = median_seconds(0.5, || {
-            plain_loops(
-                std::hint::black_box(&q[0]),
-                &kv[0],
-                &kv[0],
-                &mut out,
-                &mut scores,
-            )
-        });
-        let diff = max_difference(w1(&q, &kv, &kv)[0].as_flattened(), out.as_flattened());
-        assert!(diff < 1e-5, "W1 disagrees with the plain loops by {diff}");
-        let flops = w1::INFO.flops as f64;
-        println!(
-            "{:<28} {:>9.4} us {:>10.2} {:>7.2}% {:>11.4} us {:>9.1}x",
-            "W1 textbook [1, 2, 4, 3]",
-            ours * 1e6,
-            gflops(flops, ours),
-            100.0 * gflops(flops, ours) / peak,
-            plain * 1e6,
-            plain / ours
-        );
+impl Workload {
+    fn flops(&self) -> f64 {
+        (4 * self.problems * self.nq * self.nk * self.d) as f64
     }
+}
 
-    one_head_workload::<128>("W2 one head [1, 128, 128, 64]", peak);
-    one_head_workload::<2048>("W3 long [1, 2048, 2048, 64]", peak);
-
-    // W4
-    {
-        let q = Tensor::<[[[f32; 64]; 256]; 96]>::from_vec(values(96 * 256 * 64, 1)).unwrap();
-        let k = Tensor::<[[[f32; 64]; 256]; 96]>::from_vec(values(96 * 256 * 64, 2)).unwrap();
-        let v = Tensor::<[[[f32; 64]; 256]; 96]>::from_vec(values(96 * 256 * 64, 3)).unwrap();
-        let mut out = Tensor::<[[[f32; 64]; 256]; 96]>::zeros();
-        let flops = w4::INFO.flops as f64;
-        let ours = with_threads(1, || median_seconds(2.0, || w4_into(&q, &k, &v, &mut out)));
-        let mut plain_out = Tensor::<[[[f32; 64]; 256]; 96]>::zeros();
-        let mut scores = [0.0f32; 256];
-        let plain = median_seconds(2.0, || {
-            for b in 0..96 {
-                plain_loops(&q[b], &k[b], &v[b], &mut plain_out[b], &mut scores);
+/// Times attn on `run` (which writes `out`), then plain loops and each peer on the same
+/// inputs, checks every result against attn's, and prints one row.
+fn compare<A: Array>(
+    w: &Workload,
+    inputs: [&[f32]; 3],
+    out: &mut Tensor<A>,
+    budget: f64,
+    peak: f64,
+    run: impl Fn(&mut Tensor<A>),
+    plain: impl Fn(&mut [f32]),
+) -> f64 {
+    let ours = with_threads(1, || median_seconds(budget, || run(out)));
+    let gflops = w.flops() / ours / 1e9;
+    let mut line = format!(
+        "{:<30} {:>11} {:>8.1} {:>6.1}%",
+        w.name,
+        time(ours),
+        gflops,
+        100.0 * gflops / peak
+    );
+    let mut theirs = vec![0.0f32; out.as_flat().len()];
+    let plain_time = median_seconds(budget, || plain(&mut theirs));
+    check(w.name, "plain loops", out.as_flat(), &theirs);
+    line += &format!(" | {:>11} {:>6.1}x", time(plain_time), plain_time / ours);
+    let [q, k, v] = inputs;
+    for (peer, attend) in PEERS {
+        let all = |result: &mut [f32]| {
+            for p in 0..w.problems {
+                let problem = Problem {
+                    q: &q[p * w.nq * w.d..][..w.nq * w.d],
+                    k: &k[p * w.nk * w.d..][..w.nk * w.d],
+                    v: &v[p * w.nk * w.d..][..w.nk * w.d],
+                    nq: w.nq,
+                    nk: w.nk,
+                    d: w.d,
+                };
+                attend(&problem, &mut result[p * w.nq * w.d..][..w.nq * w.d]);
             }
-        });
-        let diff = max_difference(out.as_flat(), plain_out.as_flat());
-        assert!(diff < 1e-4, "W4 disagrees with the plain loops by {diff}");
-        report("W4 heads [96, 256, 256, 64]", flops, ours, plain, peak);
-        threaded("W4", flops, ours, &mut out, |out| w4_into(&q, &k, &v, out));
+        };
+        let seconds = median_seconds(budget, || all(&mut theirs));
+        check(w.name, peer, out.as_flat(), &theirs);
+        line += &format!(" | {:>11} {:>6.1}x", time(seconds), seconds / ours);
     }
+    println!("{line}");
+    ours
 }
 
-fn one_head_workload<const N: usize>(name: &str, peak: f64) {
-    let q = Tensor::<[[[f32; 64]; N]; 1]>::from_vec(values(N * 64, 1)).unwrap();
-    let k = Tensor::<[[[f32; 64]; N]; 1]>::from_vec(values(N * 64, 2)).unwrap();
-    let v = Tensor::<[[[f32; 64]; N]; 1]>::from_vec(values(N * 64, 3)).unwrap();
-    let mut out = Tensor::<[[[f32; 64]; N]; 1]>::zeros();
-    let flops = one_head::info::<N>().flops as f64;
-    let ours = with_threads(1, || {
-        median_seconds(2.0, || one_head_into(&q, &k, &v, &mut out))
-    });
-    let mut plain_out = Tensor::<[[f32; 64]; N]>::zeros();
-    let mut scores = Tensor::<[f32; N]>::zeros();
-    let plain = median_seconds(2.0, || {
-        plain_loops(&q[0], &k[0], &v[0], &mut plain_out, &mut scores)
-    });
-    let diff = max_difference(out.as_flat(), plain_out.as_flat());
+fn check(workload: &str, peer: &str, ours: &[f32], theirs: &[f32]) {
+    let difference = max_difference(ours, theirs);
     assert!(
-        diff < 1e-4,
-        "{name} disagrees with the plain loops by {diff}"
+        difference < 1e-4,
+        "{workload}: attn and {peer} differ by {difference:e}"
     );
-    report(name, flops, ours, plain, peak);
-    if N >= 2048 {
-        threaded("W3", flops, ours, &mut out, |out| {
-            one_head_into(&q, &k, &v, out)
-        });
+}
+
+fn time(seconds: f64) -> String {
+    if seconds < 1e-3 {
+        format!("{:.3} us", seconds * 1e6)
+    } else {
+        format!("{:.2} ms", seconds * 1e3)
     }
 }
 
-fn report(name: &str, flops: f64, ours: f64, plain: f64, peak: f64) {
-    println!(
-        "{:<28} {:>9.1} us {:>10.1} {:>7.1}% {:>11.1} us {:>9.1}x",
-        name,
-        ours * 1e6,
-        gflops(flops, ours),
-        100.0 * gflops(flops, ours) / peak,
-        plain * 1e6,
-        plain / ours
-    );
-}
-
-/// The same workload on 2 threads: its speed-up, and whether the result is bit-identical to
+/// The same workload on 2 threads: the speed-up, and whether the result is bit-identical to
 /// the single-thread one that `out` holds.
-fn threaded<A: Array>(
-    name: &str,
-    flops: f64,
+fn on_two_threads<A: Array>(
+    w: &Workload,
     single: f64,
     out: &mut Tensor<A>,
     run: impl Fn(&mut Tensor<A>),
 ) {
     let single_out = out.as_flat().to_vec();
-    let two = with_threads(2, || median_seconds(2.0, || run(out)));
+    let two = with_threads(2, || median_seconds(3.0, || run(out)));
     let identical = out.as_flat() == single_out.as_slice();
     println!(
-        "{:<28} {:>9.1} us {:>10.1} {:>8} {:>14} {:>9.2}x  bit-identical: {identical}",
-        format!("{name} on 2 threads"),
-        two * 1e6,
-        gflops(flops, two),
-        "",
-        "",
+        "{:<30} {:>11} {:>8.1}  on 2 threads: {:.2}x the single-thread speed, bit-identical: {identical}",
+        w.name,
+        time(two),
+        w.flops() / two / 1e9,
         single / two
     );
+}
+
+fn tensor<A: Array>(seed: u64) -> Tensor<A> {
+    Tensor::from_vec(values(A::LEN, seed)).expect("the workload's length")
+}
+
+fn main() {
+    // candle's matrix products use rayon; the comparison is one thread against one thread.
+    // SAFETY: no other thread exists yet, so nothing reads the environment concurrently.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    let isa = Isa::active();
+    let peak = (0..3).map(|_| dispatch(isa, Peak)).fold(0.0, f64::max);
+    println!(
+        "attn on {isa}, one thread unless said; FMA peak of one core, measured: {peak:.1} GFLOP/s"
+    );
+    println!("FLOPs = 4 B Nq Nk D; ratios are the peer's time over attn's\n");
+    println!(
+        "{:<30} {:>11} {:>8} {:>7} | {:>19} | {:>19} | {:>19} | {:>19}",
+        "workload [B, Nq, Nk, D]",
+        "attn",
+        "GFLOP/s",
+        "peak",
+        "plain loops",
+        "ndarray",
+        "faer",
+        "candle"
+    );
+
+    let w1_load = Workload {
+        name: "W1 textbook [1, 2, 4, 3]",
+        problems: 1,
+        nq: 2,
+        nk: 4,
+        d: 3,
+    };
+    let (q, k, v) = (
+        tensor::<[[[f32; 3]; 2]; 1]>(1),
+        tensor::<[[[f32; 3]; 4]; 1]>(2),
+        tensor::<[[[f32; 3]; 4]; 1]>(3),
+    );
+    let mut out = Tensor::<[[[f32; 3]; 2]; 1]>::zeros();
+    compare(
+        &w1_load,
+        [q.as_flat(), k.as_flat(), v.as_flat()],
+        &mut out,
+        0.5,
+        peak,
+        |out| **out = w1(std::hint::black_box(&q), &k, &v),
+        |theirs| {
+            let mut rows = [[0.0f32; 3]; 2];
+            plain_loops(
+                std::hint::black_box(&q[0]),
+                &k[0],
+                &v[0],
+                &mut rows,
+                &mut [0.0; 4],
+            );
+            theirs.copy_from_slice(rows.as_flattened());
+        },
+    );
+
+    one_head_workload::<128>("W2 one head [1, 128, 128, 64]", peak, false);
+    one_head_workload::<2048>("W3 long [1, 2048, 2048, 64]", peak, true);
+
+    let w4 = Workload {
+        name: "W4 heads [96, 256, 256, 64]",
+        problems: 96,
+        nq: 256,
+        nk: 256,
+        d: 64,
+    };
+    let (q, k, v) = (
+        tensor::<[[[f32; 64]; 256]; 96]>(1),
+        tensor::<[[[f32; 64]; 256]; 96]>(2),
+        tensor::<[[[f32; 64]; 256]; 96]>(3),
+    );
+    let mut out = Tensor::<[[[f32; 64]; 256]; 96]>::zeros();
+    let run = |out: &mut Tensor<[[[f32; 64]; 256]; 96]>| heads_into(&q, &k, &v, out);
+    let single = compare(
+        &w4,
+        [q.as_flat(), k.as_flat(), v.as_flat()],
+        &mut out,
+        3.0,
+        peak,
+        run,
+        |theirs| {
+            let mut scores = [0.0f32; 256];
+            for (b, rows) in theirs.chunks_exact_mut(256 * 64).enumerate() {
+                let mut block = Tensor::<[[f32; 64]; 256]>::zeros();
+                plain_loops(&q[b], &k[b], &v[b], &mut block, &mut scores);
+                rows.copy_from_slice(block.as_flat());
+            }
+        },
+    );
+    on_two_threads(&w4, single, &mut out, run);
+}
+
+fn one_head_workload<const N: usize>(name: &'static str, peak: f64, threads: bool) {
+    let w = Workload {
+        name,
+        problems: 1,
+        nq: N,
+        nk: N,
+        d: 64,
+    };
+    let (q, k, v) = (
+        tensor::<[[[f32; 64]; N]; 1]>(1),
+        tensor::<[[[f32; 64]; N]; 1]>(2),
+        tensor::<[[[f32; 64]; N]; 1]>(3),
+    );
+    let mut out = Tensor::<[[[f32; 64]; N]; 1]>::zeros();
+    let run = |out: &mut Tensor<[[[f32; 64]; N]; 1]>| one_head_into(&q, &k, &v, out);
+    let single = compare(
+        &w,
+        [q.as_flat(), k.as_flat(), v.as_flat()],
+        &mut out,
+        3.0,
+        peak,
+        run,
+        |theirs| {
+            let mut rows = Tensor::<[[f32; 64]; N]>::zeros();
+            let mut scores = Tensor::<[f32; N]>::zeros();
+            plain_loops(&q[0], &k[0], &v[0], &mut rows, &mut scores);
+            theirs.copy_from_slice(rows.as_flat());
+        },
+    );
+    if threads {
+        on_two_threads(&w, single, &mut out, run);
+    }
 }

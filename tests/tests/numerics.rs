@@ -244,9 +244,13 @@ fn long_sequences() {
 fn sixteen_thousand_keys_need_no_more_than_a_tile_of_scratch() {
     let info = one_query::info::<16384>();
     assert_eq!(info.scratch_bytes, one_query::info::<128>().scratch_bytes);
-    // One block of 64 packed keys of depth 64, one tile of 4 x 64 scores, and a running max
-    // and sum for each of the 4 rows of a query block.
-    assert_eq!(info.scratch_bytes, 4 * (64 * 64 + 4 * 64 + 2 * 4), "{info}");
+    // One block of 64 packed keys of depth 64, one tile of 4 x 64 scores, and for each of the
+    // 4 rows of a query block a running max and 16 partial sums.
+    assert_eq!(
+        info.scratch_bytes,
+        4 * (64 * 64 + 4 * 64 + 4 * (1 + 16)),
+        "{info}"
+    );
     check(
         "one_query 16384",
         Problem::with_default_scale(4, 1, 16384, 64, 64),
