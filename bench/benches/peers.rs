@@ -76,6 +76,10 @@ pub fn faer(p: &Problem, out: &mut [f32]) {
         p.scale(),
         Par::Seq,
     );
+    // faer's x86 matrix product returns with the upper halves of the vector registers
+    // dirty, which makes the SSE code of `f32::exp` below about 50 times slower (measured
+    // with bench/examples/faer_probe.rs); clear them, as a careful user of faer would.
+    attn_bench::clear_upper_registers();
     for i in 0..p.nq {
         softmax_rows(scores_t.col_as_slice_mut(i), p.nk);
     }
@@ -88,6 +92,7 @@ pub fn faer(p: &Problem, out: &mut [f32]) {
         1.0,
         Par::Seq,
     );
+    attn_bench::clear_upper_registers();
 }
 
 /// candle: its CPU tensors (gemm), as `candle_nn`'s attention composes them.

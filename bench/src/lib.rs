@@ -88,3 +88,59 @@ pub fn max_difference(a: &[f32], b: &[f32]) -> f64 {
         .map(|(&x, &y)| ((x - y).abs() / (1.0 + y.abs())) as f64)
         .fold(0.0, f64::max)
 }
+
+/// Clears the upper halves of the vector registers (`vzeroupper`, and zeroing of
+/// `zmm16`-`zmm31`, which `vzeroupper` leaves alone), where the CPU has them.
+///
+/// Code that returns from 256- or 512-bit instructions with those halves dirty makes the
+/// caller's SSE code many times slower; rustc's `#[target_feature]` functions, attn's
+/// included, clean up on return, but a hand-written kernel may not.
+///
+/// ```
+/// attn_bench::clear_upper_registers();
+/// ```
+pub fn clear_upper_registers() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above; the registers written are
+            // declared clobbered.
+            unsafe { zero_high_registers() }
+        }
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU has AVX, checked just above.
+            unsafe { zero_upper() }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn zero_upper() {
+    std::arch::x86_64::_mm256_zeroupper();
+}
+
+/// Writes zero to `zmm16`-`zmm31` with 128-bit EVEX instructions, which clear their upper
+/// bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn zero_high_registers() {
+    // SAFETY: only the listed registers are written; the caller checked AVX-512F.
+    unsafe {
+        std::arch::asm!(
+            "vpxord xmm16, xmm16, xmm16", "vpxord xmm17, xmm17, xmm17",
+            "vpxord xmm18, xmm18, xmm18", "vpxord xmm19, xmm19, xmm19",
+            "vpxord xmm20, xmm20, xmm20", "vpxord xmm21, xmm21, xmm21",
+            "vpxord xmm22, xmm22, xmm22", "vpxord xmm23, xmm23, xmm23",
+            "vpxord xmm24, xmm24, xmm24", "vpxord xmm25, xmm25, xmm25",
+            "vpxord xmm26, xmm26, xmm26", "vpxord xmm27, xmm27, xmm27",
+            "vpxord xmm28, xmm28, xmm28", "vpxord xmm29, xmm29, xmm29",
+            "vpxord xmm30, xmm30, xmm30", "vpxord xmm31, xmm31, xmm31",
+            out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _,
+            out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
+            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
+            options(nomem, nostack, preserves_flags),
+        );
+    }
+}
