@@ -8,8 +8,11 @@ pub const UNROLL_LIMIT: u64 = 1024;
 
 /// Query rows per block, the unit of work (and of threading): large enough that packing a
 /// block of keys is paid back over many rows, small enough that the rows' output stays in
-/// the core's L1 and L2 caches.
+/// the core's L2 cache and that long sequences split into blocks for threads.
 const QUERY_BLOCK: u64 = 128;
+
+/// Up to this many query rows, a problem is one block: its keys are packed once.
+const WHOLE_PROBLEM: u64 = 256;
 
 /// Query rows per micro-kernel tile (the runtime's `TILE_ROWS`): a block is a multiple.
 const TILE_ROWS: u64 = 4;
@@ -48,9 +51,10 @@ pub fn plan(kernel: &Kernel) -> Plan {
         Some(n) if n <= UNROLL_LIMIT => Plan::Unrolled,
         _ => Plan::Tiled {
             // Short sequences get smaller blocks, rounded up to whole tiles and vectors.
-            query_block: known(kernel.queries()).map_or(QUERY_BLOCK, |n| {
-                n.next_multiple_of(TILE_ROWS).min(QUERY_BLOCK)
-            }),
+            query_block: match known(kernel.queries()) {
+                Some(n) if n <= WHOLE_PROBLEM => n.next_multiple_of(TILE_ROWS),
+                _ => QUERY_BLOCK,
+            },
             key_block: known(kernel.keys()).map_or(KEY_BLOCK, |n| {
                 n.next_multiple_of(WIDEST_LANES).min(KEY_BLOCK)
             }),

@@ -114,11 +114,13 @@ fn scores_pass<S: Simd, const MR: usize, const N: usize, const DEPTH: usize, con
     first: usize,
     scores: &mut [[f32; KB]],
 ) {
-    let q: [&[f32; DEPTH]; MR] = std::array::from_fn(|r| &q[r]);
+    let q = &q[..MR];
     let mut acc = [[simd.splat(0.0); N]; MR];
     for d in 0..DEPTH {
-        let keys: [S::V; N] =
-            std::array::from_fn(|c| simd.load(&packed[d][(first + c) * S::LANES..]));
+        let mut keys = [simd.splat(0.0); N];
+        for (c, key) in keys.iter_mut().enumerate() {
+            *key = simd.load(&packed[d][(first + c) * S::LANES..]);
+        }
         for r in 0..MR {
             let query = simd.splat(q[r][d]);
             for c in 0..N {
@@ -154,9 +156,11 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
     out: &mut [[f32; DV]],
 ) {
     let rows = scores.len().min(TILE_ROWS);
-    let mut correction = [1.0f32; TILE_ROWS];
-    let mut rescale = [false; TILE_ROWS];
+    // Per row: the new max, and `old - new` for the rescaling factor `exp(old - new)`.
     let mut shift = [0.0f32; TILE_ROWS];
+    let mut decrease = [0.0f32; MAX_LANES];
+    let mut rescale = [false; TILE_ROWS];
+    let mut any_change = false;
     for r in 0..rows {
         let mut block_max = simd.load(&scores[r]);
         for chunk in scores[r].chunks_exact(S::LANES).skip(1) {
@@ -164,14 +168,26 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
         }
         let old = running_max[r];
         let new = old.max(simd.reduce_max(block_max));
-        // Once the max has settled, most blocks leave it unchanged: skip the exponential.
+        running_max[r] = new;
+        shift[r] = new;
         if new != old {
-            correction[r] = exp_f32(old - new);
+            decrease[r] = old - new;
+            any_change = true;
             // Before the first key the output row is still zero: nothing to rescale.
             rescale[r] = old != f32::NEG_INFINITY;
         }
-        running_max[r] = new;
-        shift[r] = new;
+    }
+    // Once the max has settled, most blocks leave it unchanged and skip this; otherwise the
+    // rows' factors are one vector exponential (rows whose max held get exp(0) = 1).
+    let mut correction = [1.0f32; MAX_LANES];
+    if any_change {
+        if S::LANES >= TILE_ROWS {
+            simd.store(&mut correction, exp(simd, simd.load(&decrease)));
+        } else {
+            for (factor, &d) in correction.iter_mut().zip(&decrease).take(rows) {
+                *factor = exp_f32(d);
+            }
+        }
     }
     for r in 0..rows {
         let shift = simd.splat(shift[r]);
@@ -252,12 +268,21 @@ fn values_pass<S: Simd, const MR: usize, const N: usize, const KB: usize, const 
     first: usize,
     out: &mut [[f32; DV]],
 ) {
-    let weights: [&[f32; KB]; MR] = std::array::from_fn(|r| &weights[r]);
-    let mut acc: [[S::V; N]; MR] = std::array::from_fn(|r| {
-        std::array::from_fn(|c| simd.load(&out[r][(first + c) * S::LANES..]))
-    });
+    let weights = &weights[..MR];
+    // `std::array::from_fn` is avoided here and above: its closures are not always inlined,
+    // and a call out of a `#[target_feature]` function costs a `vzeroupper` and a spill.
+    let mut acc = [[simd.splat(0.0); N]; MR];
+    for (r, row) in acc.iter_mut().enumerate() {
+        for (c, slot) in row.iter_mut().enumerate() {
+            *slot = simd.load(&out[r][(first + c) * S::LANES..]);
+        }
+    }
     for (j, value) in values.iter().enumerate() {
-        let value: [S::V; N] = std::array::from_fn(|c| simd.load(&value[(first + c) * S::LANES..]));
+        let mut row = [simd.splat(0.0); N];
+        for (c, slot) in row.iter_mut().enumerate() {
+            *slot = simd.load(&value[(first + c) * S::LANES..]);
+        }
+        let value = row;
         for r in 0..MR {
             let weight = simd.splat(weights[r][j]);
             for c in 0..N {

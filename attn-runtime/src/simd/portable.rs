@@ -15,14 +15,22 @@ pub struct Portable;
 
 const LANES: usize = 8;
 
+// Plain loops rather than `map` and `array::from_fn`, whose closures are not always inlined.
+
 #[inline(always)]
-fn map(a: [f32; LANES], f: impl Fn(f32) -> f32) -> [f32; LANES] {
-    a.map(f)
+fn map(mut a: [f32; LANES], f: impl Fn(f32) -> f32) -> [f32; LANES] {
+    for x in &mut a {
+        *x = f(*x);
+    }
+    a
 }
 
 #[inline(always)]
-fn zip(a: [f32; LANES], b: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> [f32; LANES] {
-    std::array::from_fn(|i| f(a[i], b[i]))
+fn zip(mut a: [f32; LANES], b: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> [f32; LANES] {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x = f(*x, y);
+    }
+    a
 }
 
 /// One f32 as a vector of one lane: the scalar form of every kernel step, such as
@@ -136,7 +144,11 @@ impl Simd for Portable {
     /// library call.
     #[inline(always)]
     fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
-        std::array::from_fn(|i| a[i] * b[i] + c[i])
+        let mut out = c;
+        for ((x, a), b) in out.iter_mut().zip(a).zip(b) {
+            *x += a * b;
+        }
+        out
     }
     #[inline(always)]
     fn max(self, a: Self::V, b: Self::V) -> Self::V {
