@@ -172,14 +172,21 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
         shift[r] = new;
         if new != old {
             decrease[r] = old - new;
-            any_change = true;
-            // Before the first key the output row is still zero: nothing to rescale.
+            // Before the first key the sum and the output row are still zero: the factor
+            // is 0 and needs no exponential, and there is nothing to rescale.
             rescale[r] = old != f32::NEG_INFINITY;
+            any_change |= rescale[r];
         }
     }
     // Once the max has settled, most blocks leave it unchanged and skip this; otherwise the
-    // rows' factors are one vector exponential (rows whose max held get exp(0) = 1).
+    // rows' factors are one vector exponential (rows whose max held get exp(0) = 1, rows
+    // seeing their first keys exp(-inf) = 0).
     let mut correction = [1.0f32; MAX_LANES];
+    for (factor, &first) in correction.iter_mut().zip(&decrease) {
+        if first == f32::NEG_INFINITY {
+            *factor = 0.0;
+        }
+    }
     if any_change {
         if S::LANES >= TILE_ROWS {
             simd.store(&mut correction, exp(simd, simd.load(&decrease)));
