@@ -14,11 +14,13 @@ fn main() {
         [0.7, 0.8, 0.9],
         [-1.0, 1.1, 1.2],
     ]];
+    // `profile_w1 N` runs N thousand calls (for callgrind); without N, two seconds' worth.
+    let fixed: Option<u64> = std::env::args().nth(1).and_then(|n| n.parse().ok());
     let start = std::time::Instant::now();
     let mut runs = 0u64;
-    while start.elapsed().as_secs_f64() < 2.0 {
+    while fixed.map_or(start.elapsed().as_secs_f64() < 2.0, |n| runs < n * 1000) {
         for _ in 0..1000 {
-            std::hint::black_box(w1(std::hint::black_box(&q), &kv, &kv));
+            std::hint::black_box(w1(std::hint::black_box(&q), std::hint::black_box(&kv), std::hint::black_box(&kv)));
         }
         runs += 1000;
     }
