@@ -32,8 +32,18 @@ fn main() {
     println!("softmax before faer's product: {:?}", softmax_time(&row));
     let q = MatRef::from_row_major_slice(&q, n, d);
     let mut scores = Mat::<f32>::zeros(n, n);
-    matmul(scores.as_mut(), Accum::Replace, q, q.transpose(), 0.125, Par::Seq);
+    matmul(
+        scores.as_mut(),
+        Accum::Replace,
+        q,
+        q.transpose(),
+        0.125,
+        Par::Seq,
+    );
     println!("softmax after faer's product: {:?}", softmax_time(&row));
     attn_bench::clear_upper_registers();
-    println!("softmax after clearing the registers: {:?}", softmax_time(&row));
+    println!(
+        "softmax after clearing the registers: {:?}",
+        softmax_time(&row)
+    );
 }

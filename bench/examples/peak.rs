@@ -33,6 +33,9 @@ impl WithSimd for Peak {
 fn main() {
     let isa = Isa::active();
     for second in 1..=6 {
-        println!("{isa}, second {second}: {:.1} GFLOP/s", dispatch(isa, Peak(1.0)));
+        println!(
+            "{isa}, second {second}: {:.1} GFLOP/s",
+            dispatch(isa, Peak(1.0))
+        );
     }
 }

@@ -20,7 +20,11 @@ fn main() {
     let mut runs = 0u64;
     while fixed.map_or(start.elapsed().as_secs_f64() < 2.0, |n| runs < n * 1000) {
         for _ in 0..1000 {
-            std::hint::black_box(w1(std::hint::black_box(&q), std::hint::black_box(&kv), std::hint::black_box(&kv)));
+            std::hint::black_box(w1(
+                std::hint::black_box(&q),
+                std::hint::black_box(&kv),
+                std::hint::black_box(&kv),
+            ));
         }
         runs += 1000;
     }
