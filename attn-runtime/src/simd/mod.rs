@@ -1,8 +1,8 @@
 //! Vector types with run-time CPU-feature dispatch.
 //!
-//! Kernels are written once, generic over [`Simd`]; [`run`] picks the widest instruction set
-//! the CPU has (AVX-512F, then AVX2 with FMA, then portable code) and calls the kernel inside
-//! a function compiled for it, so a default `cargo build --release` with no `-C target-cpu`
+//! Kernels are written once, generic over [`Simd`]. [`Isa::active`] is the widest instruction
+//! set the CPU has (AVX-512F, then AVX2 with FMA, then portable code), and [`dispatch`] calls
+//! the kernel inside a function compiled for it, so a default `cargo build --release` with no `-C target-cpu`
 //! flags runs 512-bit code on a CPU that has it. Each instruction set has one
 //! `#[target_feature]` wrapper; the kernel's body is `#[inline(always)]` and is compiled into
 //! each wrapper.
@@ -74,7 +74,7 @@ impl Isa {
         })
     }
 
-    /// What [`run`] uses on this thread: the one forced by [`with_isa`], else the one named
+    /// What kernels run on, on this thread: the one forced by [`with_isa`], else the one named
     /// by `ATTN_ISA` (if this CPU supports it), else [`Isa::detected`].
     pub fn active() -> Isa {
         FORCED.with(Cell::get).unwrap_or_else(from_environment)
