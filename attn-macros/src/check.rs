@@ -7,7 +7,7 @@
 use crate::ast::{Binding, DimToken, KernelDecl, SizeToken, TensorDecl};
 use crate::emit::RESERVED_NAMES;
 use crate::errors::Errors;
-use crate::options::{self, Options, edit_distance};
+use crate::options::{self, Causal, Options, edit_distance};
 use proc_macro2::Span;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -140,6 +140,9 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
     )?;
     let mut shapes = [q, k, v];
     agreement(rank, &mut shapes, &mut names, errors);
+    if let Some((Causal::Square, span)) = options.causal {
+        square(&shapes[0][rank - 2], &shapes[1][rank - 2], span, errors);
+    }
     let decls = [q_decl, k_decl, v_decl];
     for (role, (shape, decl)) in Role::ALL.iter().zip(shapes.iter().zip(decls)) {
         fits(role.name(), shape, decl.bracket.span.join(), errors);
@@ -669,6 +672,28 @@ fn fits(what: &str, shape: &[Resolved], span: Span, errors: &mut Errors) {
             span,
             format!("{what} would hold {count}, more than an array can hold (isize::MAX bytes)"),
             "use smaller sizes",
+        );
+    }
+}
+
+/// Plain `causal` needs as many queries as keys, known to be equal here: otherwise the user
+/// says how the queries line up with the keys.
+fn square(queries: &Resolved, keys: &Resolved, span: Span, errors: &mut Errors) {
+    let equal = match (&queries.value, &keys.value) {
+        (Value::Known(a), Value::Known(b)) => a == b,
+        (Value::Unbound(a), Value::Unbound(b)) => a == b,
+        (Value::Poison, _) | (_, Value::Poison) => true,
+        _ => false,
+    };
+    if !equal {
+        errors.at(
+            span,
+            format!(
+                "`causal` needs as many queries as keys, but `q` has {queries} queries and `k` has {keys} keys"
+            ),
+            "write `causal(top_left)` (query i sees keys 0..=i, as PyTorch) or \
+             `causal(bottom_right)` (the queries are the last Nq positions, as FlashAttention \
+             and a decode step over a cache)",
         );
     }
 }

@@ -10,6 +10,7 @@
 //! notes on a wrongly shaped argument point back at the shape the user declared.
 
 use crate::check::{Dim, Kernel, Size};
+use crate::options::Causal;
 use crate::plan::Plan;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -190,6 +191,17 @@ fn batch_head_index(kernel: &Kernel, b: &TokenStream, h: &TokenStream) -> TokenS
     }
 }
 
+/// How many keys query `row` sees: all of them without a causal mask; with one, the keys up
+/// to its position, the queries aligned to the first keys (`top_left`) or the last ones
+/// (`bottom_right`).
+fn visible_keys(causal: Option<Causal>, row: u64, queries: u64, keys: u64) -> u64 {
+    match causal {
+        None => keys,
+        Some(Causal::Square | Causal::TopLeft) => (row + 1).min(keys),
+        Some(Causal::BottomRight) => (row + 1 + keys).saturating_sub(queries).min(keys),
+    }
+}
+
 fn known(size: &Size) -> u64 {
     match size {
         Size::Known(n) => *n,
@@ -221,9 +233,11 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                     Literal::u64_unsuffixed(i),
                 );
                 let at = batch_head_index(kernel, &quote!(#bl), &quote!(#hl));
-                let score: Vec<Ident> = (0..keys).map(|j| format_ident!("score_{}", j)).collect();
-                let weight: Vec<Ident> = (0..keys).map(|j| format_ident!("weight_{}", j)).collect();
-                let dots = (0..keys).map(|j| {
+                // A causal mask is a bound: the row's scores stop at the last key it sees.
+                let seen = visible_keys(kernel.options.causal.map(|(c, _)| c), i, queries, keys);
+                let score: Vec<Ident> = (0..seen).map(|j| format_ident!("score_{}", j)).collect();
+                let weight: Vec<Ident> = (0..seen).map(|j| format_ident!("weight_{}", j)).collect();
+                let dots = (0..seen).map(|j| {
                     let j = Literal::u64_unsuffixed(j);
                     let terms = (0..depth).map(|d| {
                         let d = Literal::u64_unsuffixed(d);
@@ -233,13 +247,23 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                 });
                 let outputs = (0..value_depth).map(|e| {
                     let e = Literal::u64_unsuffixed(e);
-                    let terms = (0..keys).map(|j| {
+                    let terms = (0..seen).map(|j| {
                         let w = &weight[j as usize];
                         let j = Literal::u64_unsuffixed(j);
                         quote!(#w * v[#j][#e])
                     });
                     quote!(out[#e] = (#(#terms)+*) * inv_sum;)
                 });
+                if seen == 0 {
+                    // The mask hides every key from this row: its output is 0.
+                    let value_depth = Literal::u64_unsuffixed(value_depth);
+                    blocks.push(quote! {
+                        #label: {
+                            out #at[#il] = [0.0f32; #value_depth];
+                        }
+                    });
+                    continue;
+                }
                 blocks.push(quote! {
                     #label: {
                         let (q, k, v) = (&q #at[#il], &k #at, &v #at);
@@ -288,6 +312,32 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
         Literal::u64_unsuffixed(key_block),
     );
     let generics = &kernel.generics;
+    // A causal mask becomes loop bounds: a block walks only the keys its last row sees, a
+    // tile none of whose rows sees a key block skips it, and only the tiles the diagonal
+    // crosses mask scores one by one.
+    let (keys_seen, tile_skip, tile_mask) = match kernel.options.causal {
+        None => (quote!(let keys_seen = #keys;), quote!(), quote!()),
+        Some((causal, _)) => {
+            let bottom_right = causal == Causal::BottomRight;
+            (
+                quote! {
+                    let keys_seen = #private::visible_keys(
+                        first_query + out.len() - 1, #queries, #keys, #bottom_right,
+                    );
+                },
+                quote! {
+                    if #private::visible_keys(first_query + last - 1, #queries, #keys, #bottom_right)
+                        <= first_key
+                    {
+                        continue 'query_tiles;
+                    }
+                },
+                quote! {
+                    #private::mask_causal(weights, first_query + first, first_key, #queries, #keys, #bottom_right);
+                },
+            )
+        }
+    };
     let (problem, rows) = match kernel.heads() {
         Some(heads) => {
             let heads = size(heads, kernel.q[1].span);
@@ -334,15 +384,18 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 let mut packed_keys = [[0.0f32; KEY_BLOCK]; #depth];
                 let mut scores = [[0.0f32; KEY_BLOCK]; #private::TILE_ROWS];
                 out.fill([0.0f32; #value_depth]);
-                'key_blocks: for first_key in (0..#keys).step_by(KEY_BLOCK) {
-                    let last_key = ::core::cmp::min(first_key + KEY_BLOCK, #keys);
+                #keys_seen
+                'key_blocks: for first_key in (0..keys_seen).step_by(KEY_BLOCK) {
+                    let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                     let (keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
                     #private::pack_keys(keys, &mut packed_keys);
                     'query_tiles: for first in (0..out.len()).step_by(#private::TILE_ROWS) {
                         let last = ::core::cmp::min(first + #private::TILE_ROWS, out.len());
+                        #tile_skip
                         let queries = &q[first_query + first..first_query + last];
                         #private::scores(simd, queries, &packed_keys, keys.len(), scale, &mut scores);
                         let weights = &mut scores[..last - first];
+                        #tile_mask
                         #private::online_softmax(
                             simd,
                             weights,

@@ -3,11 +3,12 @@
 //! ```text
 //! attr    := '#[attn(' option (',' option)* ','? ')]'
 //! option  := 'scale' '=' '-'? (FLOAT | INTEGER)
+//!          | 'causal' ('(' ('top_left' | 'bottom_right') ')')?
 //! ```
 //!
-//! This version implements `scale`. The other options of DESIGN section 5 are recognised by
-//! name and rejected with an error that says they are not available yet, so a user who writes
-//! `causal` learns that it is planned rather than that it is misspelt.
+//! This version implements `scale` and `causal`. The other options of DESIGN section 5 are
+//! recognised by name and rejected with an error that says they are not available yet, so a
+//! user who writes `window` learns that it is planned rather than that it is misspelt.
 
 use crate::errors::{Errors, error};
 use proc_macro2::Span;
@@ -19,11 +20,31 @@ use syn::{Attribute, Ident, Lit, Token};
 pub struct Options {
     /// The factor applied to every score; `None` means `1 / sqrt(depth)`.
     pub scale: Option<(f64, Span)>,
+    /// A causal mask, and the span of the `causal` token.
+    pub causal: Option<(Causal, Span)>,
+}
+
+/// How a causal mask lines the queries up with the keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Causal {
+    /// `causal`: as many queries as keys, query `i` sees keys `0..=i`.
+    Square,
+    /// `causal(top_left)`: query `i` sees keys `0..=i`, as PyTorch's `is_causal`.
+    TopLeft,
+    /// `causal(bottom_right)`: the queries are the last `Nq` positions, query `i` sees keys
+    /// `0..=i + Nk - Nq`, as FlashAttention and a decode step over a cache.
+    BottomRight,
+}
+
+/// What follows an option's name.
+enum Value {
+    None,
+    Number(f64, Span),
+    Args(proc_macro2::Group),
 }
 
 /// Options that DESIGN section 5 names and a later version of attn will implement.
 const PLANNED: &[&str] = &[
-    "causal",
     "window",
     "softcap",
     "dtype",
@@ -35,7 +56,7 @@ const PLANNED: &[&str] = &[
 ];
 
 /// Options available in this version.
-const AVAILABLE: &[&str] = &["scale"];
+const AVAILABLE: &[&str] = &["scale", "causal"];
 
 /// Splits `attrs` into attn's options and the attributes passed through to the generated
 /// functions, reporting every malformed, unknown or repeated option.
@@ -70,16 +91,14 @@ pub fn parse(attrs: &[Attribute], errors: &mut Errors) -> (Options, Vec<Attribut
     (options, passthrough)
 }
 
-/// One option as written: its name and, for `name = value`, the value.
-fn option(input: ParseStream) -> syn::Result<(Ident, Option<(f64, Span)>)> {
+/// One option as written: its name and what follows it.
+fn option(input: ParseStream) -> syn::Result<(Ident, Value)> {
     let name: Ident = input.call(syn::ext::IdentExt::parse_any)?;
     if !input.peek(Token![=]) {
-        // A planned option may take arguments, as `causal(top_left)` will; skip them here so
-        // that the error is about the option, not its syntax.
         if input.peek(syn::token::Paren) {
-            let _args: proc_macro2::Group = input.parse()?;
+            return Ok((name, Value::Args(input.parse()?)));
         }
-        return Ok((name, None));
+        return Ok((name, Value::None));
     }
     input.parse::<Token![=]>()?;
     let negative = input.parse::<Option<Token![-]>>()?.is_some();
@@ -100,21 +119,43 @@ fn option(input: ParseStream) -> syn::Result<(Ident, Option<(f64, Span)>)> {
         )),
     }?;
     let value = if negative { -value } else { value };
-    Ok((name, Some((value, lit.span()))))
+    Ok((name, Value::Number(value, lit.span())))
 }
 
-fn apply(options: &mut Options, name: Ident, value: Option<(f64, Span)>, errors: &mut Errors) {
+/// The alignment inside `causal(..)`.
+fn alignment(args: &proc_macro2::Group, errors: &mut Errors) -> Option<Causal> {
+    let help = "write `causal(top_left)` (query i sees keys 0..=i, as PyTorch) or \
+                `causal(bottom_right)` (the queries are the last positions, as FlashAttention)";
+    match syn::parse2::<Ident>(args.stream()) {
+        Ok(ident) if ident == "top_left" => Some(Causal::TopLeft),
+        Ok(ident) if ident == "bottom_right" => Some(Causal::BottomRight),
+        Ok(ident) => {
+            errors.at(
+                ident.span(),
+                format!("unknown causal alignment `{ident}`"),
+                help,
+            );
+            None
+        }
+        Err(_) => {
+            errors.at(args.span(), "expected `top_left` or `bottom_right`", help);
+            None
+        }
+    }
+}
+
+fn apply(options: &mut Options, name: Ident, value: Value, errors: &mut Errors) {
     let text = name.to_string();
     match text.as_str() {
         "scale" => match value {
-            Some((scale, span)) if !scale.is_finite() || !(scale as f32).is_finite() => {
+            Value::Number(scale, span) if !scale.is_finite() || !(scale as f32).is_finite() => {
                 errors.at(
                     span,
                     format!("the scale {scale} does not fit in f32"),
                     "give a finite scale such as `scale = 0.125`",
                 );
             }
-            Some(scale) => {
+            Value::Number(scale, span) => {
                 if options.scale.is_some() {
                     errors.at(
                         name.span(),
@@ -122,15 +163,34 @@ fn apply(options: &mut Options, name: Ident, value: Option<(f64, Span)>, errors:
                         "keep one `scale = ..`",
                     );
                 } else {
-                    options.scale = Some(scale);
+                    options.scale = Some((scale, span));
                 }
             }
-            None => errors.at(
+            Value::None | Value::Args(_) => errors.at(
                 name.span(),
                 "`scale` needs a value",
                 "write `scale = 0.125`; without the option the scale is 1 / sqrt(depth)",
             ),
         },
+        "causal" => {
+            let causal = match value {
+                Value::None => Some(Causal::Square),
+                Value::Args(args) => alignment(&args, errors),
+                Value::Number(_, span) => {
+                    errors.at(
+                        span,
+                        "`causal` takes no value",
+                        "write `causal`, `causal(top_left)` or `causal(bottom_right)`",
+                    );
+                    None
+                }
+            };
+            if options.causal.is_some() {
+                errors.at(name.span(), "`causal` is given twice", "keep one `causal`");
+            } else if let Some(causal) = causal {
+                options.causal = Some((causal, name.span()));
+            }
+        }
         _ if PLANNED.contains(&text.as_str()) => errors.at(
             name.span(),
             format!("the option `{text}` is not available in this version of attn"),

@@ -2,8 +2,8 @@
 //! macro, which is always the same version as this crate.
 
 pub use crate::kernels::{
-    Kernel, MAX_LANES, TILE_ROWS, accumulate_values, normalize, online_softmax, pack_keys, run,
-    scores,
+    Kernel, MAX_LANES, TILE_ROWS, accumulate_values, mask_causal, normalize, online_softmax,
+    pack_keys, run, scores, visible_keys,
 };
 pub use crate::simd::Simd;
 

@@ -169,7 +169,9 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
         let old = running_max[r];
         let new = old.max(simd.reduce_max(block_max));
         running_max[r] = new;
-        shift[r] = new;
+        // A row that has seen only masked keys (all -inf) shifts by 0: its weights are then
+        // exp(-inf) = 0, where exp(-inf - -inf) would be NaN.
+        shift[r] = if new == f32::NEG_INFINITY { 0.0 } else { new };
         if new != old {
             decrease[r] = old - new;
             // Before the first key the sum and the output row are still zero: the factor
@@ -211,6 +213,50 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
         if rescale[r] {
             scale_row(simd, &mut out[r], correction[r]);
         }
+    }
+}
+
+/// How many keys query `row` sees under a causal mask: the keys up to its position, with the
+/// queries aligned to the first keys (`top_left`, query `i` sees `0..=i`) or to the last ones
+/// (`bottom_right`, query `i` sees `0..=i + keys - queries`, none when that is negative).
+///
+/// ```
+/// use attn_runtime::__private::visible_keys;
+/// assert_eq!(visible_keys(0, 2, 4, false), 1);
+/// assert_eq!(visible_keys(0, 2, 4, true), 3);
+/// assert_eq!(visible_keys(0, 4, 2, true), 0);
+/// ```
+#[inline(always)]
+pub fn visible_keys(row: usize, queries: usize, keys: usize, bottom_right: bool) -> usize {
+    let seen = if bottom_right {
+        (row + 1 + keys).saturating_sub(queries)
+    } else {
+        row + 1
+    };
+    seen.min(keys)
+}
+
+/// Sets to `-inf` the scores of a tile that its rows do not see under a causal mask: row `r`
+/// is query `first_row + r`, column `j` is key `first_key + j`.
+///
+/// ```
+/// let mut scores = [[1.0f32; 16]; 2];
+/// attn_runtime::__private::mask_causal(&mut scores, 0, 0, 4, 4, false);
+/// assert_eq!(&scores[1][..3], &[1.0, 1.0, f32::NEG_INFINITY]);
+/// ```
+#[inline(always)]
+pub fn mask_causal<const KB: usize>(
+    scores: &mut [[f32; KB]],
+    first_row: usize,
+    first_key: usize,
+    queries: usize,
+    keys: usize,
+    bottom_right: bool,
+) {
+    for (r, row) in scores.iter_mut().enumerate() {
+        let seen = visible_keys(first_row + r, queries, keys, bottom_right);
+        let from = seen.saturating_sub(first_key).min(KB);
+        row[from..].fill(f32::NEG_INFINITY);
     }
 }
 

@@ -17,6 +17,9 @@ attention! {
     fn w1<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;
     /// W2, W3: one head of depth 64, any length.
     fn one_head<q: [1, N, 64], k: [1, N, 64], v: [1, N, 64]>;
+    /// W3 with a causal mask: the blocks above the diagonal are skipped.
+    #[attn(causal)]
+    fn causal_head<q: [1, N, 64], k: [1, N, 64], v: [1, N, 64]>;
     /// W4: 96 problems (batch x heads) of 256 x 256.
     fn heads<q: [96, 256, 64], k: [96, 256, 64], v: [96, 256, 64]>;
 }
@@ -278,5 +281,14 @@ fn one_head_workload<const N: usize>(name: &'static str, peak: f64, threads: boo
     );
     if threads {
         on_two_threads(&w, single, &mut out, run);
+        let causal = with_threads(1, || {
+            median_seconds(3.0, || causal_head_into(&q, &k, &v, &mut out))
+        });
+        println!(
+            "{:<30} {:>11}  causal: {:.2}x the time of the full attention above",
+            format!("{} causal", &name[..2]),
+            time(causal),
+            causal / single
+        );
     }
 }

@@ -3,12 +3,36 @@
 //!
 //! ```
 //! use attn_tests::{Problem, Rng, reference};
-//! let problem = Problem { problems: 1, queries: 1, keys: 2, depth: 1, value_depth: 1, scale: 1.0 };
+//! let problem = Problem::with_default_scale(1, 1, 2, 1, 1);
 //! let out = reference(&problem, &[0.0], &[1.0, 1.0], &[2.0, 4.0]);
+//! // Equal scores: the mean of the values.
 //! assert!((out[0] - 3.0).abs() < 1e-12);
 //! let mut rng = Rng::new(1);
 //! assert!(rng.uniform(2.0).abs() <= 2.0);
 //! ```
+
+/// A causal mask, as the kernels' `#[attn(causal(..))]` option.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mask {
+    /// Every query sees every key.
+    #[default]
+    None,
+    /// Query `i` sees keys `0..=i`.
+    TopLeft,
+    /// Query `i` sees keys `0..=i + keys - queries`.
+    BottomRight,
+}
+
+impl Mask {
+    /// How many keys (a prefix) query `row` sees.
+    pub fn visible(self, row: usize, queries: usize, keys: usize) -> usize {
+        match self {
+            Mask::None => keys,
+            Mask::TopLeft => (row + 1).min(keys),
+            Mask::BottomRight => (row + 1 + keys).saturating_sub(queries).min(keys),
+        }
+    }
+}
 
 /// The sizes of an attention computation, with batch and heads folded into `problems`.
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +49,8 @@ pub struct Problem {
     pub value_depth: usize,
     /// The factor applied to each score.
     pub scale: f32,
+    /// Which keys each query sees.
+    pub mask: Mask,
 }
 
 impl Problem {
@@ -43,7 +69,13 @@ impl Problem {
             depth,
             value_depth,
             scale: (1.0 / (depth as f64).sqrt()) as f32,
+            mask: Mask::None,
         }
+    }
+
+    /// The same problem under `mask`.
+    pub fn masked(self, mask: Mask) -> Self {
+        Problem { mask, ..self }
     }
 
     /// Lengths of q, k, v and the output, flat.
@@ -150,7 +182,13 @@ where
             &v[p * keys * value_depth..][..keys * value_depth],
         );
         for i in 0..queries {
-            let scores: Vec<T> = (0..keys)
+            let seen = problem.mask.visible(i, queries, keys);
+            if seen == 0 {
+                // Every key is masked: the output row is 0.
+                out.extend((0..value_depth).map(|_| zero));
+                continue;
+            }
+            let scores: Vec<T> = (0..seen)
                 .map(|j| {
                     let mut dot = zero;
                     for d in 0..depth {

@@ -3,7 +3,7 @@
 //! several instantiations, a single query, long sequences and large magnitudes.
 
 use attn_runtime::{Array, Plan, Tensor, attention};
-use attn_tests::{Problem, Rng, assert_accurate};
+use attn_tests::{Mask, Problem, Rng, assert_accurate};
 
 attention! {
     /// The textbook example: unrolled.
@@ -34,6 +34,30 @@ attention! {
 
     /// A single query against a sequence: decoding.
     fn one_query<q: [1, 4, 1, 64], k: [1, 4, N, 64], v: [1, 4, N, 64]>;
+
+    /// Causal, as many queries as keys: tiled.
+    #[attn(causal)]
+    fn causal_square<q: [2, N, 16], k: [2, N, 16], v: [2, N, 8]>;
+
+    /// Causal with the queries aligned to the first keys: tiled.
+    #[attn(causal(top_left))]
+    fn causal_top_left<q: [1, 2, Nq, 24], k: [1, 2, Nk, 24], v: [1, 2, Nk, 16]>;
+
+    /// Causal with the queries aligned to the last keys: tiled.
+    #[attn(causal(bottom_right))]
+    fn causal_bottom_right<q: [1, 2, Nq, 24], k: [1, 2, Nk, 24], v: [1, 2, Nk, 16]>;
+
+    /// Unrolled, fewer queries than keys: the rows see 1, 2, 3 keys.
+    #[attn(causal(top_left))]
+    fn small_top_left<q: [1, 3, 4], k: [1, 5, 4], v: [1, 5, 3]>;
+
+    /// Unrolled, fewer queries than keys: the rows see 3, 4, 5 keys.
+    #[attn(causal(bottom_right))]
+    fn small_bottom_right<q: [1, 3, 4], k: [1, 5, 4], v: [1, 5, 3]>;
+
+    /// Unrolled, more queries than keys: the first two rows see no key and are 0.
+    #[attn(causal(bottom_right))]
+    fn small_more_queries<q: [1, 5, 4], k: [1, 3, 4], v: [1, 3, 2]>;
 }
 
 /// Runs `kernel` on random inputs of `magnitude` and checks it against the reference.
@@ -279,6 +303,102 @@ fn large_magnitudes_never_overflow() {
             magnitude,
             22,
             textbook_into,
+        );
+    }
+}
+
+/// Checks the causal kernels at `(Nq, Nk)`.
+macro_rules! causal_at {
+    ($(($nq:literal, $nk:literal)),* $(,)?) => {$(
+        check::<[[[[f32; 24]; $nq]; 2]; 1], [[[[f32; 24]; $nk]; 2]; 1], [[[[f32; 16]; $nk]; 2]; 1], [[[[f32; 16]; $nq]; 2]; 1]>(
+            concat!("causal_top_left ", stringify!(($nq, $nk))),
+            Problem::with_default_scale(2, $nq, $nk, 24, 16).masked(Mask::TopLeft),
+            1.0,
+            ($nq * 31 + $nk) as u64,
+            causal_top_left_into,
+        );
+        check::<[[[[f32; 24]; $nq]; 2]; 1], [[[[f32; 24]; $nk]; 2]; 1], [[[[f32; 16]; $nk]; 2]; 1], [[[[f32; 16]; $nq]; 2]; 1]>(
+            concat!("causal_bottom_right ", stringify!(($nq, $nk))),
+            Problem::with_default_scale(2, $nq, $nk, 24, 16).masked(Mask::BottomRight),
+            1.0,
+            ($nq * 37 + $nk) as u64,
+            causal_bottom_right_into,
+        );
+    )*};
+}
+
+#[test]
+fn causal_masks_against_the_reference() {
+    // Around the tiles (4 rows), the key blocks (64) and the query blocks (128), with more
+    // keys than queries, more queries than keys, and one of each.
+    causal_at!(
+        (1, 1),
+        (5, 3),
+        (3, 5),
+        (129, 129),
+        (300, 700),
+        (700, 300),
+        (1, 1000),
+        (64, 65)
+    );
+    check(
+        "causal_square",
+        Problem::with_default_scale(2, 200, 200, 16, 8).masked(Mask::TopLeft),
+        1.0,
+        40,
+        causal_square_into::<200>,
+    );
+}
+
+#[test]
+fn causal_unrolled_rows_see_their_prefix() {
+    for (what, mask, kernel) in [
+        (
+            "small_top_left",
+            Mask::TopLeft,
+            small_top_left_into as fn(&_, &_, &_, &mut _),
+        ),
+        (
+            "small_bottom_right",
+            Mask::BottomRight,
+            small_bottom_right_into,
+        ),
+    ] {
+        check(
+            what,
+            Problem::with_default_scale(1, 3, 5, 4, 3).masked(mask),
+            2.0,
+            41,
+            kernel,
+        );
+    }
+    check(
+        "small_more_queries",
+        Problem::with_default_scale(1, 5, 3, 4, 2).masked(Mask::BottomRight),
+        2.0,
+        42,
+        small_more_queries_into,
+    );
+    assert_eq!(small_top_left::INFO.plan, Plan::Unrolled);
+}
+
+#[test]
+fn rows_that_see_no_key_are_zero() {
+    let q = [[[1.0f32; 4]; 5]];
+    let kv = [[[2.0f32; 4]; 3]];
+    let out = small_more_queries(&q, &kv, &[[[3.0; 2]; 3]]);
+    assert_eq!(out[0][..2], [[0.0; 2]; 2]);
+    assert_eq!(out[0][2..], [[3.0; 2]; 3]);
+    let q = Tensor::<[[[[f32; 24]; 700]; 2]; 1]>::from_vec(vec![0.5; 2 * 700 * 24]).unwrap();
+    let k = Tensor::<[[[[f32; 24]; 300]; 2]; 1]>::from_vec(vec![0.5; 2 * 300 * 24]).unwrap();
+    let v = Tensor::<[[[[f32; 16]; 300]; 2]; 1]>::from_vec(vec![1.0; 2 * 300 * 16]).unwrap();
+    let mut out = Tensor::<[[[[f32; 16]; 700]; 2]; 1]>::zeros();
+    causal_bottom_right_into(&q, &k, &v, &mut out);
+    for (i, row) in out[0][1].iter().enumerate() {
+        let expected = if i < 400 { 0.0 } else { 1.0 };
+        assert!(
+            row.iter().all(|&x| (x - expected).abs() < 1e-6),
+            "row {i}: {row:?}"
         );
     }
 }

@@ -226,8 +226,40 @@ fn unknown_options_suggest_a_known_one() {
 #[test]
 fn planned_options_say_they_are_not_available_yet() {
     expect(
-        "#[attn(causal)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
-        &[("`causal` is not available in this version", "causal", 0)],
+        "#[attn(window = 4)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("`window` is not available in this version", "window", 0)],
+    );
+}
+
+#[test]
+fn plain_causal_needs_as_many_queries_as_keys() {
+    expect(
+        "#[attn(causal)] fn f<q: [1, Nq, 3], k: [1, 4, 3], v: [1, 4, 3]> where Nq = 2;",
+        &[("`q` has `Nq` = 2 queries and `k` has 4 keys", "causal", 0)],
+    );
+    expect(
+        "#[attn(causal)] fn f<q: [1, N, 3], k: [1, M, 3], v: [1, M, 3]>;",
+        &[("`causal` needs as many queries as keys", "causal", 0)],
+    );
+    expect(
+        "#[attn(causal)] fn f<q: [1, N, 3], k: [1, N, 3], v: [1, N, 3]>;",
+        &[],
+    );
+    expect(
+        "#[attn(causal(bottom_right))] fn f<q: [1, 1, 3], k: [1, N, 3], v: [1, N, 3]>;",
+        &[],
+    );
+}
+
+#[test]
+fn causal_alignments_are_known_and_given_once() {
+    expect(
+        "#[attn(causal(middle))] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("unknown causal alignment `middle`", "middle", 0)],
+    );
+    expect(
+        "#[attn(causal, causal(top_left))] fn f<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("`causal` is given twice", "causal", 1)],
     );
 }
 

@@ -65,6 +65,17 @@ fn encoder_tiled_with_unbound_length() {
     );
 }
 
+#[test]
+fn decode_step_causal_bottom_right() {
+    snapshot(
+        "decode_causal",
+        "/// One decode step over a cache: the queries are the last positions.
+         #[attn(causal(bottom_right))]
+         pub fn step<q: [1, 8, 2, 64], k: [1, 8, N, 64], v: [1, 8, N, 64]>;",
+        false,
+    );
+}
+
 /// A kernel with an error: the stub and the `compile_error!`, as the user's crate gets them.
 #[test]
 fn mismatch_stub() {
