@@ -59,7 +59,8 @@ pub fn step_into<const N: usize>(
             const KEY_BLOCK: usize = 64;
             let scale: f32 = 0.125f32;
             let (b, h) = (problem / 8, problem % 8);
-            let (q, k, v) = (&self.q[b][h], &self.k[b][h], &self.v[b][h]);
+            let kv_head = h;
+            let (q, k, v) = (&self.q[b][h], &self.k[b][kv_head], &self.v[b][kv_head]);
             let mut running_max = [f32::NEG_INFINITY; 4];
             let mut running_sum = [[0.0f32; ::attn_runtime::__private::MAX_LANES]; 4];
             let mut packed_keys = [[0.0f32; KEY_BLOCK]; 64];
@@ -143,6 +144,7 @@ pub mod step {
                 rank: 4,
                 batch: 1,
                 heads: 8,
+                kv_heads: 8,
                 queries: 2,
                 keys: N as u64,
                 depth: 64,

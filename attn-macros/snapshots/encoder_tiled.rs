@@ -59,7 +59,8 @@ pub fn encoder_into<const N: usize>(
             const KEY_BLOCK: usize = 64;
             let scale: f32 = 0.17677669f32;
             let (b, h) = (problem / 12, problem % 12);
-            let (q, k, v) = (&self.q[b][h], &self.k[b][h], &self.v[b][h]);
+            let kv_head = h;
+            let (q, k, v) = (&self.q[b][h], &self.k[b][kv_head], &self.v[b][kv_head]);
             let mut running_max = [f32::NEG_INFINITY; 128];
             let mut running_sum = [[0.0f32; ::attn_runtime::__private::MAX_LANES]; 128];
             let mut packed_keys = [[0.0f32; KEY_BLOCK]; 32];
@@ -121,6 +122,7 @@ pub mod encoder {
                 rank: 4,
                 batch: 1,
                 heads: 12,
+                kv_heads: 12,
                 queries: N as u64,
                 keys: N as u64,
                 depth: 32,

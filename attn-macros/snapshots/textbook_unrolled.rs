@@ -113,6 +113,7 @@ pub mod seed_example {
                 rank: 3,
                 batch: 1,
                 heads: 1,
+                kv_heads: 1,
                 queries: 2,
                 keys: 4,
                 depth: 3,

@@ -57,9 +57,13 @@ impl Kernel {
     pub fn batch(&self) -> &Size {
         &self.q[0].size
     }
-    /// The heads axis of a rank-4 kernel.
+    /// The query heads of a rank-4 kernel.
     pub fn heads(&self) -> Option<&Size> {
         (self.rank() == 4).then(|| &self.q[1].size)
+    }
+    /// The key/value heads of a rank-4 kernel: a divisor of the query heads.
+    pub fn kv_heads(&self) -> Option<&Size> {
+        (self.rank() == 4).then(|| &self.k[1].size)
     }
     pub fn queries(&self) -> &Size {
         &self.q[self.rank() - 2].size
@@ -140,6 +144,9 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
     )?;
     let mut shapes = [q, k, v];
     agreement(rank, &mut shapes, &mut names, errors);
+    if rank == 4 {
+        grouped_heads(&shapes[0][1], &shapes[1][1], errors);
+    }
     if let Some((Causal::Square, span)) = options.causal {
         square(&shapes[0][rank - 2], &shapes[1][rank - 2], span, errors);
     }
@@ -569,16 +576,10 @@ fn rules(rank: usize) -> Vec<Rule> {
     ];
     if rank == 4 {
         rules.push(Rule {
-            first: (Role::Q, 3, "heads"),
-            second: (Role::K, 3, "heads"),
-            problem: "head counts disagree: `q` has {first} heads but `k` has {second}",
-            help: "give q, k and v the same number of heads (grouped-query attention is not available yet)",
-        });
-        rules.push(Rule {
             first: (Role::K, 3, "heads"),
             second: (Role::V, 3, "heads"),
             problem: "head counts disagree: `k` has {first} heads but `v` has {second}",
-            help: "k and v have one head for each other: give them the same number of heads",
+            help: "each key head has its value head: give k and v the same number of heads",
         });
     }
     rules.push(Rule {
@@ -694,6 +695,25 @@ fn square(queries: &Resolved, keys: &Resolved, span: Span, errors: &mut Errors) 
             "write `causal(top_left)` (query i sees keys 0..=i, as PyTorch) or \
              `causal(bottom_right)` (the queries are the last Nq positions, as FlashAttention \
              and a decode step over a cache)",
+        );
+    }
+}
+
+/// q's heads are a multiple of k's: each key/value head serves `Hq / Hkv` query heads
+/// (grouped-query attention; one group per head is ordinary multi-head attention, one head
+/// for all is multi-query attention). Where a count is a const generic, the generated code
+/// checks it when the kernel is instantiated.
+fn grouped_heads(query_heads: &Resolved, key_heads: &Resolved, errors: &mut Errors) {
+    if let (Value::Known(hq), Value::Known(hkv)) = (&query_heads.value, &key_heads.value)
+        && hq % hkv != 0
+    {
+        errors.at(
+            key_heads.span,
+            format!(
+                "`q` has {query_heads} heads, which is not a multiple of `k`'s {key_heads} heads"
+            ),
+            "each key/value head serves Hq / Hkv query heads (grouped-query attention): give q a \
+             multiple of k's heads, or as many (multi-head attention)",
         );
     }
 }

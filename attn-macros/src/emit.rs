@@ -77,6 +77,7 @@ pub fn kernel(kernel: &Kernel, plan: Plan) -> TokenStream {
         } => tiled_body(kernel, query_block, key_block),
     };
     let info = info(kernel, plan);
+    let heads_check = heads_check(kernel);
     let lints = quote! {
         #[allow(non_upper_case_globals, unused_labels, clippy::too_many_lines, clippy::needless_range_loop)]
     };
@@ -98,6 +99,7 @@ pub fn kernel(kernel: &Kernel, plan: Plan) -> TokenStream {
         #(#others)*
         #lints
         #vis fn #into #generics(#q: &#q_ty, #k: &#k_ty, #v: &#v_ty, out: &mut #out_ty) {
+            #heads_check
             #body
         }
 
@@ -202,6 +204,41 @@ fn visible_keys(causal: Option<Causal>, row: u64, queries: u64, keys: u64) -> u6
     }
 }
 
+/// Whether two sizes are the same: equal numbers, or the same const generic.
+fn same_size(a: &Size, b: &Size) -> bool {
+    match (a, b) {
+        (Size::Known(x), Size::Known(y)) => x == y,
+        (Size::Generic(x), Size::Generic(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// For a kernel whose head counts are const generics, a check at instantiation that q's heads
+/// are a multiple of k's (known counts were checked by the macro).
+fn heads_check(kernel: &Kernel) -> TokenStream {
+    match (kernel.heads(), kernel.kv_heads()) {
+        (Some(heads @ Size::Generic(_)), Some(kv_heads))
+        | (Some(heads), Some(kv_heads @ Size::Generic(_)))
+            if !same_size(heads, kv_heads) =>
+        {
+            let (hq, hkv) = (
+                size(heads, kernel.q[1].span),
+                size(kv_heads, kernel.k[1].span),
+            );
+            // Spanned at k's heads, so that a failed instantiation points at the declaration.
+            quote_spanned! {kernel.k[1].span=>
+                const {
+                    ::core::assert!(
+                        #hkv > 0 && #hq % #hkv == 0,
+                        "q's heads must be a multiple of k's heads (grouped-query attention)",
+                    )
+                };
+            }
+        }
+        _ => TokenStream::new(),
+    }
+}
+
 fn known(size: &Size) -> u64 {
     match size {
         Size::Known(n) => *n,
@@ -216,6 +253,7 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
     let private = private();
     let scale = scale(kernel);
     let heads = kernel.heads().map_or(1, known);
+    let kv_heads = kernel.kv_heads().map_or(1, known).max(1);
     let (queries, keys) = (known(kernel.queries()), known(kernel.keys()));
     let (depth, value_depth) = (known(kernel.depth()), known(kernel.value_depth()));
     let mut blocks = Vec::new();
@@ -233,6 +271,9 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                     Literal::u64_unsuffixed(i),
                 );
                 let at = batch_head_index(kernel, &quote!(#bl), &quote!(#hl));
+                // Grouped-query attention: query head h reads key/value head h / (Hq / Hkv).
+                let kv_head = Literal::u64_unsuffixed(h / (heads / kv_heads));
+                let kv_at = batch_head_index(kernel, &quote!(#bl), &quote!(#kv_head));
                 // A causal mask is a bound: the row's scores stop at the last key it sees.
                 let seen = visible_keys(kernel.options.causal.map(|(c, _)| c), i, queries, keys);
                 let score: Vec<Ident> = (0..seen).map(|j| format_ident!("score_{}", j)).collect();
@@ -266,7 +307,7 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                 }
                 blocks.push(quote! {
                     #label: {
-                        let (q, k, v) = (&q #at[#il], &k #at, &v #at);
+                        let (q, k, v) = (&q #at[#il], &k #kv_at, &v #kv_at);
                         let out = &mut out #at[#il];
                         #(let #score = #dots;)*
                         let max = #private::max_of([#(#score),*]);
@@ -338,18 +379,28 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
             )
         }
     };
-    let (problem, rows) = match kernel.heads() {
-        Some(heads) => {
-            let heads = size(heads, kernel.q[1].span);
+    let (problem, rows) = match (kernel.heads(), kernel.kv_heads()) {
+        (Some(heads), Some(kv_heads)) => {
+            let (hq, hkv) = (
+                size(heads, kernel.q[1].span),
+                size(kv_heads, kernel.k[1].span),
+            );
+            // Grouped-query attention: query head h reads key/value head h / (Hq / Hkv).
+            let kv_head = if same_size(heads, kv_heads) {
+                quote!(h)
+            } else {
+                quote!(h / (#hq / #hkv))
+            };
             (
                 quote! {
-                    let (b, h) = (problem / #heads, problem % #heads);
-                    let (q, k, v) = (&self.q[b][h], &self.k[b][h], &self.v[b][h]);
+                    let (b, h) = (problem / #hq, problem % #hq);
+                    let kv_head = #kv_head;
+                    let (q, k, v) = (&self.q[b][h], &self.k[b][kv_head], &self.v[b][kv_head]);
                 },
                 quote!(out.as_flattened_mut().as_flattened_mut()),
             )
         }
-        None => (
+        _ => (
             quote! {
                 let (q, k, v) = (&self.q[problem], &self.k[problem], &self.v[problem]);
             },
@@ -425,6 +476,7 @@ fn info(kernel: &Kernel, plan: Plan) -> TokenStream {
     };
     let batch = shape(kernel.batch());
     let heads = kernel.heads().map_or(quote!(1), shape);
+    let kv_heads = kernel.kv_heads().map_or(quote!(1), shape);
     let rank = Literal::u64_unsuffixed(kernel.rank() as u64);
     let (queries, keys) = (shape(kernel.queries()), shape(kernel.keys()));
     let (depth, value_depth) = (shape(kernel.depth()), shape(kernel.value_depth()));
@@ -461,6 +513,7 @@ fn info(kernel: &Kernel, plan: Plan) -> TokenStream {
                     rank: #rank,
                     batch: #batch,
                     heads: #heads,
+                    kv_heads: #kv_heads,
                     queries: #queries,
                     keys: #keys,
                     depth: #depth,

@@ -16,8 +16,11 @@ pub struct KernelShape {
     pub rank: u64,
     /// `B`: independent attention problems.
     pub batch: u64,
-    /// `H`: heads per batch entry (1 for rank 3).
+    /// `H`: query heads per batch entry (1 for rank 3).
     pub heads: u64,
+    /// Key/value heads per batch entry: `heads` for multi-head attention, a divisor of it for
+    /// grouped-query attention, 1 for multi-query attention (and for rank 3).
+    pub kv_heads: u64,
     /// `Nq`: query rows.
     pub queries: u64,
     /// `Nk`: key and value rows.
@@ -90,7 +93,7 @@ impl KernelInfo {
     ///
     /// ```
     /// use attn_runtime::{KernelInfo, KernelShape, Plan};
-    /// let shape = KernelShape { rank: 3, batch: 1, heads: 1, queries: 2, keys: 4, depth: 3, value_depth: 3 };
+    /// let shape = KernelShape { rank: 3, batch: 1, heads: 1, kv_heads: 1, queries: 2, keys: 4, depth: 3, value_depth: 3 };
     /// let info = KernelInfo::new("textbook", shape, Plan::Unrolled);
     /// assert_eq!(info.bytes_read, 4 * (2 * 3 + 4 * 3 + 4 * 3));
     /// ```
@@ -102,10 +105,11 @@ impl KernelInfo {
         let flops = pairs
             .saturating_mul(2)
             .saturating_mul(shape.depth.saturating_add(shape.value_depth));
-        let q = shape.queries.saturating_mul(shape.depth);
-        let k = shape.keys.saturating_mul(shape.depth);
-        let v = shape.keys.saturating_mul(shape.value_depth);
-        let read = problems.saturating_mul(q.saturating_add(k).saturating_add(v));
+        let q = problems.saturating_mul(shape.queries.saturating_mul(shape.depth));
+        let kv_problems = shape.batch.saturating_mul(shape.kv_heads);
+        let k = kv_problems.saturating_mul(shape.keys.saturating_mul(shape.depth));
+        let v = kv_problems.saturating_mul(shape.keys.saturating_mul(shape.value_depth));
+        let read = q.saturating_add(k).saturating_add(v);
         let written = problems
             .saturating_mul(shape.queries)
             .saturating_mul(shape.value_depth);
@@ -141,14 +145,14 @@ impl fmt::Display for KernelInfo {
     /// One line: the shapes, the cost and the plan.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.shape;
-        let heads = if s.rank == 4 {
-            format!("{}, ", s.heads)
+        let (heads, kv_heads) = if s.rank == 4 {
+            (format!("{}, ", s.heads), format!("{}, ", s.kv_heads))
         } else {
-            String::new()
+            (String::new(), String::new())
         };
         write!(
             f,
-            "{}: q [{b}, {heads}{}, {}], k [{b}, {heads}{}, {}], v [{b}, {heads}{}, {}]; {} FLOPs, {} bytes read, {} written, {} scratch; ",
+            "{}: q [{b}, {heads}{}, {}], k [{b}, {kv_heads}{}, {}], v [{b}, {kv_heads}{}, {}]; {} FLOPs, {} bytes read, {} written, {} scratch; ",
             self.name,
             s.queries,
             s.depth,

@@ -67,10 +67,22 @@ fn batch_sizes_must_agree() {
 }
 
 #[test]
-fn heads_must_agree() {
+fn query_heads_are_a_multiple_of_key_value_heads() {
     expect(
         "fn f<q: [1, H, 2, 3], k: [1, 5, 4, 3], v: [1, 5, 4, 3]> where H = 6;",
-        &[("`q` has `H` = 6 heads but `k` has 5", "5", 0)],
+        &[(
+            "`q` has `H` = 6 heads, which is not a multiple of `k`'s 5 heads",
+            "5",
+            0,
+        )],
+    );
+    expect(
+        "fn f<q: [1, 6, 2, 3], k: [1, 2, 4, 3], v: [1, 2, 4, 3]>;",
+        &[],
+    );
+    expect(
+        "fn f<q: [1, 6, 2, 3], k: [1, 2, 4, 3], v: [1, 3, 4, 3]>;",
+        &[("`k` has 2 heads but `v` has 3", "3", 2)],
     );
 }
 
