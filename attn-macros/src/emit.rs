@@ -229,7 +229,7 @@ fn heads_check(kernel: &Kernel) -> TokenStream {
             quote_spanned! {kernel.k[1].span=>
                 const {
                     ::core::assert!(
-                        #hkv > 0 && #hq % #hkv == 0,
+                        #hkv > 0 && usize::is_multiple_of(#hq, #hkv),
                         "q's heads must be a multiple of k's heads (grouped-query attention)",
                     )
                 };
