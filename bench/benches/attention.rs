@@ -20,6 +20,8 @@ attention! {
     /// W3 with a causal mask: the blocks above the diagonal are skipped.
     #[attn(causal)]
     fn causal_head<q: [1, N, 64], k: [1, N, 64], v: [1, N, 64]>;
+    /// W5: grouped-query attention, 16 query heads over 4 key/value heads.
+    fn grouped<q: [1, 16, 512, 64], k: [1, 4, 512, 64], v: [1, 4, 512, 64]>;
     /// W4: 96 problems (batch x heads) of 256 x 256.
     fn heads<q: [96, 256, 64], k: [96, 256, 64], v: [96, 256, 64]>;
 }
@@ -248,6 +250,26 @@ fn main() {
         },
     );
     on_two_threads(&w4, single, &mut out, run);
+
+    // W5: the peers have no grouped-query attention of their own (a user repeats the key and
+    // value heads); attn alone, against the FMA peak.
+    let q = tensor::<[[[[f32; 64]; 512]; 16]; 1]>(1);
+    let (k, v) = (
+        tensor::<[[[[f32; 64]; 512]; 4]; 1]>(2),
+        tensor::<[[[[f32; 64]; 512]; 4]; 1]>(3),
+    );
+    let mut out = Tensor::<[[[[f32; 64]; 512]; 16]; 1]>::zeros();
+    let seconds = with_threads(1, || {
+        median_seconds(3.0, || grouped_into(&q, &k, &v, &mut out))
+    });
+    let gflops = grouped::INFO.flops as f64 / seconds / 1e9;
+    println!(
+        "{:<30} {:>11} {:>8.1} {:>6.1}%",
+        "W5 grouped [1, 16/4, 512, 512, 64]",
+        time(seconds),
+        gflops,
+        100.0 * gflops / peak
+    );
 }
 
 fn one_head_workload<const N: usize>(name: &'static str, peak: f64, threads: bool) {
