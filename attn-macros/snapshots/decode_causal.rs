@@ -66,13 +66,14 @@ pub fn step_into<const N: usize>(
             let mut packed_keys = [[0.0f32; KEY_BLOCK]; 64];
             let mut scores = [[0.0f32; KEY_BLOCK]; ::attn_runtime::__private::TILE_ROWS];
             out.fill([0.0f32; 64]);
+            let keys_from = 0;
             let keys_seen = ::attn_runtime::__private::visible_keys(
                 first_query + out.len() - 1,
                 2,
                 N,
                 true,
             );
-            'key_blocks: for first_key in (0..keys_seen).step_by(KEY_BLOCK) {
+            'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
                 let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                 let (keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
                 ::attn_runtime::__private::pack_keys(keys, &mut packed_keys);
@@ -109,6 +110,7 @@ pub fn step_into<const N: usize>(
                         2,
                         N,
                         true,
+                        usize::MAX,
                     );
                     ::attn_runtime::__private::online_softmax(
                         simd,

@@ -66,8 +66,8 @@ pub fn encoder_into<const N: usize>(
             let mut packed_keys = [[0.0f32; KEY_BLOCK]; 32];
             let mut scores = [[0.0f32; KEY_BLOCK]; ::attn_runtime::__private::TILE_ROWS];
             out.fill([0.0f32; 32]);
-            let keys_seen = N;
-            'key_blocks: for first_key in (0..keys_seen).step_by(KEY_BLOCK) {
+            let (keys_from, keys_seen) = (0, N);
+            'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
                 let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                 let (keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
                 ::attn_runtime::__private::pack_keys(keys, &mut packed_keys);

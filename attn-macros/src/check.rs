@@ -147,6 +147,13 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
     if rank == 4 {
         grouped_heads(&shapes[0][1], &shapes[1][1], errors);
     }
+    if let (Some((_, span)), None) = (options.window, options.causal) {
+        errors.at(
+            span,
+            "`window` needs `causal`: the window is the most recent keys of each query",
+            "add `causal` (or `causal(top_left)`, `causal(bottom_right)`) beside `window`",
+        );
+    }
     if let Some((Causal::Square, span)) = options.causal {
         square(&shapes[0][rank - 2], &shapes[1][rank - 2], span, errors);
     }

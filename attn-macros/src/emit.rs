@@ -276,9 +276,17 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                 let kv_at = batch_head_index(kernel, &quote!(#bl), &quote!(#kv_head));
                 // A causal mask is a bound: the row's scores stop at the last key it sees.
                 let seen = visible_keys(kernel.options.causal.map(|(c, _)| c), i, queries, keys);
-                let score: Vec<Ident> = (0..seen).map(|j| format_ident!("score_{}", j)).collect();
-                let weight: Vec<Ident> = (0..seen).map(|j| format_ident!("weight_{}", j)).collect();
-                let dots = (0..seen).map(|j| {
+                // A sliding window starts the row's keys `window` before its last.
+                let from = kernel
+                    .options
+                    .window
+                    .map_or(0, |(w, _)| seen.saturating_sub(w));
+                let score: Vec<Ident> =
+                    (from..seen).map(|j| format_ident!("score_{}", j)).collect();
+                let weight: Vec<Ident> = (from..seen)
+                    .map(|j| format_ident!("weight_{}", j))
+                    .collect();
+                let dots = (from..seen).map(|j| {
                     let j = Literal::u64_unsuffixed(j);
                     let terms = (0..depth).map(|d| {
                         let d = Literal::u64_unsuffixed(d);
@@ -288,14 +296,14 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                 });
                 let outputs = (0..value_depth).map(|e| {
                     let e = Literal::u64_unsuffixed(e);
-                    let terms = (0..seen).map(|j| {
-                        let w = &weight[j as usize];
+                    let terms = (from..seen).map(|j| {
+                        let w = &weight[(j - from) as usize];
                         let j = Literal::u64_unsuffixed(j);
                         quote!(#w * v[#j][#e])
                     });
                     quote!(out[#e] = (#(#terms)+*) * inv_sum;)
                 });
-                if seen == 0 {
+                if seen == from {
                     // The mask hides every key from this row: its output is 0.
                     let value_depth = Literal::u64_unsuffixed(value_depth);
                     blocks.push(quote! {
@@ -356,12 +364,39 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
     // A causal mask becomes loop bounds: a block walks only the keys its last row sees, a
     // tile none of whose rows sees a key block skips it, and only the tiles the diagonal
     // crosses mask scores one by one.
+    // A sliding window also starts a block's keys at the first one its first row sees, and
+    // skips the tiles whose rows have all moved past a key block.
     let (keys_seen, tile_skip, tile_mask) = match kernel.options.causal {
-        None => (quote!(let keys_seen = #keys;), quote!(), quote!()),
+        None => (
+            quote!(let (keys_from, keys_seen) = (0, #keys);),
+            quote!(),
+            quote!(),
+        ),
         Some((causal, _)) => {
             let bottom_right = causal == Causal::BottomRight;
+            let (keys_from, window_skip, window) = match kernel.options.window {
+                None => (quote!(0), quote!(), quote!(usize::MAX)),
+                Some((window, _)) => {
+                    let window = Literal::u64_unsuffixed(window);
+                    (
+                        quote! {
+                            #private::visible_keys(first_query, #queries, #keys, #bottom_right)
+                                .saturating_sub(#window)
+                        },
+                        quote! {
+                            if #private::visible_keys(first_query + first, #queries, #keys, #bottom_right)
+                                .saturating_sub(#window) >= last_key
+                            {
+                                continue 'query_tiles;
+                            }
+                        },
+                        quote!(#window),
+                    )
+                }
+            };
             (
                 quote! {
+                    let keys_from = #keys_from;
                     let keys_seen = #private::visible_keys(
                         first_query + out.len() - 1, #queries, #keys, #bottom_right,
                     );
@@ -372,9 +407,12 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                     {
                         continue 'query_tiles;
                     }
+                    #window_skip
                 },
                 quote! {
-                    #private::mask_causal(weights, first_query + first, first_key, #queries, #keys, #bottom_right);
+                    #private::mask_causal(
+                        weights, first_query + first, first_key, #queries, #keys, #bottom_right, #window,
+                    );
                 },
             )
         }
@@ -436,7 +474,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 let mut scores = [[0.0f32; KEY_BLOCK]; #private::TILE_ROWS];
                 out.fill([0.0f32; #value_depth]);
                 #keys_seen
-                'key_blocks: for first_key in (0..keys_seen).step_by(KEY_BLOCK) {
+                'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
                     let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                     let (keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
                     #private::pack_keys(keys, &mut packed_keys);

@@ -4,11 +4,13 @@
 //! attr    := '#[attn(' option (',' option)* ','? ')]'
 //! option  := 'scale' '=' '-'? (FLOAT | INTEGER)
 //!          | 'causal' ('(' ('top_left' | 'bottom_right') ')')?
+//!          | 'window' '=' INTEGER
 //! ```
 //!
-//! This version implements `scale` and `causal`. The other options of DESIGN section 5 are
-//! recognised by name and rejected with an error that says they are not available yet, so a
-//! user who writes `window` learns that it is planned rather than that it is misspelt.
+//! This version implements `scale`, `causal` and `window`. The other options of DESIGN
+//! section 5 are recognised by name and rejected with an error that says they are not
+//! available yet, so a user who writes `softcap` learns that it is planned rather than that it
+//! is misspelt.
 
 use crate::errors::{Errors, error};
 use proc_macro2::Span;
@@ -22,6 +24,8 @@ pub struct Options {
     pub scale: Option<(f64, Span)>,
     /// A causal mask, and the span of the `causal` token.
     pub causal: Option<(Causal, Span)>,
+    /// A sliding window of this many keys (with `causal`), and the span of `window`.
+    pub window: Option<(u64, Span)>,
 }
 
 /// How a causal mask lines the queries up with the keys.
@@ -45,7 +49,6 @@ enum Value {
 
 /// Options that DESIGN section 5 names and a later version of attn will implement.
 const PLANNED: &[&str] = &[
-    "window",
     "softcap",
     "dtype",
     "mask",
@@ -56,7 +59,7 @@ const PLANNED: &[&str] = &[
 ];
 
 /// Options available in this version.
-const AVAILABLE: &[&str] = &["scale", "causal"];
+const AVAILABLE: &[&str] = &["scale", "causal", "window"];
 
 /// Splits `attrs` into attn's options and the attributes passed through to the generated
 /// functions, reporting every malformed, unknown or repeated option.
@@ -170,6 +173,31 @@ fn apply(options: &mut Options, name: Ident, value: Value, errors: &mut Errors) 
                 name.span(),
                 "`scale` needs a value",
                 "write `scale = 0.125`; without the option the scale is 1 / sqrt(depth)",
+            ),
+        },
+        "window" => match value {
+            Value::Number(w, span) if w.fract() != 0.0 || !(1.0..=u32::MAX as f64).contains(&w) => {
+                errors.at(
+                    span,
+                    format!("a window of {w} keys is not a positive whole number"),
+                    "write the number of keys each query sees, such as `window = 256`",
+                );
+            }
+            Value::Number(w, _) => {
+                if options.window.is_some() {
+                    errors.at(
+                        name.span(),
+                        "`window` is given twice",
+                        "keep one `window = ..`",
+                    );
+                } else {
+                    options.window = Some((w as u64, name.span()));
+                }
+            }
+            Value::None | Value::Args(_) => errors.at(
+                name.span(),
+                "`window` needs a size",
+                "write `window = 256`: with `causal`, each query sees its 256 most recent keys",
             ),
         },
         "causal" => {

@@ -237,12 +237,13 @@ pub fn visible_keys(row: usize, queries: usize, keys: usize, bottom_right: bool)
 }
 
 /// Sets to `-inf` the scores of a tile that its rows do not see under a causal mask: row `r`
-/// is query `first_row + r`, column `j` is key `first_key + j`.
+/// is query `first_row + r`, column `j` is key `first_key + j`. With a sliding `window`
+/// (`usize::MAX` for none), a row sees only the last `window` of its visible keys.
 ///
 /// ```
 /// let mut scores = [[1.0f32; 16]; 2];
-/// attn_runtime::__private::mask_causal(&mut scores, 0, 0, 4, 4, false);
-/// assert_eq!(&scores[1][..3], &[1.0, 1.0, f32::NEG_INFINITY]);
+/// attn_runtime::__private::mask_causal(&mut scores, 0, 0, 4, 4, false, 1);
+/// assert_eq!(&scores[1][..3], &[f32::NEG_INFINITY, 1.0, f32::NEG_INFINITY]);
 /// ```
 #[inline(always)]
 pub fn mask_causal<const KB: usize>(
@@ -252,11 +253,17 @@ pub fn mask_causal<const KB: usize>(
     queries: usize,
     keys: usize,
     bottom_right: bool,
+    window: usize,
 ) {
     for (r, row) in scores.iter_mut().enumerate() {
         let seen = visible_keys(first_row + r, queries, keys, bottom_right);
         let from = seen.saturating_sub(first_key).min(KB);
         row[from..].fill(f32::NEG_INFINITY);
+        let before = seen
+            .saturating_sub(window)
+            .saturating_sub(first_key)
+            .min(KB);
+        row[..before].fill(f32::NEG_INFINITY);
     }
 }
 

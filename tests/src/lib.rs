@@ -51,6 +51,8 @@ pub struct Problem {
     pub scale: f32,
     /// Which keys each query sees.
     pub mask: Mask,
+    /// With a mask, at most this many of the most recent keys (a sliding window).
+    pub window: Option<usize>,
 }
 
 impl Problem {
@@ -70,7 +72,23 @@ impl Problem {
             value_depth,
             scale: (1.0 / (depth as f64).sqrt()) as f32,
             mask: Mask::None,
+            window: None,
         }
+    }
+
+    /// The same problem with a sliding window of `window` keys.
+    pub fn windowed(self, window: usize) -> Self {
+        Problem {
+            window: Some(window),
+            ..self
+        }
+    }
+
+    /// The keys query `row` sees: `from..to`.
+    pub fn visible(&self, row: usize) -> std::ops::Range<usize> {
+        let to = self.mask.visible(row, self.queries, self.keys);
+        let from = self.window.map_or(0, |w| to.saturating_sub(w));
+        from..to
     }
 
     /// The same problem under `mask`.
@@ -182,13 +200,14 @@ where
             &v[p * keys * value_depth..][..keys * value_depth],
         );
         for i in 0..queries {
-            let seen = problem.mask.visible(i, queries, keys);
-            if seen == 0 {
+            let seen = problem.visible(i);
+            if seen.is_empty() {
                 // Every key is masked: the output row is 0.
                 out.extend((0..value_depth).map(|_| zero));
                 continue;
             }
-            let scores: Vec<T> = (0..seen)
+            let scores: Vec<T> = seen
+                .clone()
                 .map(|j| {
                     let mut dot = zero;
                     for d in 0..depth {
@@ -214,7 +233,7 @@ where
             let sum = weights.iter().copied().fold(zero, |a, w| a + w);
             for e in 0..value_depth {
                 let mut acc = zero;
-                for (j, &w) in weights.iter().enumerate() {
+                for (j, &w) in seen.clone().zip(&weights) {
                     acc = acc + w * from(v[j * value_depth + e]);
                 }
                 out.push(acc / sum);

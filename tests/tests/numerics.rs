@@ -55,6 +55,14 @@ attention! {
     #[attn(causal(bottom_right))]
     fn small_bottom_right<q: [1, 3, 4], k: [1, 5, 4], v: [1, 5, 3]>;
 
+    /// A sliding window of 100 keys over a causal mask: tiled.
+    #[attn(causal(bottom_right), window = 100)]
+    fn windowed<q: [1, 2, Nq, 24], k: [1, 2, Nk, 24], v: [1, 2, Nk, 16]>;
+
+    /// A window of 2 keys, unrolled: each row sees its 2 most recent keys.
+    #[attn(causal, window = 2)]
+    fn small_window<q: [1, 4, 4], k: [1, 4, 4], v: [1, 4, 3]>;
+
     /// Unrolled, more queries than keys: the first two rows see no key and are 0.
     #[attn(causal(bottom_right))]
     fn small_more_queries<q: [1, 5, 4], k: [1, 3, 4], v: [1, 3, 2]>;
@@ -401,4 +409,41 @@ fn rows_that_see_no_key_are_zero() {
             "row {i}: {row:?}"
         );
     }
+}
+
+/// Checks `windowed` at `(Nq, Nk)`.
+macro_rules! windowed_at {
+    ($(($nq:literal, $nk:literal)),* $(,)?) => {$(
+        check::<[[[[f32; 24]; $nq]; 2]; 1], [[[[f32; 24]; $nk]; 2]; 1], [[[[f32; 16]; $nk]; 2]; 1], [[[[f32; 16]; $nq]; 2]; 1]>(
+            concat!("windowed ", stringify!(($nq, $nk))),
+            Problem::with_default_scale(2, $nq, $nk, 24, 16).masked(Mask::BottomRight).windowed(100),
+            1.0,
+            ($nq * 41 + $nk) as u64,
+            windowed_into,
+        );
+    )*};
+}
+
+#[test]
+fn sliding_windows_against_the_reference() {
+    // Windows inside one key block, across blocks, and longer than the sequence.
+    windowed_at!(
+        (1, 1000),
+        (300, 700),
+        (700, 300),
+        (129, 129),
+        (5, 3),
+        (64, 65),
+        (256, 1024)
+    );
+    check(
+        "small_window",
+        Problem::with_default_scale(1, 4, 4, 4, 3)
+            .masked(Mask::TopLeft)
+            .windowed(2),
+        2.0,
+        43,
+        small_window_into,
+    );
+    assert_eq!(small_window::INFO.plan, Plan::Unrolled);
 }

@@ -238,8 +238,8 @@ fn unknown_options_suggest_a_known_one() {
 #[test]
 fn planned_options_say_they_are_not_available_yet() {
     expect(
-        "#[attn(window = 4)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
-        &[("`window` is not available in this version", "window", 0)],
+        "#[attn(softcap = 30.0)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("`softcap` is not available in this version", "softcap", 0)],
     );
 }
 
@@ -259,6 +259,26 @@ fn plain_causal_needs_as_many_queries_as_keys() {
     );
     expect(
         "#[attn(causal(bottom_right))] fn f<q: [1, 1, 3], k: [1, N, 3], v: [1, N, 3]>;",
+        &[],
+    );
+}
+
+#[test]
+fn a_window_needs_causal_and_a_whole_size() {
+    expect(
+        "#[attn(window = 4)] fn f<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("`window` needs `causal`", "window", 0)],
+    );
+    expect(
+        "#[attn(causal, window = 2.5)] fn f<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[(
+            "a window of 2.5 keys is not a positive whole number",
+            "2.5",
+            0,
+        )],
+    );
+    expect(
+        "#[attn(causal, window = 2)] fn f<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
         &[],
     );
 }

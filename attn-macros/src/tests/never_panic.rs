@@ -22,7 +22,7 @@ const SEEDS: &[&str] = &[
      fn decoder<q: [1, 2, Nq, 64], k: [1, 2, Nk, 64], v: [1, 2, Nk, 16]>;",
     "#[inline] fn tiny<q: [1, 1, 1], k: [1, 1, 1], v: [1, 1, 1]>;",
     "#[attn(causal(bottom_right))] fn decode<q: [1, 2, 8], k: [1, 5, 8], v: [1, 5, 8]>;
-     #[attn(causal)] fn square<q: [1, 2, N, 8], k: [1, 2, N, 8], v: [1, 2, N, 4]>;",
+     #[attn(causal, window = 3)] fn square<q: [1, 2, N, 8], k: [1, 2, N, 8], v: [1, 2, N, 4]>;",
     "fn any_length<q: [2, N, 8], k: [2, M, 8], v: [2, M, 5],>;",
     "fn grouped<q: [1, 8, N, 16], k: [1, 2, N, 16], v: [1, 2, N, 16]>;
      fn any_heads<q: [1, Hq, 3, 4], k: [1, Hkv, 5, 4], v: [1, Hkv, 5, 2]>;",

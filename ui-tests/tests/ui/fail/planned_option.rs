@@ -1,7 +1,7 @@
 use attn_runtime::attention;
 
 attention! {
-    #[attn(window = 4)]
+    #[attn(softcap = 30.0)]
     fn masked<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;
 }
 
