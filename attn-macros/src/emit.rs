@@ -204,6 +204,14 @@ fn visible_keys(causal: Option<Causal>, row: u64, queries: u64, keys: u64) -> u6
     }
 }
 
+/// The `softcap = c` option as an f32 literal.
+fn softcap_literal(kernel: &Kernel) -> Option<Literal> {
+    kernel
+        .options
+        .softcap
+        .map(|(cap, _)| Literal::f32_suffixed(cap as f32))
+}
+
 /// Whether two sizes are the same: equal numbers, or the same const generic.
 fn same_size(a: &Size, b: &Size) -> bool {
     match (a, b) {
@@ -252,6 +260,7 @@ fn known(size: &Size) -> u64 {
 fn unrolled_body(kernel: &Kernel) -> TokenStream {
     let private = private();
     let scale = scale(kernel);
+    let softcap = softcap_literal(kernel);
     let heads = kernel.heads().map_or(1, known);
     let kv_heads = kernel.kv_heads().map_or(1, known).max(1);
     let (queries, keys) = (known(kernel.queries()), known(kernel.keys()));
@@ -292,7 +301,10 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                         let d = Literal::u64_unsuffixed(d);
                         quote!(q[#d] * k[#j][#d])
                     });
-                    quote!((#(#terms)+*) * scale)
+                    match &softcap {
+                        Some(cap) => quote!(#private::softcap((#(#terms)+*) * scale, #cap)),
+                        None => quote!((#(#terms)+*) * scale),
+                    }
                 });
                 let outputs = (0..value_depth).map(|e| {
                     let e = Literal::u64_unsuffixed(e);
@@ -417,6 +429,9 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
             )
         }
     };
+    // A soft cap bends the scores before any mask sets some to -inf.
+    let tile_softcap = softcap_literal(kernel)
+        .map(|cap| quote!(#private::softcap_scores(simd, weights, keys.len(), #cap);));
     let (problem, rows) = match (kernel.heads(), kernel.kv_heads()) {
         (Some(heads), Some(kv_heads)) => {
             let (hq, hkv) = (
@@ -484,6 +499,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                         let queries = &q[first_query + first..first_query + last];
                         #private::scores(simd, queries, &packed_keys, keys.len(), scale, &mut scores);
                         let weights = &mut scores[..last - first];
+                        #tile_softcap
                         #tile_mask
                         #private::online_softmax(
                             simd,

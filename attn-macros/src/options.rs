@@ -5,11 +5,12 @@
 //! option  := 'scale' '=' '-'? (FLOAT | INTEGER)
 //!          | 'causal' ('(' ('top_left' | 'bottom_right') ')')?
 //!          | 'window' '=' INTEGER
+//!          | 'softcap' '=' (FLOAT | INTEGER)
 //! ```
 //!
-//! This version implements `scale`, `causal` and `window`. The other options of DESIGN
-//! section 5 are recognised by name and rejected with an error that says they are not
-//! available yet, so a user who writes `softcap` learns that it is planned rather than that it
+//! This version implements `scale`, `causal`, `window` and `softcap`. The other options of
+//! DESIGN section 5 are recognised by name and rejected with an error that says they are not
+//! available yet, so a user who writes `dtype` learns that it is planned rather than that it
 //! is misspelt.
 
 use crate::errors::{Errors, error};
@@ -26,6 +27,8 @@ pub struct Options {
     pub causal: Option<(Causal, Span)>,
     /// A sliding window of this many keys (with `causal`), and the span of `window`.
     pub window: Option<(u64, Span)>,
+    /// `c` of a soft cap: each score `s` becomes `c · tanh(s / c)`.
+    pub softcap: Option<(f64, Span)>,
 }
 
 /// How a causal mask lines the queries up with the keys.
@@ -49,7 +52,6 @@ enum Value {
 
 /// Options that DESIGN section 5 names and a later version of attn will implement.
 const PLANNED: &[&str] = &[
-    "softcap",
     "dtype",
     "mask",
     "bias",
@@ -59,7 +61,7 @@ const PLANNED: &[&str] = &[
 ];
 
 /// Options available in this version.
-const AVAILABLE: &[&str] = &["scale", "causal", "window"];
+const AVAILABLE: &[&str] = &["scale", "causal", "window", "softcap"];
 
 /// Splits `attrs` into attn's options and the attributes passed through to the generated
 /// functions, reporting every malformed, unknown or repeated option.
@@ -173,6 +175,31 @@ fn apply(options: &mut Options, name: Ident, value: Value, errors: &mut Errors) 
                 name.span(),
                 "`scale` needs a value",
                 "write `scale = 0.125`; without the option the scale is 1 / sqrt(depth)",
+            ),
+        },
+        "softcap" => match value {
+            Value::Number(cap, span) if !(cap > 0.0 && (cap as f32).is_finite()) => {
+                errors.at(
+                    span,
+                    format!("a soft cap of {cap} is not a positive number that fits in f32"),
+                    "write the largest score magnitude, such as `softcap = 30.0`",
+                );
+            }
+            Value::Number(cap, span) => {
+                if options.softcap.is_some() {
+                    errors.at(
+                        name.span(),
+                        "`softcap` is given twice",
+                        "keep one `softcap = ..`",
+                    );
+                } else {
+                    options.softcap = Some((cap, span));
+                }
+            }
+            Value::None | Value::Args(_) => errors.at(
+                name.span(),
+                "`softcap` needs a value",
+                "write `softcap = 30.0`: each score s becomes 30 · tanh(s / 30)",
             ),
         },
         "window" => match value {

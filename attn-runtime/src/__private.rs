@@ -3,7 +3,7 @@
 
 pub use crate::kernels::{
     Kernel, MAX_LANES, TILE_ROWS, accumulate_values, mask_causal, normalize, online_softmax,
-    pack_keys, run, scores, visible_keys,
+    pack_keys, run, scores, softcap_scores, visible_keys,
 };
 pub use crate::simd::Simd;
 
@@ -61,4 +61,14 @@ fn tree(values: &[f32], combine: &impl Fn(f32, f32) -> f32) -> f32 {
             combine(tree(left, combine), tree(right, combine))
         }
     }
+}
+
+/// The soft cap of one score of an unrolled kernel: `cap · tanh(score / cap)`.
+///
+/// ```
+/// assert!((attn_runtime::__private::softcap(60.0, 30.0) - 30.0 * 2.0f32.tanh()).abs() < 1e-5);
+/// ```
+#[inline(always)]
+pub fn softcap(score: f32, cap: f32) -> f32 {
+    cap * crate::simd::tanh_f32(score / cap)
 }

@@ -16,7 +16,7 @@
 //! than one tile is ever stored. Each row's arithmetic is the same whatever tile or thread
 //! it falls in, so results do not depend on the number of threads.
 
-use crate::simd::{Isa, Simd, WithSimd, dispatch, exp, exp_f32};
+use crate::simd::{Isa, Simd, WithSimd, dispatch, exp, exp_f32, tanh};
 
 /// Query rows per micro-kernel tile.
 pub const TILE_ROWS: usize = 4;
@@ -213,6 +213,33 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
         if rescale[r] {
             scale_row(simd, &mut out[r], correction[r]);
         }
+    }
+}
+
+/// The soft cap of a tile's scores: `s = cap · tanh(s / cap)` for the first `keys` columns
+/// (the later ones are the padding of a short key block and stay `-inf`).
+///
+/// ```
+/// use attn_runtime::simd::Portable;
+/// let mut scores = [[100.0f32; 16]; 1];
+/// attn_runtime::__private::softcap_scores(Portable, &mut scores, 15, 30.0);
+/// assert!((scores[0][0] - 30.0 * (100.0f32 / 30.0).tanh()).abs() < 1e-5);
+/// assert_eq!(scores[0][15], f32::NEG_INFINITY);
+/// ```
+#[inline(always)]
+pub fn softcap_scores<S: Simd, const KB: usize>(
+    simd: S,
+    scores: &mut [[f32; KB]],
+    keys: usize,
+    cap: f32,
+) {
+    let (cap_v, inverse) = (simd.splat(cap), simd.splat(1.0 / cap));
+    for row in scores.iter_mut() {
+        for chunk in row.chunks_exact_mut(S::LANES) {
+            let capped = simd.mul(cap_v, tanh(simd, simd.mul(simd.load(chunk), inverse)));
+            simd.store(chunk, capped);
+        }
+        row[keys.min(KB)..].fill(f32::NEG_INFINITY);
     }
 }
 

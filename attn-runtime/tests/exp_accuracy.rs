@@ -102,3 +102,71 @@ fn flushes_to_zero_below_the_range_and_keeps_nan() {
         assert_eq!(out[5], 1.0, "{isa}");
     }
 }
+
+/// tanh of every input in `xs` on one instruction set.
+struct TanhAll<'a> {
+    xs: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl WithSimd for TanhAll<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        for (x, y) in self
+            .xs
+            .chunks_exact(S::LANES)
+            .zip(self.out.chunks_exact_mut(S::LANES))
+        {
+            simd.store(y, attn_runtime::simd::tanh(simd, simd.load(x)));
+        }
+    }
+}
+
+#[test]
+fn tanh_within_four_ulp_on_every_instruction_set() {
+    // Every 61st f32 of [0, 20] and its negative: tanh is odd, and 1 beyond.
+    let mut xs: Vec<f32> = (0..=20.0f32.to_bits())
+        .step_by(61)
+        .map(f32::from_bits)
+        .flat_map(|x| [x, -x])
+        .collect();
+    xs.extend([
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        0.3,
+        -0.3,
+        0.29999998,
+        1e-30,
+    ]);
+    while !xs.len().is_multiple_of(16) {
+        xs.push(0.5);
+    }
+    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+        let mut out = vec![0.0f32; xs.len()];
+        dispatch(
+            isa,
+            TanhAll {
+                xs: &xs,
+                out: &mut out,
+            },
+        );
+        let mut worst = (0, 0.0f32);
+        for (&x, &y) in xs.iter().zip(&out) {
+            let exact = (x as f64).tanh() as f32;
+            // The sign of a zero does not matter to a soft cap; any other sign does.
+            let wrong_sign = y != 0.0 && exact != 0.0 && y.signum() != exact.signum();
+            let error = ulps(y.abs(), exact.abs()) + u32::from(wrong_sign) * 1000;
+            if error > worst.0 {
+                worst = (error, x);
+            }
+        }
+        println!(
+            "tanh on {isa}: worst {} ulp at x = {:e} over {} inputs",
+            worst.0,
+            worst.1,
+            xs.len()
+        );
+        assert!(worst.0 <= 4, "{isa}: {} ulp at x = {:e}", worst.0, worst.1);
+    }
+}

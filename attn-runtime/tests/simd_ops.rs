@@ -31,6 +31,8 @@ impl WithSimd for AllOps<'_> {
                 simd.max(a, b),
                 simd.round(simd.mul(a, simd.splat(7.3))),
                 simd.scale_by_pow2(a, n),
+                simd.div(a, b),
+                simd.select_lt(a, b, a, c),
             ];
             for (k, op) in ops.into_iter().enumerate() {
                 let mut lanes = vec![0.0; S::LANES];
@@ -42,10 +44,10 @@ impl WithSimd for AllOps<'_> {
             }
             let reductions = [simd.reduce_max(a), simd.reduce_sum(a)];
             for (k, value) in reductions.into_iter().enumerate() {
-                if results.len() <= 8 + k {
+                if results.len() <= 10 + k {
                     results.push(Vec::new());
                 }
-                results[8 + k].push(value);
+                results[10 + k].push(value);
             }
         }
         results
@@ -87,8 +89,9 @@ fn every_operation_matches_the_one_lane_reference() {
                 c: &c,
             },
         );
-        // The elementwise operations agree exactly, but for mul_add: FMA rounds once.
-        for op in [0, 1, 2, 3, 5, 6, 7] {
+        // The elementwise operations (splat, add, sub, mul, max, round, scale_by_pow2, div,
+        // select_lt) agree exactly, but for mul_add: FMA rounds once.
+        for op in [0, 1, 2, 3, 5, 6, 7, 8, 9] {
             assert_eq!(got[op], one_lane[op], "{isa}: operation {op}");
             assert_eq!(got[op], reference[op], "{isa}: operation {op}");
         }
@@ -99,16 +102,16 @@ fn every_operation_matches_the_one_lane_reference() {
             );
         }
         // Reductions, per vector: the max exactly, the sum to rounding.
-        let lanes = got[8].len();
+        let lanes = got[10].len();
         for v in 0..lanes {
             let chunk = &a[v * (n / lanes)..(v + 1) * (n / lanes)];
             let max = chunk.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let sum: f32 = chunk.iter().sum();
-            assert_eq!(got[8][v], max, "{isa}: reduce_max");
+            assert_eq!(got[10][v], max, "{isa}: reduce_max");
             assert!(
-                (got[9][v] - sum).abs() <= 1e-4,
+                (got[11][v] - sum).abs() <= 1e-4,
                 "{isa}: reduce_sum {} vs {sum}",
-                got[9][v]
+                got[11][v]
             );
         }
     }

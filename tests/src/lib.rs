@@ -53,6 +53,8 @@ pub struct Problem {
     pub mask: Mask,
     /// With a mask, at most this many of the most recent keys (a sliding window).
     pub window: Option<usize>,
+    /// A soft cap `c`: each scaled score `s` becomes `c · tanh(s / c)`.
+    pub softcap: Option<f32>,
 }
 
 impl Problem {
@@ -73,6 +75,15 @@ impl Problem {
             scale: (1.0 / (depth as f64).sqrt()) as f32,
             mask: Mask::None,
             window: None,
+            softcap: None,
+        }
+    }
+
+    /// The same problem with a soft cap `cap`.
+    pub fn capped(self, cap: f32) -> Self {
+        Problem {
+            softcap: Some(cap),
+            ..self
         }
     }
 
@@ -145,44 +156,59 @@ impl Rng {
 
 /// softmax(q kᵀ · scale) v in f64, from f32 inputs: the reference every kernel is held to.
 pub fn reference(problem: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f64> {
-    attend(
-        problem,
-        q,
-        k,
-        v,
-        |x| x as f64,
-        |s| s.exp(),
-        problem.scale as f64,
-    )
+    attend::<f64>(problem, q, k, v)
 }
 
 /// The same computation in plain f32 (scores stored, max subtracted, then normalized): the
 /// "naive" implementation whose error sets the tolerance of DESIGN section 6.
 pub fn naive_f32(problem: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f64> {
-    attend(problem, q, k, v, |x| x, |s| s.exp(), problem.scale)
+    attend::<f32>(problem, q, k, v)
         .into_iter()
         .map(|x| x as f64)
         .collect()
 }
 
-/// One implementation of attention, generic over the float type it computes in.
-fn attend<T>(
-    problem: &Problem,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    from: impl Fn(f32) -> T,
-    exp: impl Fn(T) -> T,
-    scale: T,
-) -> Vec<T>
-where
-    T: Copy
-        + PartialOrd
-        + std::ops::Add<Output = T>
-        + std::ops::Sub<Output = T>
-        + std::ops::Mul<Output = T>
-        + std::ops::Div<Output = T>,
+/// The float types the reference computes in.
+trait Float:
+    Copy
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
 {
+    fn of(x: f32) -> Self;
+    fn exp(self) -> Self;
+    fn tanh(self) -> Self;
+}
+
+impl Float for f32 {
+    fn of(x: f32) -> Self {
+        x
+    }
+    fn exp(self) -> Self {
+        f32::exp(self)
+    }
+    fn tanh(self) -> Self {
+        f32::tanh(self)
+    }
+}
+
+impl Float for f64 {
+    fn of(x: f32) -> Self {
+        x as f64
+    }
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn tanh(self) -> Self {
+        f64::tanh(self)
+    }
+}
+
+/// One implementation of attention, generic over the float type it computes in.
+fn attend<T: Float>(problem: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> Vec<T> {
+    let (from, scale) = (T::of, T::of(problem.scale));
     let Problem {
         problems,
         queries,
@@ -213,7 +239,10 @@ where
                     for d in 0..depth {
                         dot = dot + from(q[i * depth + d]) * from(k[j * depth + d]);
                     }
-                    dot * scale
+                    match problem.softcap {
+                        Some(cap) => from(cap) * (dot * scale / from(cap)).tanh(),
+                        None => dot * scale,
+                    }
                 })
                 .collect();
             // The max ignores NaN, as the kernels' does; a NaN still reaches the sum.
@@ -229,7 +258,7 @@ where
                     }
                 })
                 .unwrap_or(zero);
-            let weights: Vec<T> = scores.iter().map(|&s| exp(s - max)).collect();
+            let weights: Vec<T> = scores.iter().map(|&s| (s - max).exp()).collect();
             let sum = weights.iter().copied().fold(zero, |a, w| a + w);
             for e in 0..value_depth {
                 let mut acc = zero;

@@ -9,6 +9,11 @@ attention! {
     fn unrolled<q: [1, 3, 4], k: [1, 5, 4], v: [1, 5, 2]>;
     /// Tiled: the key count left to the call.
     fn tiled<q: [1, 3, 4], k: [1, N, 4], v: [1, N, 2]>;
+    /// Soft-capped, unrolled and tiled.
+    #[attn(softcap = 5.0)]
+    fn capped_unrolled<q: [1, 3, 4], k: [1, 5, 4], v: [1, 5, 2]>;
+    #[attn(softcap = 5.0)]
+    fn capped_tiled<q: [1, 3, 4], k: [1, N, 4], v: [1, N, 2]>;
 }
 
 type Q = [[[f32; 4]; 3]; 1];
@@ -145,4 +150,25 @@ fn a_nan_in_a_long_sequence_reaches_every_row() {
     let mut out = Tensor::<[[[f32; 2]; 3]; 1]>::zeros();
     tiled_into(&q, &k, &v, &mut out);
     assert!(out.as_flat().iter().all(|x| x.is_nan()));
+}
+
+#[test]
+fn with_a_soft_cap_infinite_scores_become_the_cap() {
+    let (mut q, k, v) = inputs();
+    // Every score of row 0 is +inf, capped to 5: all keys tie, the output is the values' mean.
+    q[0][0] = [f32::INFINITY, 0.0, 0.0, 0.0];
+    let mean = [2.0, -1.0];
+    let unrolled = capped_unrolled(&q, &k, &v);
+    assert_eq!(unrolled[0][0], mean);
+    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+        let tiled = with_isa(isa, || capped_tiled(&q, &k, &v)).unwrap();
+        assert!(
+            tiled[0][0]
+                .iter()
+                .zip(mean)
+                .all(|(x, m)| (x - m).abs() < 1e-6),
+            "{isa}: {tiled:?}"
+        );
+        assert!(row_is_finite(&tiled, 1) && row_is_finite(&tiled, 2));
+    }
 }

@@ -63,6 +63,14 @@ attention! {
     #[attn(causal, window = 2)]
     fn small_window<q: [1, 4, 4], k: [1, 4, 4], v: [1, 4, 3]>;
 
+    /// A soft cap of 5 on scores that reach ±20: tiled.
+    #[attn(softcap = 5.0)]
+    fn capped<q: [1, Nq, 16], k: [1, Nk, 16], v: [1, Nk, 8]>;
+
+    /// A soft cap, unrolled, with a causal mask.
+    #[attn(softcap = 2.5, causal)]
+    fn small_capped<q: [1, 3, 4], k: [1, 3, 4], v: [1, 3, 2]>;
+
     /// Unrolled, more queries than keys: the first two rows see no key and are 0.
     #[attn(causal(bottom_right))]
     fn small_more_queries<q: [1, 5, 4], k: [1, 3, 4], v: [1, 3, 2]>;
@@ -446,4 +454,33 @@ fn sliding_windows_against_the_reference() {
         small_window_into,
     );
     assert_eq!(small_window::INFO.plan, Plan::Unrolled);
+}
+
+#[test]
+fn soft_caps_against_the_reference() {
+    // Inputs of magnitude 4 at depth 16 give scaled scores beyond ±5: the cap bends them.
+    for magnitude in [0.5, 4.0] {
+        check::<
+            [[[f32; 16]; 67]; 1],
+            [[[f32; 16]; 131]; 1],
+            [[[f32; 8]; 131]; 1],
+            [[[f32; 8]; 67]; 1],
+        >(
+            "capped (67, 131)",
+            Problem::with_default_scale(1, 67, 131, 16, 8).capped(5.0),
+            magnitude,
+            50,
+            capped_into,
+        );
+    }
+    check(
+        "small_capped",
+        Problem::with_default_scale(1, 3, 3, 4, 2)
+            .masked(Mask::TopLeft)
+            .capped(2.5),
+        4.0,
+        51,
+        small_capped_into,
+    );
+    assert_eq!(small_capped::INFO.plan, Plan::Unrolled);
 }

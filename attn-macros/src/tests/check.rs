@@ -238,8 +238,12 @@ fn unknown_options_suggest_a_known_one() {
 #[test]
 fn planned_options_say_they_are_not_available_yet() {
     expect(
-        "#[attn(softcap = 30.0)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
-        &[("`softcap` is not available in this version", "softcap", 0)],
+        "#[attn(return_weights)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[(
+            "`return_weights` is not available in this version",
+            "return_weights",
+            0,
+        )],
     );
 }
 
@@ -259,6 +263,18 @@ fn plain_causal_needs_as_many_queries_as_keys() {
     );
     expect(
         "#[attn(causal(bottom_right))] fn f<q: [1, 1, 3], k: [1, N, 3], v: [1, N, 3]>;",
+        &[],
+    );
+}
+
+#[test]
+fn a_soft_cap_is_a_positive_number() {
+    expect(
+        "#[attn(softcap = -3.0)] fn f<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("a soft cap of -3 is not a positive number", "3.0", 0)],
+    );
+    expect(
+        "#[attn(softcap = 30)] fn f<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
         &[],
     );
 }

@@ -16,7 +16,7 @@ const SEEDS: &[&str] = &[
     "/// The textbook example.
      pub fn seed_example<q: [B, Nq, Dk], k: [B, Nk, Dk], v: [B, Nk, Dv]>
      where B = 1, Nq = 2, Nk = 4, Dk = 3, Dv = 3;",
-    "#[attn(scale = 0.125)]
+    "#[attn(scale = 0.125, softcap = 30.0)]
      pub(crate) fn encoder<q: [B, H, N, Dh], k: [B, H, N, Dh], v: [B, H, N, Dh]>
      where B = 1, H = 12, N = 128, Dh = 32;
      fn decoder<q: [1, 2, Nq, 64], k: [1, 2, Nk, 64], v: [1, 2, Nk, 16]>;",

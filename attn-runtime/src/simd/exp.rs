@@ -70,3 +70,54 @@ pub fn exp<S: Simd>(simd: S, x: S::V) -> S::V {
 pub fn exp_f32(x: f32) -> f32 {
     exp(Lane, x)
 }
+
+/// Below this |x|, tanh is its Taylor series to degree 11 (the next term is under 1e-9 of
+/// the result); above it, `(1 - t) / (1 + t)` with `t = exp(-2|x|)` loses at most one bit.
+const TANH_SERIES_BELOW: f32 = 0.3;
+/// tanh's Taylor coefficients for x^3, x^5, .., x^11.
+const TANH_SERIES: [f32; 5] = [
+    -1.0 / 3.0,
+    2.0 / 15.0,
+    -17.0 / 315.0,
+    62.0 / 2835.0,
+    -1382.0 / 155_925.0,
+];
+
+/// `tanh(x)` in every lane of `x`: ±1 for ±inf, NaN for NaN. For the soft cap of scores.
+///
+/// ```
+/// use attn_runtime::simd::{Portable, tanh};
+/// let out = tanh(Portable, [0.0, 0.1, -0.5, 3.0, f32::INFINITY, f32::NEG_INFINITY, -20.0, 1e-8]);
+/// assert!((out[1] - 0.1f32.tanh()).abs() < 1e-8 && (out[2] - (-0.5f32).tanh()).abs() < 1e-7);
+/// assert_eq!((out[4], out[5], out[6]), (1.0, -1.0, -1.0));
+/// ```
+#[inline(always)]
+pub fn tanh<S: Simd>(simd: S, x: S::V) -> S::V {
+    let zero = simd.splat(0.0);
+    let negative = simd.sub(zero, x);
+    let magnitude = simd.max(x, negative);
+    // Large |x|: tanh|x| = (1 - t) / (1 + t), t = exp(-2|x|); the sign restored by select.
+    let t = exp(simd, simd.mul(magnitude, simd.splat(-2.0)));
+    let one = simd.splat(1.0);
+    let large = simd.div(simd.sub(one, t), simd.add(one, t));
+    let large = simd.select_lt(x, zero, simd.sub(zero, large), large);
+    // Small |x|: x + x^3 (c3 + x^2 (c5 + ..)), odd in x, so the sign comes along.
+    let x2 = simd.mul(x, x);
+    let mut p = simd.splat(TANH_SERIES[4]);
+    for c in TANH_SERIES[..4].iter().rev() {
+        p = simd.mul_add(p, x2, simd.splat(*c));
+    }
+    let small = simd.mul_add(simd.mul(p, x2), x, x);
+    // A NaN fails the comparison and takes the large branch, which is NaN too.
+    simd.select_lt(magnitude, simd.splat(TANH_SERIES_BELOW), small, large)
+}
+
+/// `tanh(x)` for one f32, by the same steps as [`tanh`].
+///
+/// ```
+/// assert!((attn_runtime::simd::tanh_f32(0.7) - 0.7f32.tanh()).abs() < 1e-7);
+/// ```
+#[inline(always)]
+pub fn tanh_f32(x: f32) -> f32 {
+    tanh(Lane, x)
+}

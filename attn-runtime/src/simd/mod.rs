@@ -15,7 +15,7 @@ mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub use exp::{exp, exp_f32};
+pub use exp::{exp, exp_f32, tanh, tanh_f32};
 pub use portable::{Lane, Portable};
 #[cfg(target_arch = "x86_64")]
 pub use x86::{Avx2, Avx512};
@@ -178,6 +178,8 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a · b`.
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a / b`.
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
     /// `a · b + c`, rounded once where the instruction set has FMA.
     fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// `max(a, b)` per lane; a NaN in `b` is returned, a NaN in `a` is not (as x86 `maxps`).
@@ -186,6 +188,8 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn round(self, a: Self::V) -> Self::V;
     /// `a · 2^n` for integral `n` in `[-127, 127]`, exactly when the result is normal.
     fn scale_by_pow2(self, a: Self::V, n: Self::V) -> Self::V;
+    /// `yes` in the lanes where `a < b`, `no` elsewhere (a NaN compares false).
+    fn select_lt(self, a: Self::V, b: Self::V, yes: Self::V, no: Self::V) -> Self::V;
     /// The largest lane. A NaN lane may or may not be ignored: the softmax gives NaN for a
     /// row with a NaN score either way, through that score's own exponential.
     fn reduce_max(self, a: Self::V) -> f32;

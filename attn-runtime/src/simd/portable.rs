@@ -71,6 +71,10 @@ impl Simd for Lane {
     fn mul(self, a: f32, b: f32) -> f32 {
         a * b
     }
+    #[inline(always)]
+    fn div(self, a: f32, b: f32) -> f32 {
+        a / b
+    }
     /// Two roundings, as [`Portable::mul_add`].
     #[inline(always)]
     fn mul_add(self, a: f32, b: f32, c: f32) -> f32 {
@@ -99,6 +103,10 @@ impl Simd for Lane {
     fn scale_by_pow2(self, a: f32, n: f32) -> f32 {
         const BIASED_MAGIC: f32 = 127.0 + 12_582_912.0;
         a * f32::from_bits((n + BIASED_MAGIC).to_bits() << 23)
+    }
+    #[inline(always)]
+    fn select_lt(self, a: f32, b: f32, yes: f32, no: f32) -> f32 {
+        if a < b { yes } else { no }
     }
     #[inline(always)]
     fn reduce_max(self, a: f32) -> f32 {
@@ -140,6 +148,10 @@ impl Simd for Portable {
     fn mul(self, a: Self::V, b: Self::V) -> Self::V {
         zip(a, b, |x, y| x * y)
     }
+    #[inline(always)]
+    fn div(self, a: Self::V, b: Self::V) -> Self::V {
+        zip(a, b, |x, y| x / y)
+    }
     /// Two roundings: without FMA in the target's baseline, `f32::mul_add` would be a slow
     /// library call.
     #[inline(always)]
@@ -161,6 +173,14 @@ impl Simd for Portable {
     #[inline(always)]
     fn scale_by_pow2(self, a: Self::V, n: Self::V) -> Self::V {
         zip(a, n, |x, n| Lane.scale_by_pow2(x, n))
+    }
+    #[inline(always)]
+    fn select_lt(self, a: Self::V, b: Self::V, yes: Self::V, no: Self::V) -> Self::V {
+        let mut out = no;
+        for i in 0..LANES {
+            out[i] = Lane.select_lt(a[i], b[i], yes[i], no[i]);
+        }
+        out
     }
     #[inline(always)]
     fn reduce_max(self, a: Self::V) -> f32 {

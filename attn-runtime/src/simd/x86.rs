@@ -81,6 +81,11 @@ impl Simd for Avx2 {
         unsafe { _mm256_mul_ps(a, b) }
     }
     #[inline(always)]
+    fn div(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX is available (see the module).
+        unsafe { _mm256_div_ps(a, b) }
+    }
+    #[inline(always)]
     fn mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
         // SAFETY: FMA is available (see the module).
         unsafe { _mm256_fmadd_ps(a, b, c) }
@@ -102,6 +107,11 @@ impl Simd for Avx2 {
             let biased = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
             _mm256_mul_ps(a, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased)))
         }
+    }
+    #[inline(always)]
+    fn select_lt(self, a: __m256, b: __m256, yes: __m256, no: __m256) -> __m256 {
+        // SAFETY: AVX is available (see the module).
+        unsafe { _mm256_blendv_ps(no, yes, _mm256_cmp_ps::<_CMP_LT_OQ>(a, b)) }
     }
     #[inline(always)]
     fn reduce_max(self, a: __m256) -> f32 {
@@ -160,6 +170,11 @@ impl Simd for Avx512 {
         unsafe { _mm512_mul_ps(a, b) }
     }
     #[inline(always)]
+    fn div(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F is available (see the module).
+        unsafe { _mm512_div_ps(a, b) }
+    }
+    #[inline(always)]
     fn mul_add(self, a: __m512, b: __m512, c: __m512) -> __m512 {
         // SAFETY: AVX-512F is available (see the module).
         unsafe { _mm512_fmadd_ps(a, b, c) }
@@ -178,6 +193,11 @@ impl Simd for Avx512 {
     fn scale_by_pow2(self, a: __m512, n: __m512) -> __m512 {
         // SAFETY: AVX-512F is available (see the module).
         unsafe { _mm512_scalef_ps(a, n) }
+    }
+    #[inline(always)]
+    fn select_lt(self, a: __m512, b: __m512, yes: __m512, no: __m512) -> __m512 {
+        // SAFETY: AVX-512F is available (see the module).
+        unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b), no, yes) }
     }
     #[inline(always)]
     fn reduce_max(self, a: __m512) -> f32 {

@@ -1,7 +1,7 @@
 use attn_runtime::attention;
 
 attention! {
-    #[attn(softcap = 30.0)]
+    #[attn(return_weights)]
     fn masked<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;
 }
 
