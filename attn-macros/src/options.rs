@@ -152,81 +152,33 @@ fn alignment(args: &proc_macro2::Group, errors: &mut Errors) -> Option<Causal> {
 fn apply(options: &mut Options, name: Ident, value: Value, errors: &mut Errors) {
     let text = name.to_string();
     match text.as_str() {
-        "scale" => match value {
-            Value::Number(scale, span) if !scale.is_finite() || !(scale as f32).is_finite() => {
-                errors.at(
-                    span,
-                    format!("the scale {scale} does not fit in f32"),
-                    "give a finite scale such as `scale = 0.125`",
-                );
-            }
-            Value::Number(scale, span) => {
-                if options.scale.is_some() {
-                    errors.at(
-                        name.span(),
-                        "`scale` is given twice",
-                        "keep one `scale = ..`",
-                    );
-                } else {
-                    options.scale = Some((scale, span));
-                }
-            }
-            Value::None | Value::Args(_) => errors.at(
-                name.span(),
-                "`scale` needs a value",
-                "write `scale = 0.125`; without the option the scale is 1 / sqrt(depth)",
-            ),
-        },
-        "softcap" => match value {
-            Value::Number(cap, span) if !(cap > 0.0 && (cap as f32).is_finite()) => {
-                errors.at(
-                    span,
-                    format!("a soft cap of {cap} is not a positive number that fits in f32"),
-                    "write the largest score magnitude, such as `softcap = 30.0`",
-                );
-            }
-            Value::Number(cap, span) => {
-                if options.softcap.is_some() {
-                    errors.at(
-                        name.span(),
-                        "`softcap` is given twice",
-                        "keep one `softcap = ..`",
-                    );
-                } else {
-                    options.softcap = Some((cap, span));
-                }
-            }
-            Value::None | Value::Args(_) => errors.at(
-                name.span(),
-                "`softcap` needs a value",
-                "write `softcap = 30.0`: each score s becomes 30 · tanh(s / 30)",
-            ),
-        },
-        "window" => match value {
-            Value::Number(w, span) if w.fract() != 0.0 || !(1.0..=u32::MAX as f64).contains(&w) => {
-                errors.at(
-                    span,
-                    format!("a window of {w} keys is not a positive whole number"),
-                    "write the number of keys each query sees, such as `window = 256`",
-                );
-            }
-            Value::Number(w, _) => {
-                if options.window.is_some() {
-                    errors.at(
-                        name.span(),
-                        "`window` is given twice",
-                        "keep one `window = ..`",
-                    );
-                } else {
-                    options.window = Some((w as u64, name.span()));
-                }
-            }
-            Value::None | Value::Args(_) => errors.at(
-                name.span(),
-                "`window` needs a size",
-                "write `window = 256`: with `causal`, each query sees its 256 most recent keys",
-            ),
-        },
+        "scale" => {
+            let scale = number(&name, value, errors, SCALE_HELP, |scale| {
+                ((scale as f32).is_finite())
+                    .then_some(())
+                    .ok_or_else(|| format!("the scale {scale} does not fit in f32"))
+            });
+            set_once(&mut options.scale, scale, &name, errors);
+        }
+        "softcap" => {
+            let cap = number(&name, value, errors, SOFTCAP_HELP, |cap| {
+                (cap > 0.0 && (cap as f32).is_finite())
+                    .then_some(())
+                    .ok_or_else(|| {
+                        format!("a soft cap of {cap} is not a positive number that fits in f32")
+                    })
+            });
+            set_once(&mut options.softcap, cap, &name, errors);
+        }
+        "window" => {
+            let window = number(&name, value, errors, WINDOW_HELP, |w| {
+                (w.fract() == 0.0 && (1.0..=u32::MAX as f64).contains(&w))
+                    .then_some(())
+                    .ok_or_else(|| format!("a window of {w} keys is not a positive whole number"))
+            });
+            let window = window.map(|(w, _)| (w as u64, name.span()));
+            set_once(&mut options.window, window, &name, errors);
+        }
         "causal" => {
             let causal = match value {
                 Value::None => Some(Causal::Square),
@@ -240,11 +192,8 @@ fn apply(options: &mut Options, name: Ident, value: Value, errors: &mut Errors) 
                     None
                 }
             };
-            if options.causal.is_some() {
-                errors.at(name.span(), "`causal` is given twice", "keep one `causal`");
-            } else if let Some(causal) = causal {
-                options.causal = Some((causal, name.span()));
-            }
+            let causal = causal.map(|causal| (causal, name.span()));
+            set_once(&mut options.causal, causal, &name, errors);
         }
         _ if PLANNED.contains(&text.as_str()) => errors.at(
             name.span(),
@@ -263,6 +212,48 @@ fn apply(options: &mut Options, name: Ident, value: Value, errors: &mut Errors) 
             };
             errors.at(name.span(), format!("unknown option `{text}`"), help);
         }
+    }
+}
+
+const SCALE_HELP: &str =
+    "write a finite scale such as `scale = 0.125`; without the option the scale is 1 / sqrt(depth)";
+const SOFTCAP_HELP: &str = "write the largest score magnitude, such as `softcap = 30.0`: each score s becomes 30 · tanh(s / 30)";
+const WINDOW_HELP: &str = "write the number of keys each query sees, such as `window = 256`: with `causal`, each query sees its 256 most recent keys";
+
+/// The number of `name = x`, or an error at the value (or at the name, if there is none):
+/// `valid` says why a number is refused, `help` how to write the option.
+fn number(
+    name: &Ident,
+    value: Value,
+    errors: &mut Errors,
+    help: &str,
+    valid: impl Fn(f64) -> Result<(), String>,
+) -> Option<(f64, Span)> {
+    match value {
+        Value::Number(x, span) => match valid(x) {
+            Ok(()) => Some((x, span)),
+            Err(problem) => {
+                errors.at(span, problem, help);
+                None
+            }
+        },
+        Value::None | Value::Args(_) => {
+            errors.at(name.span(), format!("`{name}` needs a value"), help);
+            None
+        }
+    }
+}
+
+/// Records an option, or reports that it was given before.
+fn set_once<T>(slot: &mut Option<T>, value: Option<T>, name: &Ident, errors: &mut Errors) {
+    if slot.is_some() {
+        errors.at(
+            name.span(),
+            format!("`{name}` is given twice"),
+            format!("keep one `{name}`"),
+        );
+    } else if value.is_some() {
+        *slot = value;
     }
 }
 

@@ -8,13 +8,21 @@ fn ulps(a: f32, b: f32) -> u32 {
     a.to_bits().abs_diff(b.to_bits())
 }
 
-/// exp of every input in `xs`, 16 at a time, on one instruction set.
-struct ExpAll<'a> {
+/// The vector functions under test.
+#[derive(Clone, Copy)]
+enum Function {
+    Exp,
+    Tanh,
+}
+
+/// `function` of every input in `xs`, a vector at a time, on one instruction set.
+struct MapAll<'a> {
+    function: Function,
     xs: &'a [f32],
     out: &'a mut [f32],
 }
 
-impl WithSimd for ExpAll<'_> {
+impl WithSimd for MapAll<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
@@ -23,9 +31,28 @@ impl WithSimd for ExpAll<'_> {
             .chunks_exact(S::LANES)
             .zip(self.out.chunks_exact_mut(S::LANES))
         {
-            simd.store(y, attn_runtime::simd::exp(simd, simd.load(x)));
+            let x = simd.load(x);
+            let fx = match self.function {
+                Function::Exp => attn_runtime::simd::exp(simd, x),
+                Function::Tanh => attn_runtime::simd::tanh(simd, x),
+            };
+            simd.store(y, fx);
         }
     }
+}
+
+/// `function` of `xs` on `isa`.
+fn map_all(isa: Isa, function: Function, xs: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; xs.len()];
+    dispatch(
+        isa,
+        MapAll {
+            function,
+            xs,
+            out: &mut out,
+        },
+    );
+    out
 }
 
 /// Every `stride`-th f32 from -0.0 down to -(the first value whose exp is 0), plus edges.
@@ -45,8 +72,7 @@ fn inputs(stride: u32) -> Vec<f32> {
 }
 
 fn worst_ulps(isa: Isa, xs: &[f32]) -> (u32, f32) {
-    let mut out = vec![0.0f32; xs.len()];
-    dispatch(isa, ExpAll { xs, out: &mut out });
+    let out = map_all(isa, Function::Exp, xs);
     let mut worst = (0, 0.0);
     for (&x, &y) in xs.iter().zip(&out) {
         let exact = (x as f64).exp() as f32;
@@ -89,37 +115,10 @@ fn flushes_to_zero_below_the_range_and_keeps_nan() {
     for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
         let mut xs = vec![-105.0, -1000.0, f32::NEG_INFINITY, f32::MIN, f32::NAN];
         xs.resize(16, 0.0);
-        let mut out = vec![1.0f32; 16];
-        dispatch(
-            isa,
-            ExpAll {
-                xs: &xs,
-                out: &mut out,
-            },
-        );
+        let out = map_all(isa, Function::Exp, &xs);
         assert_eq!(&out[..4], &[0.0; 4], "{isa}");
         assert!(out[4].is_nan(), "{isa}");
         assert_eq!(out[5], 1.0, "{isa}");
-    }
-}
-
-/// tanh of every input in `xs` on one instruction set.
-struct TanhAll<'a> {
-    xs: &'a [f32],
-    out: &'a mut [f32],
-}
-
-impl WithSimd for TanhAll<'_> {
-    type Output = ();
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) {
-        for (x, y) in self
-            .xs
-            .chunks_exact(S::LANES)
-            .zip(self.out.chunks_exact_mut(S::LANES))
-        {
-            simd.store(y, attn_runtime::simd::tanh(simd, simd.load(x)));
-        }
     }
 }
 
@@ -143,14 +142,7 @@ fn tanh_within_four_ulp_on_every_instruction_set() {
         xs.push(0.5);
     }
     for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
-        let mut out = vec![0.0f32; xs.len()];
-        dispatch(
-            isa,
-            TanhAll {
-                xs: &xs,
-                out: &mut out,
-            },
-        );
+        let out = map_all(isa, Function::Tanh, &xs);
         let mut worst = (0, 0.0f32);
         for (&x, &y) in xs.iter().zip(&out) {
             let exact = (x as f64).tanh() as f32;
