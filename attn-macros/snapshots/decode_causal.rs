@@ -11,7 +11,8 @@
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
-    clippy::needless_range_loop
+    clippy::needless_range_loop,
+    clippy::modulo_one
 )]
 #[inline]
 pub fn step<const N: usize>(
@@ -30,7 +31,8 @@ pub fn step<const N: usize>(
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
-    clippy::needless_range_loop
+    clippy::needless_range_loop,
+    clippy::modulo_one
 )]
 pub fn step_into<const N: usize>(
     q: &[[[[f32; 64]; 2]; 8]; 1],

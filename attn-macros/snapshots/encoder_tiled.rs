@@ -11,7 +11,8 @@
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
-    clippy::needless_range_loop
+    clippy::needless_range_loop,
+    clippy::modulo_one
 )]
 #[inline]
 pub fn encoder<const N: usize>(
@@ -30,7 +31,8 @@ pub fn encoder<const N: usize>(
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
-    clippy::needless_range_loop
+    clippy::needless_range_loop,
+    clippy::modulo_one
 )]
 pub fn encoder_into<const N: usize>(
     q: &[[[[f32; 32]; N]; 12]; 1],

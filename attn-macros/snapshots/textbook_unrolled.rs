@@ -11,7 +11,8 @@
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
-    clippy::needless_range_loop
+    clippy::needless_range_loop,
+    clippy::modulo_one
 )]
 #[inline]
 pub fn seed_example(
@@ -30,7 +31,8 @@ pub fn seed_example(
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
-    clippy::needless_range_loop
+    clippy::needless_range_loop,
+    clippy::modulo_one
 )]
 pub fn seed_example_into(
     q: &[[[f32; 3]; 2]; 1],

@@ -79,29 +79,83 @@ pub fn kernel(kernel: &Kernel, plan: Plan) -> TokenStream {
     let info = info(kernel, plan);
     let heads_check = heads_check(kernel);
     let lints = quote! {
-        #[allow(non_upper_case_globals, unused_labels, clippy::too_many_lines, clippy::needless_range_loop)]
+        #[allow(non_upper_case_globals, unused_labels, clippy::too_many_lines, clippy::needless_range_loop, clippy::modulo_one)]
+    };
+    let main_and_into = match kernel.options.valid_lengths {
+        None => quote! {
+            #(#attrs)*
+            #[doc = ""]
+            #[doc = #shapes]
+            #lints
+            #[inline]
+            #vis fn #name #generics(#q: &#q_ty, #k: &#k_ty, #v: &#v_ty) -> #out_ty {
+                let mut out = #zeros;
+                #into(#q, #k, #v, &mut out);
+                out
+            }
+
+            #[doc = #into_doc]
+            #[doc = ""]
+            #[doc = #shapes]
+            #(#others)*
+            #lints
+            #vis fn #into #generics(#q: &#q_ty, #k: &#k_ty, #v: &#v_ty, out: &mut #out_ty) {
+                #heads_check
+                #body
+            }
+        },
+        Some(_) => {
+            // Valid lengths are run-time input: checked before anything is written, and an
+            // error names the batch entry and both counts.
+            let batch = size(kernel.batch(), kernel.q[0].span);
+            let keys = size(kernel.keys(), kernel.k[kernel.rank() - 2].span);
+            let error = quote!(::attn_runtime::ValidLengthError);
+            let valid_doc = " `valid_keys[b]` is the number of valid keys of batch entry `b`: the \
+                keys after them are padding, which no query sees. An error if one exceeds the \
+                number of keys.";
+            quote! {
+                #(#attrs)*
+                #[doc = ""]
+                #[doc = #shapes]
+                #[doc = ""]
+                #[doc = #valid_doc]
+                #lints
+                #[inline]
+                #vis fn #name #generics(
+                    #q: &#q_ty,
+                    #k: &#k_ty,
+                    #v: &#v_ty,
+                    valid_keys: &[usize; #batch],
+                ) -> ::core::result::Result<#out_ty, #error> {
+                    let mut out = #zeros;
+                    #into(#q, #k, #v, valid_keys, &mut out)?;
+                    ::core::result::Result::Ok(out)
+                }
+
+                #[doc = #into_doc]
+                #[doc = ""]
+                #[doc = #shapes]
+                #[doc = ""]
+                #[doc = #valid_doc]
+                #(#others)*
+                #lints
+                #vis fn #into #generics(
+                    #q: &#q_ty,
+                    #k: &#k_ty,
+                    #v: &#v_ty,
+                    valid_keys: &[usize; #batch],
+                    out: &mut #out_ty,
+                ) -> ::core::result::Result<(), #error> {
+                    #heads_check
+                    ::attn_runtime::__private::check_valid_lengths(valid_keys, #keys)?;
+                    #body
+                    ::core::result::Result::Ok(())
+                }
+            }
+        }
     };
     quote! {
-        #(#attrs)*
-        #[doc = ""]
-        #[doc = #shapes]
-        #lints
-        #[inline]
-        #vis fn #name #generics(#q: &#q_ty, #k: &#k_ty, #v: &#v_ty) -> #out_ty {
-            let mut out = #zeros;
-            #into(#q, #k, #v, &mut out);
-            out
-        }
-
-        #[doc = #into_doc]
-        #[doc = ""]
-        #[doc = #shapes]
-        #(#others)*
-        #lints
-        #vis fn #into #generics(#q: &#q_ty, #k: &#k_ty, #v: &#v_ty, out: &mut #out_ty) {
-            #heads_check
-            #body
-        }
+        #main_and_into
 
         #(#cfgs)*
         #[doc = #facts_doc]
@@ -365,7 +419,14 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
         array_type(&kernel.v),
     );
     let queries = size(kernel.queries(), kernel.q[rank - 2].span);
-    let keys = size(kernel.keys(), kernel.k[rank - 2].span);
+    let valid = kernel.options.valid_lengths.is_some();
+    let all_keys = size(kernel.keys(), kernel.k[rank - 2].span);
+    // With valid lengths, a problem's keys end at its batch entry's count.
+    let keys = if valid {
+        quote!(keys_valid)
+    } else {
+        size(kernel.keys(), kernel.k[rank - 2].span)
+    };
     let depth = size(kernel.depth(), kernel.q[rank - 1].span);
     let value_depth = size(kernel.value_depth(), kernel.v[rank - 1].span);
     let (query_block, key_block) = (
@@ -432,6 +493,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
     // A soft cap bends the scores before any mask sets some to -inf.
     let tile_softcap = softcap_literal(kernel)
         .map(|cap| quote!(#private::softcap_scores(simd, weights, keys.len(), #cap);));
+    let valid_here = valid.then(|| quote!(let keys_valid: usize = self.valid_keys[b];));
     let (problem, rows) = match (kernel.heads(), kernel.kv_heads()) {
         (Some(heads), Some(kv_heads)) => {
             let (hq, hkv) = (
@@ -449,6 +511,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                     let (b, h) = (problem / #hq, problem % #hq);
                     let kv_head = #kv_head;
                     let (q, k, v) = (&self.q[b][h], &self.k[b][kv_head], &self.v[b][kv_head]);
+                    #valid_here
                 },
                 quote!(out.as_flattened_mut().as_flattened_mut()),
             )
@@ -456,21 +519,30 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
         _ => (
             quote! {
                 let (q, k, v) = (&self.q[problem], &self.k[problem], &self.v[problem]);
+                let b = problem;
+                #valid_here
             },
             quote!(out.as_flattened_mut()),
         ),
+    };
+    let batch = size(kernel.batch(), kernel.q[0].span);
+    let (valid_field, valid_init) = if valid {
+        (quote!(valid_keys: &'a [usize; #batch],), quote!(valid_keys))
+    } else {
+        (quote!(), quote!())
     };
     quote! {
         struct Attention<'a, #(const #generics: usize),*> {
             q: &'a #q_ty,
             k: &'a #k_ty,
             v: &'a #v_ty,
+            #valid_field
         }
         impl<#(const #generics: usize),*> #private::Kernel for Attention<'_, #(#generics),*> {
             type Row = [f32; #value_depth];
             const QUERIES: usize = #queries;
             const QUERY_BLOCK: usize = #query_block;
-            const FLOPS_PER_ROW: u64 = 2 * (#keys as u64) * ((#depth + #value_depth) as u64);
+            const FLOPS_PER_ROW: u64 = 2 * (#all_keys as u64) * ((#depth + #value_depth) as u64);
 
             #[inline(always)]
             fn block<Simd: #private::Simd>(
@@ -514,7 +586,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 #private::normalize(simd, out, &running_sum);
             }
         }
-        #private::run(&Attention { #q, #k, #v }, #rows);
+        #private::run(&Attention { #q, #k, #v, #valid_init }, #rows);
     }
 }
 

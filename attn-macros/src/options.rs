@@ -6,9 +6,10 @@
 //!          | 'causal' ('(' ('top_left' | 'bottom_right') ')')?
 //!          | 'window' '=' INTEGER
 //!          | 'softcap' '=' (FLOAT | INTEGER)
+//!          | 'valid_lengths'
 //! ```
 //!
-//! This version implements `scale`, `causal`, `window` and `softcap`. The other options of
+//! This version implements `scale`, `causal`, `window`, `softcap` and `valid_lengths`. The other options of
 //! DESIGN section 5 are recognised by name and rejected with an error that says they are not
 //! available yet, so a user who writes `dtype` learns that it is planned rather than that it
 //! is misspelt.
@@ -29,6 +30,8 @@ pub struct Options {
     pub window: Option<(u64, Span)>,
     /// `c` of a soft cap: each score `s` becomes `c · tanh(s / c)`.
     pub softcap: Option<(f64, Span)>,
+    /// Each batch entry's number of valid keys is an argument (padding), and its span.
+    pub valid_lengths: Option<Span>,
 }
 
 /// How a causal mask lines the queries up with the keys.
@@ -51,17 +54,10 @@ enum Value {
 }
 
 /// Options that DESIGN section 5 names and a later version of attn will implement.
-const PLANNED: &[&str] = &[
-    "dtype",
-    "mask",
-    "bias",
-    "valid_lengths",
-    "return_weights",
-    "return_lse",
-];
+const PLANNED: &[&str] = &["dtype", "mask", "bias", "return_weights", "return_lse"];
 
 /// Options available in this version.
-const AVAILABLE: &[&str] = &["scale", "causal", "window", "softcap"];
+const AVAILABLE: &[&str] = &["scale", "causal", "window", "softcap", "valid_lengths"];
 
 /// Splits `attrs` into attn's options and the attributes passed through to the generated
 /// functions, reporting every malformed, unknown or repeated option.
@@ -179,6 +175,19 @@ fn apply(options: &mut Options, name: Ident, value: Value, errors: &mut Errors) 
             let window = window.map(|(w, _)| (w as u64, name.span()));
             set_once(&mut options.window, window, &name, errors);
         }
+        "valid_lengths" => match value {
+            Value::None => set_once(&mut options.valid_lengths, Some(name.span()), &name, errors),
+            Value::Number(_, span) => errors.at(
+                span,
+                "`valid_lengths` takes no value",
+                "write `valid_lengths`: the kernel then takes each batch entry's number of valid keys",
+            ),
+            Value::Args(args) => errors.at(
+                args.span(),
+                "`valid_lengths` takes no arguments",
+                "write `valid_lengths`: the kernel then takes each batch entry's number of valid keys",
+            ),
+        },
         "causal" => {
             let causal = match value {
                 Value::None => Some(Causal::Square),

@@ -47,8 +47,10 @@ pub fn plan(kernel: &Kernel) -> Plan {
             .checked_mul(known(kernel.keys())?)?;
         rows.checked_mul(known(kernel.depth())?.checked_add(known(kernel.value_depth())?)?)
     };
+    // Valid lengths are known only at run time: an unrolled kernel's key lists are fixed.
+    let runtime_keys = kernel.options.valid_lengths.is_some();
     match multiply_adds() {
-        Some(n) if n <= UNROLL_LIMIT => Plan::Unrolled,
+        Some(n) if n <= UNROLL_LIMIT && !runtime_keys => Plan::Unrolled,
         _ => Plan::Tiled {
             // Short sequences get smaller blocks, rounded up to whole tiles and vectors.
             query_block: match known(kernel.queries()) {

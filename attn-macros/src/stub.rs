@@ -42,6 +42,7 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
         }
     };
     let (q, k, v) = (dims_of("q"), dims_of("k"), dims_of("v"));
+    let batch = q.first().cloned();
     let mut out: Vec<TokenStream> = q.iter().take(q.len().saturating_sub(1)).cloned().collect();
     out.extend(v.last().cloned().or_else(|| Some(generics.fresh())));
     let (q, k, v, out) = (nest(&q), nest(&k), nest(&v), nest(&out));
@@ -54,16 +55,38 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
     let name = &decl.name;
     let into = format_ident!("{}_into", name);
     let vis = &decl.vis;
+    // With `valid_lengths`, the signature takes the lengths and returns a `Result`.
+    let (valid, result, unit) = match (asks_for_valid_lengths(decl), batch) {
+        (true, Some(batch)) => (
+            quote!(valid_keys: &[usize; #batch],),
+            quote!(::core::result::Result<#out, ::attn_runtime::ValidLengthError>),
+            quote!(-> ::core::result::Result<(), ::attn_runtime::ValidLengthError>),
+        ),
+        _ => (quote!(), out.clone(), quote!()),
+    };
     quote! {
         #[allow(unused_variables, non_upper_case_globals, clippy::all)]
-        #vis fn #name #generics(q: &#q, k: &#k, v: &#v) -> #out {
+        #vis fn #name #generics(q: &#q, k: &#k, v: &#v, #valid) -> #result {
             ::core::unreachable!("attention! reported an error for this kernel")
         }
         #[allow(unused_variables, non_upper_case_globals, clippy::all)]
-        #vis fn #into #generics(q: &#q, k: &#k, v: &#v, out: &mut #out) {
+        #vis fn #into #generics(q: &#q, k: &#k, v: &#v, #valid out: &mut #out) #unit {
             ::core::unreachable!("attention! reported an error for this kernel")
         }
     }
+}
+
+/// Whether the kernel's options include `valid_lengths`, however they parse otherwise.
+fn asks_for_valid_lengths(decl: &KernelDecl) -> bool {
+    decl.attrs.iter().any(|attr| {
+        attr.path().is_ident("attn")
+            && attr.meta.require_list().is_ok_and(|list| {
+                list.tokens
+                    .clone()
+                    .into_iter()
+                    .any(|t| t.to_string() == "valid_lengths")
+            })
+    })
 }
 
 /// The sizes of the stub's signature.

@@ -6,6 +6,7 @@ pub use crate::kernels::{
     pack_keys, run, scores, softcap_scores, visible_keys,
 };
 pub use crate::simd::Simd;
+pub use crate::valid::check_valid_lengths;
 
 /// `1 / sqrt(depth)`, the default scale, for kernels whose depth is a const generic.
 ///

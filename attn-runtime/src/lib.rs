@@ -100,6 +100,7 @@ pub mod simd;
 mod tensor;
 #[cfg(feature = "threads")]
 pub mod threads;
+mod valid;
 
 #[doc(hidden)]
 pub mod __private;
@@ -125,3 +126,4 @@ pub mod __private;
 pub use attn_macros::attention;
 pub use info::{KernelInfo, KernelShape, Plan};
 pub use tensor::{Array, ShapeError, Tensor};
+pub use valid::ValidLengthError;

@@ -35,7 +35,7 @@ impl Mask {
 }
 
 /// The sizes of an attention computation, with batch and heads folded into `problems`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Problem {
     /// Batch entries times heads: independent attention problems, one after another.
     pub problems: usize,
@@ -55,6 +55,8 @@ pub struct Problem {
     pub window: Option<usize>,
     /// A soft cap `c`: each scaled score `s` becomes `c · tanh(s / c)`.
     pub softcap: Option<f32>,
+    /// Per problem, its number of valid keys (the rest are padding); all keys when `None`.
+    pub valid_keys: Option<Vec<usize>>,
 }
 
 impl Problem {
@@ -76,6 +78,15 @@ impl Problem {
             mask: Mask::None,
             window: None,
             softcap: None,
+            valid_keys: None,
+        }
+    }
+
+    /// The same problem with `valid_keys[p]` valid keys in problem `p`.
+    pub fn with_valid_keys(self, valid_keys: Vec<usize>) -> Self {
+        Problem {
+            valid_keys: Some(valid_keys),
+            ..self
         }
     }
 
@@ -95,9 +106,10 @@ impl Problem {
         }
     }
 
-    /// The keys query `row` sees: `from..to`.
-    pub fn visible(&self, row: usize) -> std::ops::Range<usize> {
-        let to = self.mask.visible(row, self.queries, self.keys);
+    /// The keys query `row` of problem `p` sees: `from..to`.
+    pub fn visible(&self, p: usize, row: usize) -> std::ops::Range<usize> {
+        let keys = self.valid_keys.as_ref().map_or(self.keys, |valid| valid[p]);
+        let to = self.mask.visible(row, self.queries, keys);
         let from = self.window.map_or(0, |w| to.saturating_sub(w));
         from..to
     }
@@ -226,7 +238,7 @@ fn attend<T: Float>(problem: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> Vec<T
             &v[p * keys * value_depth..][..keys * value_depth],
         );
         for i in 0..queries {
-            let seen = problem.visible(i);
+            let seen = problem.visible(p, i);
             if seen.is_empty() {
                 // Every key is masked: the output row is 0.
                 out.extend((0..value_depth).map(|_| zero));

@@ -268,6 +268,20 @@ fn plain_causal_needs_as_many_queries_as_keys() {
 }
 
 #[test]
+fn valid_lengths_take_no_value() {
+    expect(
+        "#[attn(valid_lengths = 3)] fn f<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("`valid_lengths` takes no value", "3", 0)],
+    );
+    let output = expand("#[attn(valid_lengths)] fn f<q: [2, 4, 3], k: [2, 4, 3], v: [2, 4, 3]>;");
+    assert!(errors(&output).is_empty());
+    assert!(
+        output.to_string().contains("valid_keys : & [usize ; 2]"),
+        "{output}"
+    );
+}
+
+#[test]
 fn a_soft_cap_is_a_positive_number() {
     expect(
         "#[attn(softcap = -3.0)] fn f<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",

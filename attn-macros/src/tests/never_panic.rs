@@ -21,6 +21,7 @@ const SEEDS: &[&str] = &[
      where B = 1, H = 12, N = 128, Dh = 32;
      fn decoder<q: [1, 2, Nq, 64], k: [1, 2, Nk, 64], v: [1, 2, Nk, 16]>;",
     "#[inline] fn tiny<q: [1, 1, 1], k: [1, 1, 1], v: [1, 1, 1]>;",
+    "#[attn(valid_lengths, causal(bottom_right))] fn padded<q: [2, 3, 8], k: [2, N, 8], v: [2, N, 4]>;",
     "#[attn(causal(bottom_right))] fn decode<q: [1, 2, 8], k: [1, 5, 8], v: [1, 5, 8]>;
      #[attn(causal, window = 3)] fn square<q: [1, 2, N, 8], k: [1, 2, N, 8], v: [1, 2, N, 4]>;",
     "fn any_length<q: [2, N, 8], k: [2, M, 8], v: [2, M, 5],>;",
