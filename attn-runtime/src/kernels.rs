@@ -498,16 +498,17 @@ fn run_threads<K: Kernel>(kernel: &K, out: &mut [K::Row], isa: Isa, threads: usi
             if mine.is_empty() {
                 continue;
             }
-            scope.spawn(move || {
-                dispatch(
-                    isa,
-                    Blocks {
-                        kernel,
-                        out: mine,
-                        first_row,
-                    },
-                )
-            });
+            let blocks = Blocks {
+                kernel,
+                out: mine,
+                first_row,
+            };
+            // The calling thread takes the last share itself rather than wait idle.
+            if t + 1 == threads {
+                dispatch(isa, blocks);
+            } else {
+                scope.spawn(move || dispatch(isa, blocks));
+            }
         }
     });
 }
