@@ -23,6 +23,10 @@ const TILE_ROWS: u64 = 4;
 const KEY_BLOCK: u64 = 64;
 const WIDEST_LANES: u64 = 16;
 
+/// The most f32 a block of packed keys may hold (64 KiB), so that the scratch stays small on
+/// any thread's stack: deep keys get shorter key blocks, down to one vector of 16.
+const PACKED_KEYS: u64 = 16 * 1024;
+
 /// The strategy chosen for one kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {
@@ -57,9 +61,14 @@ pub fn plan(kernel: &Kernel) -> Plan {
                 Some(n) if n <= WHOLE_PROBLEM => n.next_multiple_of(TILE_ROWS),
                 _ => QUERY_BLOCK,
             },
-            key_block: known(kernel.keys()).map_or(KEY_BLOCK, |n| {
-                n.next_multiple_of(WIDEST_LANES).min(KEY_BLOCK)
-            }),
+            key_block: {
+                let by_depth = known(kernel.depth()).map_or(KEY_BLOCK, |depth| {
+                    (PACKED_KEYS / depth.max(1) / WIDEST_LANES * WIDEST_LANES)
+                        .clamp(WIDEST_LANES, KEY_BLOCK)
+                });
+                known(kernel.keys())
+                    .map_or(by_depth, |n| n.next_multiple_of(WIDEST_LANES).min(by_depth))
+            },
         },
     }
 }

@@ -35,6 +35,9 @@ attention! {
     /// A single query against a sequence: decoding.
     fn one_query<q: [1, 4, 1, 64], k: [1, 4, N, 64], v: [1, 4, N, 64]>;
 
+    /// Deep keys: packed 16 at a time, so the packed block stays 64 KiB.
+    fn deep<q: [1, 5, 1024], k: [1, N, 1024], v: [1, N, 8]>;
+
     /// Causal, as many queries as keys: tiled.
     #[attn(causal)]
     fn causal_square<q: [2, N, 16], k: [2, N, 16], v: [2, N, 8]>;
@@ -483,4 +486,22 @@ fn soft_caps_against_the_reference() {
         small_capped_into,
     );
     assert_eq!(small_capped::INFO.plan, Plan::Unrolled);
+}
+
+#[test]
+fn deep_keys_in_short_key_blocks() {
+    assert_eq!(
+        deep::info::<70>().plan,
+        Plan::Tiled {
+            query_block: 8,
+            key_block: 16
+        }
+    );
+    check(
+        "deep (5, 70, 1024)",
+        Problem::with_default_scale(1, 5, 70, 1024, 8),
+        0.2,
+        60,
+        deep_into::<70>,
+    );
 }

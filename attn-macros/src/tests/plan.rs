@@ -46,3 +46,12 @@ fn blocks_shrink_to_small_known_sizes() {
     assert!(text.contains("const QUERY_BLOCK : usize = 4"), "{text}");
     assert!(text.contains("const KEY_BLOCK : usize = 48"), "{text}");
 }
+
+#[test]
+fn deep_keys_get_shorter_key_blocks() {
+    // 16 Ki floats of packed keys at most: depth 1024 packs 16 keys at a time.
+    let text = expand("fn f<q: [1, 8, 1024], k: [1, N, 1024], v: [1, N, 64]>;").to_string();
+    assert!(text.contains("const KEY_BLOCK : usize = 16"), "{text}");
+    let text = expand("fn f<q: [1, 8, 256], k: [1, N, 256], v: [1, N, 64]>;").to_string();
+    assert!(text.contains("const KEY_BLOCK : usize = 64"), "{text}");
+}
