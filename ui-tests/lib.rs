@@ -1,4 +1,5 @@
-//! attn's compile-fail and compile-pass cases live in `tests/ui/`; `tests/ui.rs` runs them.
+//! attn's compile-fail cases live in `tests/ui/fail/`, its compile-pass cases in
+//! `tests/pass/`; `tests/ui.rs` runs both.
 //!
 //! Each case under `tests/ui/fail/` is one mistake, with the compiler's output committed
 //! beside it as `.stderr`. After a deliberate change to a message, refresh the snapshots
