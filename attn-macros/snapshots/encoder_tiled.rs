@@ -57,6 +57,7 @@ pub fn encoder_into<const N: usize>(
             problem: usize,
             first_query: usize,
             out: &mut [[f32; 32]],
+            lse: &mut [f32],
         ) {
             const KEY_BLOCK: usize = 64;
             let scale: f32 = 0.17677669f32;
@@ -111,6 +112,7 @@ pub fn encoder_into<const N: usize>(
     ::attn_runtime::__private::run(
         &Attention { q, k, v },
         out.as_flattened_mut().as_flattened_mut(),
+        &mut [],
     );
 }
 /// Compile-time facts about the [`encoder()`] kernel: its shape, FLOPs, bytes and plan.

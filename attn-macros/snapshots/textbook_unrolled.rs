@@ -58,13 +58,13 @@ pub fn seed_example_into(
             [score_0, score_1, score_2, score_3],
             max,
         );
-        let inv_sum = 1.0
-            / ::attn_runtime::__private::sum_of([
-                weight_0,
-                weight_1,
-                weight_2,
-                weight_3,
-            ]);
+        let sum = ::attn_runtime::__private::sum_of([
+            weight_0,
+            weight_1,
+            weight_2,
+            weight_3,
+        ]);
+        let inv_sum = 1.0 / sum;
         out[0] = (weight_0 * v[0][0] + weight_1 * v[1][0] + weight_2 * v[2][0]
             + weight_3 * v[3][0]) * inv_sum;
         out[1] = (weight_0 * v[0][1] + weight_1 * v[1][1] + weight_2 * v[2][1]
@@ -89,13 +89,13 @@ pub fn seed_example_into(
             [score_0, score_1, score_2, score_3],
             max,
         );
-        let inv_sum = 1.0
-            / ::attn_runtime::__private::sum_of([
-                weight_0,
-                weight_1,
-                weight_2,
-                weight_3,
-            ]);
+        let sum = ::attn_runtime::__private::sum_of([
+            weight_0,
+            weight_1,
+            weight_2,
+            weight_3,
+        ]);
+        let inv_sum = 1.0 / sum;
         out[0] = (weight_0 * v[0][0] + weight_1 * v[1][0] + weight_2 * v[2][0]
             + weight_3 * v[3][0]) * inv_sum;
         out[1] = (weight_0 * v[0][1] + weight_1 * v[1][1] + weight_2 * v[2][1]

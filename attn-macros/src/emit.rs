@@ -44,7 +44,7 @@ pub fn kernel(kernel: &Kernel, plan: Plan) -> TokenStream {
     );
     let out = kernel.out();
     let out_ty = array_type(&out);
-    let zeros = zeros(&out);
+    let out_zeros = zeros(&out);
     let attrs = &kernel.attrs;
     let [q, k, v] = &kernel.roles;
     let cfgs = kernel.attrs.iter().filter(|a| a.path().is_ident("cfg"));
@@ -81,77 +81,88 @@ pub fn kernel(kernel: &Kernel, plan: Plan) -> TokenStream {
     let lints = quote! {
         #[allow(non_upper_case_globals, unused_labels, clippy::too_many_lines, clippy::needless_range_loop, clippy::modulo_one)]
     };
-    let main_and_into = match kernel.options.valid_lengths {
-        None => quote! {
-            #(#attrs)*
-            #[doc = ""]
-            #[doc = #shapes]
-            #lints
-            #[inline]
-            #vis fn #name #generics(#q: &#q_ty, #k: &#k_ty, #v: &#v_ty) -> #out_ty {
-                let mut out = #zeros;
-                #into(#q, #k, #v, &mut out);
-                out
-            }
+    // The options that change the signatures: run-time valid lengths (an argument, and a
+    // `Result` checked before anything is written) and the log-sum-exp (an output).
+    let valid = kernel.options.valid_lengths.is_some();
+    let batch = size(kernel.batch(), kernel.q[0].span);
+    let keys = size(kernel.keys(), kernel.k[kernel.rank() - 2].span);
+    let error = quote!(::attn_runtime::ValidLengthError);
+    let lse_dims = &out[..out.len() - 1];
+    let (lse_ty, lse_zeros) = (array_type(lse_dims), zeros(lse_dims));
+    let lse = kernel.options.return_lse.is_some();
+    let valid_param = valid.then(|| quote!(valid_keys: &[usize; #batch],));
+    let valid_arg = valid.then(|| quote!(valid_keys,));
+    let lse_param = lse.then(|| quote!(lse: &mut #lse_ty,));
+    let lse_arg = lse.then(|| quote!(&mut lse,));
+    let lse_init = lse.then(|| quote!(let mut lse = #lse_zeros;));
+    let (value_ty, value) = if lse {
+        (quote!((#out_ty, #lse_ty)), quote!((out, lse)))
+    } else {
+        (out_ty.clone(), quote!(out))
+    };
+    let (main_ty, main_end, question) = if valid {
+        (
+            quote!(::core::result::Result<#value_ty, #error>),
+            quote!(::core::result::Result::Ok(#value)),
+            quote!(?),
+        )
+    } else {
+        (value_ty, value, quote!())
+    };
+    let (into_ty, into_check, into_end) = if valid {
+        (
+            quote!(-> ::core::result::Result<(), #error>),
+            quote!(::attn_runtime::__private::check_valid_lengths(valid_keys, #keys)?;),
+            quote!(::core::result::Result::Ok(())),
+        )
+    } else {
+        (quote!(), quote!(), quote!())
+    };
+    let mut docs = vec![String::new(), shapes.clone()];
+    if valid {
+        docs.push(String::new());
+        docs.push(
+            " `valid_keys[b]` is the number of valid keys of batch entry `b`: the keys after \
+             them are padding, which no query sees. An error if one exceeds the number of keys."
+                .to_owned(),
+        );
+    }
+    if lse {
+        docs.push(String::new());
+        docs.push(
+            " `lse` receives each query row's log-sum-exp, `max + ln(sum of exp(score - max))` \
+             over the keys it sees, or -inf if it sees none."
+                .to_owned(),
+        );
+    }
+    let main_and_into = quote! {
+        #(#attrs)*
+        #(#[doc = #docs])*
+        #lints
+        #[inline]
+        #vis fn #name #generics(#q: &#q_ty, #k: &#k_ty, #v: &#v_ty, #valid_param) -> #main_ty {
+            let mut out = #out_zeros;
+            #lse_init
+            #into(#q, #k, #v, #valid_arg &mut out, #lse_arg)#question;
+            #main_end
+        }
 
-            #[doc = #into_doc]
-            #[doc = ""]
-            #[doc = #shapes]
-            #(#others)*
-            #lints
-            #vis fn #into #generics(#q: &#q_ty, #k: &#k_ty, #v: &#v_ty, out: &mut #out_ty) {
-                #heads_check
-                #body
-            }
-        },
-        Some(_) => {
-            // Valid lengths are run-time input: checked before anything is written, and an
-            // error names the batch entry and both counts.
-            let batch = size(kernel.batch(), kernel.q[0].span);
-            let keys = size(kernel.keys(), kernel.k[kernel.rank() - 2].span);
-            let error = quote!(::attn_runtime::ValidLengthError);
-            let valid_doc = " `valid_keys[b]` is the number of valid keys of batch entry `b`: the \
-                keys after them are padding, which no query sees. An error if one exceeds the \
-                number of keys.";
-            quote! {
-                #(#attrs)*
-                #[doc = ""]
-                #[doc = #shapes]
-                #[doc = ""]
-                #[doc = #valid_doc]
-                #lints
-                #[inline]
-                #vis fn #name #generics(
-                    #q: &#q_ty,
-                    #k: &#k_ty,
-                    #v: &#v_ty,
-                    valid_keys: &[usize; #batch],
-                ) -> ::core::result::Result<#out_ty, #error> {
-                    let mut out = #zeros;
-                    #into(#q, #k, #v, valid_keys, &mut out)?;
-                    ::core::result::Result::Ok(out)
-                }
-
-                #[doc = #into_doc]
-                #[doc = ""]
-                #[doc = #shapes]
-                #[doc = ""]
-                #[doc = #valid_doc]
-                #(#others)*
-                #lints
-                #vis fn #into #generics(
-                    #q: &#q_ty,
-                    #k: &#k_ty,
-                    #v: &#v_ty,
-                    valid_keys: &[usize; #batch],
-                    out: &mut #out_ty,
-                ) -> ::core::result::Result<(), #error> {
-                    #heads_check
-                    ::attn_runtime::__private::check_valid_lengths(valid_keys, #keys)?;
-                    #body
-                    ::core::result::Result::Ok(())
-                }
-            }
+        #[doc = #into_doc]
+        #(#[doc = #docs])*
+        #(#others)*
+        #lints
+        #vis fn #into #generics(
+            #q: &#q_ty,
+            #k: &#k_ty,
+            #v: &#v_ty,
+            #valid_param
+            out: &mut #out_ty,
+            #lse_param
+        ) #into_ty {
+            #heads_check
+            #into_check
+            #body
+            #into_end
         }
     };
     quote! {
@@ -369,16 +380,20 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                     });
                     quote!(out[#e] = (#(#terms)+*) * inv_sum;)
                 });
+                let lse_at = kernel.options.return_lse.map(|_| quote!(lse #at[#il]));
                 if seen == from {
                     // The mask hides every key from this row: its output is 0.
                     let value_depth = Literal::u64_unsuffixed(value_depth);
+                    let no_lse = lse_at.map(|lse| quote!(#lse = f32::NEG_INFINITY;));
                     blocks.push(quote! {
                         #label: {
                             out #at[#il] = [0.0f32; #value_depth];
+                            #no_lse
                         }
                     });
                     continue;
                 }
+                let row_lse = lse_at.map(|lse| quote!(#lse = max + sum.ln();));
                 blocks.push(quote! {
                     #label: {
                         let (q, k, v) = (&q #at[#il], &k #kv_at, &v #kv_at);
@@ -386,8 +401,10 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                         #(let #score = #dots;)*
                         let max = #private::max_of([#(#score),*]);
                         let [#(#weight),*] = #private::exp_shifted([#(#score),*], max);
-                        let inv_sum = 1.0 / #private::sum_of([#(#weight),*]);
+                        let sum = #private::sum_of([#(#weight),*]);
+                        let inv_sum = 1.0 / sum;
                         #(#outputs)*
+                        #row_lse
                     }
                 });
             }
@@ -525,6 +542,17 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
             quote!(out.as_flattened_mut()),
         ),
     };
+    // The log-sum-exp, when returned: a row of `lse` for each output row, in the same order.
+    let (lse_rows, lse_rows_write) = match kernel.options.return_lse {
+        None => (quote!(&mut []), quote!()),
+        Some(_) => (
+            match kernel.heads() {
+                Some(_) => quote!(lse.as_flattened_mut().as_flattened_mut()),
+                None => quote!(lse.as_flattened_mut()),
+            },
+            quote!(#private::log_sum_exp(simd, &running_max, &running_sum, lse);),
+        ),
+    };
     let batch = size(kernel.batch(), kernel.q[0].span);
     let (valid_field, valid_init) = if valid {
         (quote!(valid_keys: &'a [usize; #batch],), quote!(valid_keys))
@@ -551,6 +579,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 problem: usize,
                 first_query: usize,
                 out: &mut [[f32; #value_depth]],
+                lse: &mut [f32],
             ) {
                 const KEY_BLOCK: usize = #key_block;
                 #scale
@@ -584,9 +613,10 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                     }
                 }
                 #private::normalize(simd, out, &running_sum);
+                #lse_rows_write
             }
         }
-        #private::run(&Attention { #q, #k, #v, #valid_init }, #rows);
+        #private::run(&Attention { #q, #k, #v, #valid_init }, #rows, #lse_rows);
     }
 }
 

@@ -7,9 +7,11 @@
 //!          | 'window' '=' INTEGER
 //!          | 'softcap' '=' (FLOAT | INTEGER)
 //!          | 'valid_lengths'
+//!          | 'return_lse'
 //! ```
 //!
-//! This version implements `scale`, `causal`, `window`, `softcap` and `valid_lengths`. The other options of
+//! This version implements `scale`, `causal`, `window`, `softcap`, `valid_lengths` and
+//! `return_lse`. The other options of
 //! DESIGN section 5 are recognised by name and rejected with an error that says they are not
 //! available yet, so a user who writes `dtype` learns that it is planned rather than that it
 //! is misspelt.
@@ -32,6 +34,8 @@ pub struct Options {
     pub softcap: Option<(f64, Span)>,
     /// Each batch entry's number of valid keys is an argument (padding), and its span.
     pub valid_lengths: Option<Span>,
+    /// The log-sum-exp of each query row is returned beside the output, and its span.
+    pub return_lse: Option<Span>,
 }
 
 /// How a causal mask lines the queries up with the keys.
@@ -57,7 +61,14 @@ enum Value {
 const PLANNED: &[&str] = &["dtype", "mask", "bias", "return_weights", "return_lse"];
 
 /// Options available in this version.
-const AVAILABLE: &[&str] = &["scale", "causal", "window", "softcap", "valid_lengths"];
+const AVAILABLE: &[&str] = &[
+    "scale",
+    "causal",
+    "window",
+    "softcap",
+    "valid_lengths",
+    "return_lse",
+];
 
 /// Splits `attrs` into attn's options and the attributes passed through to the generated
 /// functions, reporting every malformed, unknown or repeated option.
@@ -175,19 +186,14 @@ fn apply(options: &mut Options, name: Ident, value: Value, errors: &mut Errors) 
             let window = window.map(|(w, _)| (w as u64, name.span()));
             set_once(&mut options.window, window, &name, errors);
         }
-        "valid_lengths" => match value {
-            Value::None => set_once(&mut options.valid_lengths, Some(name.span()), &name, errors),
-            Value::Number(_, span) => errors.at(
-                span,
-                "`valid_lengths` takes no value",
-                "write `valid_lengths`: the kernel then takes each batch entry's number of valid keys",
-            ),
-            Value::Args(args) => errors.at(
-                args.span(),
-                "`valid_lengths` takes no arguments",
-                "write `valid_lengths`: the kernel then takes each batch entry's number of valid keys",
-            ),
-        },
+        "valid_lengths" => {
+            let flag = flag(&name, value, errors, VALID_LENGTHS_HELP);
+            set_once(&mut options.valid_lengths, flag, &name, errors);
+        }
+        "return_lse" => {
+            let flag = flag(&name, value, errors, RETURN_LSE_HELP);
+            set_once(&mut options.return_lse, flag, &name, errors);
+        }
         "causal" => {
             let causal = match value {
                 Value::None => Some(Causal::Square),
@@ -228,6 +234,22 @@ const SCALE_HELP: &str =
     "write a finite scale such as `scale = 0.125`; without the option the scale is 1 / sqrt(depth)";
 const SOFTCAP_HELP: &str = "write the largest score magnitude, such as `softcap = 30.0`: each score s becomes 30 · tanh(s / 30)";
 const WINDOW_HELP: &str = "write the number of keys each query sees, such as `window = 256`: with `causal`, each query sees its 256 most recent keys";
+
+const VALID_LENGTHS_HELP: &str =
+    "write `valid_lengths`: the kernel then takes each batch entry's number of valid keys";
+const RETURN_LSE_HELP: &str =
+    "write `return_lse`: the kernel then also returns each query row's log-sum-exp";
+
+/// An option that is a bare word, such as `valid_lengths`: its span, or an error at the value.
+fn flag(name: &Ident, value: Value, errors: &mut Errors, help: &str) -> Option<Span> {
+    let span = match value {
+        Value::None => return Some(name.span()),
+        Value::Number(_, span) => span,
+        Value::Args(args) => args.span(),
+    };
+    errors.at(span, format!("`{name}` takes no value"), help);
+    None
+}
 
 /// The number of `name = x`, or an error at the value (or at the name, if there is none):
 /// `valid` says why a number is refused, `help` how to write the option.

@@ -45,6 +45,7 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
     let batch = q.first().cloned();
     let mut out: Vec<TokenStream> = q.iter().take(q.len().saturating_sub(1)).cloned().collect();
     out.extend(v.last().cloned().or_else(|| Some(generics.fresh())));
+    let lse = nest(&out[..out.len().saturating_sub(1)]);
     let (q, k, v, out) = (nest(&q), nest(&k), nest(&v), nest(&out));
     let params = &generics.params;
     let generics = if params.is_empty() {
@@ -55,14 +56,20 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
     let name = &decl.name;
     let into = format_ident!("{}_into", name);
     let vis = &decl.vis;
-    // With `valid_lengths`, the signature takes the lengths and returns a `Result`.
-    let (valid, result, unit) = match (asks_for_valid_lengths(decl), batch) {
+    // With `return_lse`, the log-sum-exp is an output too; with `valid_lengths`, the
+    // signature takes the lengths and returns a `Result`.
+    let (value, lse_param) = if asks_for(decl, "return_lse") {
+        (quote!((#out, #lse)), quote!(lse: &mut #lse,))
+    } else {
+        (out.clone(), quote!())
+    };
+    let (valid, result, unit) = match (asks_for(decl, "valid_lengths"), batch) {
         (true, Some(batch)) => (
             quote!(valid_keys: &[usize; #batch],),
-            quote!(::core::result::Result<#out, ::attn_runtime::ValidLengthError>),
+            quote!(::core::result::Result<#value, ::attn_runtime::ValidLengthError>),
             quote!(-> ::core::result::Result<(), ::attn_runtime::ValidLengthError>),
         ),
-        _ => (quote!(), out.clone(), quote!()),
+        _ => (quote!(), value, quote!()),
     };
     quote! {
         #[allow(unused_variables, non_upper_case_globals, clippy::all)]
@@ -70,21 +77,21 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
             ::core::unreachable!("attention! reported an error for this kernel")
         }
         #[allow(unused_variables, non_upper_case_globals, clippy::all)]
-        #vis fn #into #generics(q: &#q, k: &#k, v: &#v, #valid out: &mut #out) #unit {
+        #vis fn #into #generics(q: &#q, k: &#k, v: &#v, #valid out: &mut #out, #lse_param) #unit {
             ::core::unreachable!("attention! reported an error for this kernel")
         }
     }
 }
 
-/// Whether the kernel's options include `valid_lengths`, however they parse otherwise.
-fn asks_for_valid_lengths(decl: &KernelDecl) -> bool {
+/// Whether the kernel's options include `option`, however they parse otherwise.
+fn asks_for(decl: &KernelDecl, option: &str) -> bool {
     decl.attrs.iter().any(|attr| {
         attr.path().is_ident("attn")
             && attr.meta.require_list().is_ok_and(|list| {
                 list.tokens
                     .clone()
                     .into_iter()
-                    .any(|t| t.to_string() == "valid_lengths")
+                    .any(|t| t.to_string() == option)
             })
     })
 }

@@ -412,6 +412,34 @@ pub fn normalize<S: Simd, const DV: usize>(
     }
 }
 
+/// The log-sum-exp of each row's scores, `max + ln(sum)`, from its running statistics:
+/// `-inf` for a row that saw no key.
+///
+/// ```
+/// use attn_runtime::simd::Portable;
+/// let mut sums = [[0.0f32; 16]; 1];
+/// sums[0][0] = 1.0;
+/// let mut lse = [0.0f32; 1];
+/// attn_runtime::__private::log_sum_exp(Portable, &[2.0], &sums, &mut lse);
+/// assert_eq!(lse, [2.0]);
+/// ```
+#[inline(always)]
+pub fn log_sum_exp<S: Simd>(
+    simd: S,
+    running_max: &[f32],
+    running_sum: &[[f32; MAX_LANES]],
+    lse: &mut [f32],
+) {
+    for ((out, &max), partial) in lse.iter_mut().zip(running_max).zip(running_sum) {
+        let sum = simd.reduce_sum(simd.load(partial));
+        *out = if sum == 0.0 {
+            f32::NEG_INFINITY
+        } else {
+            max + sum.ln()
+        };
+    }
+}
+
 /// A tiled kernel, as the macro emits it: the rows of its output and how to compute a block.
 pub trait Kernel: Sync {
     /// One output row, `[f32; Dv]`.
@@ -422,8 +450,16 @@ pub trait Kernel: Sync {
     const QUERY_BLOCK: usize;
     /// Floating-point operations per query row, to decide whether threads pay.
     const FLOPS_PER_ROW: u64;
-    /// Computes the rows `first_query..first_query + out.len()` of problem `problem`.
-    fn block<S: Simd>(&self, simd: S, problem: usize, first_query: usize, out: &mut [Self::Row]);
+    /// Computes the rows `first_query..first_query + out.len()` of problem `problem`, and
+    /// their log-sum-exp into `lse` when it is not empty (then it is as long as `out`).
+    fn block<S: Simd>(
+        &self,
+        simd: S,
+        problem: usize,
+        first_query: usize,
+        out: &mut [Self::Row],
+        lse: &mut [f32],
+    );
 }
 
 /// The blocks of a range of output rows, run on one instruction set.
@@ -431,6 +467,8 @@ struct Blocks<'a, K: Kernel> {
     kernel: &'a K,
     /// Rows starting at the start of a block.
     out: &'a mut [K::Row],
+    /// The rows' log-sum-exp, or empty when the kernel does not return it.
+    lse: &'a mut [f32],
     /// The index, among all output rows, of `out[0]`.
     first_row: usize,
 }
@@ -440,21 +478,24 @@ impl<K: Kernel> WithSimd for Blocks<'_, K> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
         let mut row = self.first_row;
-        let mut rest = self.out;
+        let (mut rest, mut rest_lse) = (self.out, self.lse);
         while !rest.is_empty() {
             let (problem, first_query) = (row / K::QUERIES, row % K::QUERIES);
             let len = K::QUERY_BLOCK.min(K::QUERIES - first_query).min(rest.len());
             let (block, tail) = rest.split_at_mut(len);
-            self.kernel.block(simd, problem, first_query, block);
+            let (block_lse, tail_lse) = rest_lse.split_at_mut(len.min(rest_lse.len()));
+            self.kernel
+                .block(simd, problem, first_query, block, block_lse);
             row += len;
-            rest = tail;
+            (rest, rest_lse) = (tail, tail_lse);
         }
     }
 }
 
-/// Runs `kernel` over all of `out`, the output rows of every problem in order, on the active
-/// instruction set (and, with the `threads` feature, on several threads when it pays).
-pub fn run<K: Kernel>(kernel: &K, out: &mut [K::Row]) {
+/// Runs `kernel` over all of `out`, the output rows of every problem in order, and writes
+/// their log-sum-exp into `lse` unless it is empty, on the active instruction set (and, with
+/// the `threads` feature, on several threads when it pays).
+pub fn run<K: Kernel>(kernel: &K, out: &mut [K::Row], lse: &mut [f32]) {
     if K::QUERIES == 0 || K::QUERY_BLOCK == 0 || out.is_empty() {
         return;
     }
@@ -463,7 +504,7 @@ pub fn run<K: Kernel>(kernel: &K, out: &mut [K::Row]) {
     {
         let threads = crate::threads::for_work(out.len() as u64 * K::FLOPS_PER_ROW);
         if threads > 1 {
-            return run_threads(kernel, out, isa, threads);
+            return run_threads(kernel, out, lse, isa, threads);
         }
     }
     dispatch(
@@ -471,6 +512,7 @@ pub fn run<K: Kernel>(kernel: &K, out: &mut [K::Row]) {
         Blocks {
             kernel,
             out,
+            lse,
             first_row: 0,
         },
     );
@@ -478,7 +520,13 @@ pub fn run<K: Kernel>(kernel: &K, out: &mut [K::Row]) {
 
 /// Splits the rows at block boundaries into `threads` runs of about equal length.
 #[cfg(feature = "threads")]
-fn run_threads<K: Kernel>(kernel: &K, out: &mut [K::Row], isa: Isa, threads: usize) {
+fn run_threads<K: Kernel>(
+    kernel: &K,
+    out: &mut [K::Row],
+    lse: &mut [f32],
+    isa: Isa,
+    threads: usize,
+) {
     let blocks_per_problem = K::QUERIES.div_ceil(K::QUERY_BLOCK);
     let problems = out.len() / K::QUERIES;
     let blocks = problems * blocks_per_problem;
@@ -487,20 +535,22 @@ fn run_threads<K: Kernel>(kernel: &K, out: &mut [K::Row], isa: Isa, threads: usi
         (b / blocks_per_problem) * K::QUERIES + (b % blocks_per_problem) * K::QUERY_BLOCK
     };
     std::thread::scope(|scope| {
-        let mut rest = out;
+        let (mut rest, mut rest_lse) = (out, lse);
         let mut taken = 0;
         for t in 0..threads {
             let end_row = start(blocks * (t + 1) / threads);
             let (mine, tail) = rest.split_at_mut(end_row - taken);
+            let (mine_lse, tail_lse) = rest_lse.split_at_mut((end_row - taken).min(rest_lse.len()));
             let first_row = taken;
             taken = end_row;
-            rest = tail;
+            (rest, rest_lse) = (tail, tail_lse);
             if mine.is_empty() {
                 continue;
             }
             let blocks = Blocks {
                 kernel,
                 out: mine,
+                lse: mine_lse,
                 first_row,
             };
             // The calling thread takes the last share itself rather than wait idle.

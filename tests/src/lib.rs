@@ -331,3 +331,78 @@ pub fn assert_accurate(
     }
     (worst, e_naive)
 }
+
+/// The log-sum-exp of each query row's (scaled, capped, masked) scores, `max + ln Σ exp(s -
+/// max)`, computed in `T`; `-inf` for a row that sees no key.
+fn log_sum_exp<T: Float>(problem: &Problem, q: &[f32], k: &[f32]) -> Vec<f64>
+where
+    f64: From<T>,
+{
+    let (queries, keys, depth) = (problem.queries, problem.keys, problem.depth);
+    let scale = T::of(problem.scale);
+    let mut out = Vec::new();
+    for p in 0..problem.problems {
+        let (q, k) = (&q[p * queries * depth..], &k[p * keys * depth..]);
+        for i in 0..queries {
+            let seen = problem.visible(p, i);
+            if seen.is_empty() {
+                out.push(f64::NEG_INFINITY);
+                continue;
+            }
+            let scores: Vec<T> = seen
+                .map(|j| {
+                    let mut dot = T::of(0.0);
+                    for d in 0..depth {
+                        dot = dot + T::of(q[i * depth + d]) * T::of(k[j * depth + d]);
+                    }
+                    match problem.softcap {
+                        Some(cap) => T::of(cap) * (dot * scale / T::of(cap)).tanh(),
+                        None => dot * scale,
+                    }
+                })
+                .collect();
+            let max = scores
+                .iter()
+                .copied()
+                .fold(scores[0], |m, s| if s > m { s } else { m });
+            let sum = scores
+                .iter()
+                .fold(T::of(0.0), |acc, &s| acc + (s - max).exp());
+            out.push(f64::from(max) + f64::from(sum).ln());
+        }
+    }
+    out
+}
+
+/// Holds a kernel's log-sum-exp to the rule of DESIGN section 6, as [`assert_accurate`] does
+/// its output: within `max(1e-6, 4 · e_naive)` of the f64 value, relative to `1 + |value|`.
+///
+/// ```
+/// use attn_tests::{Problem, assert_lse_accurate};
+/// let problem = Problem::with_default_scale(1, 1, 2, 1, 1);
+/// assert_lse_accurate("two equal scores", &problem, &[0.0], &[1.0, 1.0], &[2f32.ln()]);
+/// ```
+pub fn assert_lse_accurate(what: &str, problem: &Problem, q: &[f32], k: &[f32], lse: &[f32]) {
+    let reference = log_sum_exp::<f64>(problem, q, k);
+    let naive = log_sum_exp::<f32>(problem, q, k);
+    assert_eq!(lse.len(), reference.len(), "{what}: length");
+    let relative = |x: f64, r: f64| (x - r).abs() / (1.0 + r.abs());
+    let e_naive = naive
+        .iter()
+        .zip(&reference)
+        .filter(|(_, r)| r.is_finite())
+        .map(|(&x, &r)| relative(x, r))
+        .fold(0.0, f64::max);
+    let tolerance = f64::max(1e-6, 4.0 * e_naive);
+    for (row, (&x, &r)) in lse.iter().zip(&reference).enumerate() {
+        if r == f64::NEG_INFINITY {
+            assert_eq!(x, f32::NEG_INFINITY, "{what}: row {row} sees no key");
+            continue;
+        }
+        let error = relative(x as f64, r);
+        assert!(
+            error <= tolerance,
+            "{what}: lse of row {row} is {x}, the reference {r}: {error:e} > {tolerance:e}"
+        );
+    }
+}

@@ -268,6 +268,26 @@ fn plain_causal_needs_as_many_queries_as_keys() {
 }
 
 #[test]
+fn return_lse_adds_an_output_and_takes_no_value() {
+    expect(
+        "#[attn(return_lse(2))] fn f<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("`return_lse` takes no value", "(2)", 0)],
+    );
+    let output = expand("#[attn(return_lse)] fn f<q: [2, 4, 3], k: [2, 4, 3], v: [2, 4, 3]>;");
+    assert!(
+        output.to_string().contains("lse : & mut [[f32 ; 4] ; 2]"),
+        "{output}"
+    );
+    // A kernel with an error keeps the extra output in its stub.
+    let output = expand("#[attn(return_lse)] fn f<q: [2, 4, 3], k: [2, 4, 5], v: [2, 4, 3]>;");
+    assert_eq!(errors(&output).len(), 1);
+    assert!(
+        output.to_string().contains("lse : & mut [[f32 ; 4] ; 2]"),
+        "{output}"
+    );
+}
+
+#[test]
 fn valid_lengths_take_no_value() {
     expect(
         "#[attn(valid_lengths = 3)] fn f<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
