@@ -80,7 +80,7 @@ fn every_operation_matches_the_one_lane_reference() {
         c: &c,
     }
     .with_simd(Lane);
-    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+    for isa in Isa::supported() {
         let got = dispatch(
             isa,
             AllOps {
@@ -128,7 +128,7 @@ fn loads_and_stores_touch_exactly_their_lanes() {
             S::LANES
         }
     }
-    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+    for isa in Isa::supported() {
         let src: Vec<f32> = (0..18).map(|i| i as f32).collect();
         let mut dst = vec![-1.0; 18];
         let lanes = dispatch(isa, RoundTrip(&src, &mut dst));
@@ -153,7 +153,7 @@ fn a_short_slice_is_a_panic_not_a_read_past_its_end() {
             std::hint::black_box(simd.load(self.0));
         }
     }
-    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+    for isa in Isa::supported() {
         let short = [1.0f32; 3];
         let result = std::panic::catch_unwind(|| dispatch(isa, Short(&short)));
         assert!(result.is_err(), "{isa}");

@@ -56,7 +56,7 @@ fn check<Q: Array, K: Array, V: Array, O: Array>(
     let v_all = repeat_heads(v.as_flat(), batch, kv_heads, group, keys * value_depth);
     let problem =
         Problem::with_default_scale(batch * heads, queries, keys, depth, value_depth).masked(mask);
-    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+    for isa in Isa::supported() {
         let mut out = Tensor::<O>::zeros();
         with_isa(isa, || kernel(&q, &k, &v, &mut out)).unwrap();
         let what = format!("{what} on {isa}");

@@ -19,7 +19,7 @@ fn threads_give_bit_identical_results() {
         Tensor::<[[[[f32; 40]; 517]; 3]; 2]>::from_vec(rng.values(2 * 3 * 517 * 40, 1.0)).unwrap();
     let v =
         Tensor::<[[[[f32; 24]; 517]; 3]; 2]>::from_vec(rng.values(2 * 3 * 517 * 24, 1.0)).unwrap();
-    for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+    for isa in Isa::supported() {
         let run = |threads: usize| {
             let mut out = Tensor::<[[[[f32; 24]; 300]; 3]; 2]>::zeros();
             with_isa(isa, || {

@@ -46,6 +46,16 @@ impl Isa {
     /// Every instruction set, narrowest first.
     pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Avx512];
 
+    /// The instruction sets this CPU can run, narrowest first: the portable one always.
+    ///
+    /// ```
+    /// use attn_runtime::simd::Isa;
+    /// assert_eq!(Isa::supported().next(), Some(Isa::Portable));
+    /// ```
+    pub fn supported() -> impl Iterator<Item = Isa> {
+        Isa::ALL.into_iter().filter(|isa| isa.is_supported())
+    }
+
     /// Whether this CPU can run it.
     pub fn is_supported(self) -> bool {
         match self {
@@ -222,7 +232,7 @@ pub trait WithSimd {
 ///         simd.reduce_sum(acc)
 ///     }
 /// }
-/// for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+/// for isa in Isa::supported() {
 ///     assert_eq!(dispatch(isa, Sum(&[1.0; 16])), 16.0);
 /// }
 /// ```
