@@ -118,7 +118,7 @@ pub fn kernel(kernel: &Kernel, plan: Plan) -> TokenStream {
     } else {
         (quote!(), quote!(), quote!())
     };
-    let mut docs = vec![String::new(), shapes.clone()];
+    let mut docs = vec![String::new(), shapes];
     if valid {
         docs.push(String::new());
         docs.push(
@@ -260,7 +260,8 @@ fn batch_head_index(kernel: &Kernel, b: &TokenStream, h: &TokenStream) -> TokenS
 
 /// How many keys query `row` sees: all of them without a causal mask; with one, the keys up
 /// to its position, the queries aligned to the first keys (`top_left`) or the last ones
-/// (`bottom_right`).
+/// (`bottom_right`). The same rule as the runtime's `__private::visible_keys`, which tiled
+/// kernels call at run time; unrolled kernels apply it here, at expansion.
 fn visible_keys(causal: Option<Causal>, row: u64, queries: u64, keys: u64) -> u64 {
     match causal {
         None => keys,
@@ -442,7 +443,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
     let keys = if valid {
         quote!(keys_valid)
     } else {
-        size(kernel.keys(), kernel.k[rank - 2].span)
+        all_keys.clone()
     };
     let depth = size(kernel.depth(), kernel.q[rank - 1].span);
     let value_depth = size(kernel.value_depth(), kernel.v[rank - 1].span);
@@ -510,7 +511,10 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
     // A soft cap bends the scores before any mask sets some to -inf.
     let tile_softcap = softcap_literal(kernel)
         .map(|cap| quote!(#private::softcap_scores(simd, weights, keys.len(), #cap);));
-    let valid_here = valid.then(|| quote!(let keys_valid: usize = self.valid_keys[b];));
+    // `b` names the batch entry: the heads' index split below, or the problem itself.
+    let valid_here =
+        |b: TokenStream| valid.then(|| quote!(let keys_valid: usize = self.valid_keys[#b];));
+    let (valid_rank4, valid_rank3) = (valid_here(quote!(b)), valid_here(quote!(problem)));
     let (problem, rows) = match (kernel.heads(), kernel.kv_heads()) {
         (Some(heads), Some(kv_heads)) => {
             let (hq, hkv) = (
@@ -528,7 +532,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                     let (b, h) = (problem / #hq, problem % #hq);
                     let kv_head = #kv_head;
                     let (q, k, v) = (&self.q[b][h], &self.k[b][kv_head], &self.v[b][kv_head]);
-                    #valid_here
+                    #valid_rank4
                 },
                 quote!(out.as_flattened_mut().as_flattened_mut()),
             )
@@ -536,8 +540,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
         _ => (
             quote! {
                 let (q, k, v) = (&self.q[problem], &self.k[problem], &self.v[problem]);
-                let b = problem;
-                #valid_here
+                #valid_rank3
             },
             quote!(out.as_flattened_mut()),
         ),

@@ -6,11 +6,12 @@
 //!
 //! 1. [`scores`]: `S = Q_tile · K_blockᵀ · scale`, the tile's scores, from keys packed as
 //!    `[depth][key]` by [`pack_keys`] so that a vector of scores is one fused multiply-add
-//!    per depth step (register-blocked: 4 rows x 2 vectors of accumulators);
+//!    per depth step (register-blocked: 4 rows x 4 vectors of accumulators on AVX-512, 4 x 2
+//!    with 16 registers);
 //! 2. [`online_softmax`]: per row, the running max `m` and sum `l` advance over the block:
 //!    `m' = max(m, max_j S_j)`, `P_j = exp(S_j - m')`, `l' = l · exp(m - m') + Σ_j P_j`, and
 //!    the output row, which is the accumulator, is rescaled by `exp(m - m')`;
-//! 3. [`accumulate_values`]: `O_tile += P · V_block` (4 rows x 2 vectors of accumulators);
+//! 3. [`accumulate_values`]: `O_tile += P · V_block`, blocked the same way;
 //!
 //! and at the end [`normalize`] divides each output row by its sum. No score matrix larger
 //! than one tile is ever stored. Each row's arithmetic is the same whatever tile or thread
