@@ -47,6 +47,7 @@ pub fn encoder_into<const N: usize>(
     }
     impl<const N: usize> ::attn_runtime::__private::Kernel for Attention<'_, N> {
         type Row = [f32; 32];
+        type WeightsRow = [f32; N];
         const QUERIES: usize = N;
         const QUERY_BLOCK: usize = 128;
         const FLOPS_PER_ROW: u64 = 2 * (N as u64) * ((32 + 32) as u64);
@@ -56,10 +57,10 @@ pub fn encoder_into<const N: usize>(
             simd: Simd,
             problem: usize,
             first_query: usize,
-            out: &mut [[f32; 32]],
-            lse: &mut [f32],
+            rows: ::attn_runtime::__private::Rows<'_, Self>,
         ) {
             const KEY_BLOCK: usize = 64;
+            let ::attn_runtime::__private::Rows { out, weights: _, lse: _ } = rows;
             let scale: f32 = 0.17677669f32;
             let (b, h) = (problem / 12, problem % 12);
             let kv_head = h;
@@ -111,8 +112,11 @@ pub fn encoder_into<const N: usize>(
     }
     ::attn_runtime::__private::run(
         &Attention { q, k, v },
-        out.as_flattened_mut().as_flattened_mut(),
-        &mut [],
+        ::attn_runtime::__private::Rows {
+            out: out.as_flattened_mut().as_flattened_mut(),
+            weights: &mut [],
+            lse: &mut [],
+        },
     );
 }
 /// Compile-time facts about the [`encoder()`] kernel: its shape, FLOPs, bytes and plan.

@@ -29,6 +29,11 @@ pub struct Kernel {
     pub v: Vec<Dim>,
     /// The names left unbound, in order of first appearance: the const generic parameters.
     pub generics: Vec<Ident>,
+    /// The `mask = [..]` option's shape `[batch, (heads,) queries, keys]`: each axis the
+    /// kernel's size or 1 (broadcast).
+    pub mask: Option<Vec<Dim>>,
+    /// The `bias = [..]` option's shape, as the mask's.
+    pub bias: Option<Vec<Dim>>,
     /// The user's `q`, `k` and `v` tokens: the generated parameters carry their spans, so
     /// that rustc's note on a wrongly shaped argument shows the tensor's declaration.
     pub roles: [Ident; 3],
@@ -76,6 +81,12 @@ impl Kernel {
     }
     pub fn value_depth(&self) -> &Size {
         &self.v[self.rank() - 1].size
+    }
+    /// The attention weights' dimensions, `[batch, (heads,) queries, keys]`.
+    pub fn weights(&self) -> Vec<Dim> {
+        let mut weights = self.q[..self.rank() - 1].to_vec();
+        weights.push(self.k[self.rank() - 2].clone());
+        weights
     }
     /// The output's dimensions, `[batch, (heads,) queries, value depth]`, with the spans of
     /// the q and v tokens they come from.
@@ -161,6 +172,11 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
     for (role, (shape, decl)) in Role::ALL.iter().zip(shapes.iter().zip(decls)) {
         fits(role.name(), shape, decl.bracket.span.join(), errors);
     }
+    let extras = [&options.mask, &options.bias].map(|extra| {
+        extra
+            .as_ref()
+            .and_then(|tensor| broadcast_shape(tensor, rank, &shapes, &mut names, errors))
+    });
     let [q, k, v] = shapes;
     let mut out = q[..rank - 1].to_vec();
     out.push(v[rank - 1].clone());
@@ -192,6 +208,7 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
             .collect()
     };
     let (q, k, v) = (finish(q)?, finish(k)?, finish(v)?);
+    let [mask, bias] = extras.map(|extra| extra.and_then(&mut finish));
     Some(Kernel {
         attrs,
         vis: decl.vis.clone(),
@@ -201,6 +218,8 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
         k,
         v,
         generics,
+        mask,
+        bias,
         roles: [
             q_decl.role.clone(),
             k_decl.role.clone(),
@@ -723,4 +742,76 @@ fn grouped_heads(query_heads: &Resolved, key_heads: &Resolved, errors: &mut Erro
              multiple of k's heads, or as many (multi-head attention)",
         );
     }
+}
+
+/// The shape of a `mask = [..]` or `bias = [..]` option: q's rank, and each axis the size of
+/// the kernel's (batch, query heads, queries, keys) or 1, broadcast over that axis. Names are
+/// the kernel's own: one that no tensor uses is an error, as it could never be inferred.
+fn broadcast_shape(
+    tensor: &TensorDecl,
+    rank: usize,
+    shapes: &[Vec<Resolved>; 3],
+    names: &mut Names,
+    errors: &mut Errors,
+) -> Option<Vec<Resolved>> {
+    let option = tensor.role.to_string();
+    let example = if rank == 4 {
+        format!("`{option} = [B, H, Nq, Nk]`")
+    } else {
+        format!("`{option} = [B, Nq, Nk]`")
+    };
+    if tensor.dims.len() != rank {
+        errors.at(
+            tensor.bracket.span.join(),
+            format!(
+                "`{option}` has rank {} but `q` has rank {rank}",
+                tensor.dims.len()
+            ),
+            format!("write {example}, with 1 for an axis to broadcast over"),
+        );
+        return None;
+    }
+    let [q, k, _] = shapes;
+    let mut expected: Vec<(&Resolved, &str)> = vec![(&q[0], "batch")];
+    if rank == 4 {
+        expected.push((&q[1], "heads"));
+    }
+    expected.push((&q[rank - 2], "queries"));
+    expected.push((&k[rank - 2], "keys"));
+    let declared: Vec<&Ident> = shapes
+        .iter()
+        .flatten()
+        .filter_map(|d| d.name.as_ref())
+        .collect();
+    let resolved = names.resolve_dims(tensor, errors);
+    for (dim, (axis, what)) in resolved.iter().zip(expected) {
+        if let Some(name) = &dim.name
+            && !declared.contains(&name)
+            && !names.bound.contains_key(&name.to_string())
+        {
+            errors.at(
+                dim.span,
+                format!("`{name}` appears in no tensor of this kernel"),
+                format!(
+                    "name the axes of `{option}` as q's and k's are named, or write 1 to broadcast"
+                ),
+            );
+            continue;
+        }
+        let agrees = match (&dim.value, &axis.value) {
+            (Value::Known(1), _) | (Value::Poison, _) | (_, Value::Poison) => true,
+            (a, b) => a == b,
+        };
+        if !agrees {
+            let owner = if what == "keys" { "k" } else { "q" };
+            errors.at(
+                dim.span,
+                format!(
+                    "the {what} axis of `{option}` is {dim}, but `{owner}` has {axis} {what}: each axis of `{option}` is the kernel's size or 1"
+                ),
+                format!("write {example}, with 1 for an axis to broadcast over"),
+            );
+        }
+    }
+    Some(resolved)
 }

@@ -81,24 +81,50 @@ pub fn kernel(kernel: &Kernel, plan: Plan) -> TokenStream {
     let lints = quote! {
         #[allow(non_upper_case_globals, unused_labels, clippy::too_many_lines, clippy::needless_range_loop, clippy::modulo_one)]
     };
-    // The options that change the signatures: run-time valid lengths (an argument, and a
-    // `Result` checked before anything is written) and the log-sum-exp (an output).
+    // The options that change the signatures: a mask and a bias (arguments), run-time valid
+    // lengths (an argument, and a `Result` checked before anything is written), the weights
+    // and the log-sum-exp (outputs).
     let valid = kernel.options.valid_lengths.is_some();
     let batch = size(kernel.batch(), kernel.q[0].span);
     let keys = size(kernel.keys(), kernel.k[kernel.rank() - 2].span);
     let error = quote!(::attn_runtime::ValidLengthError);
     let lse_dims = &out[..out.len() - 1];
     let (lse_ty, lse_zeros) = (array_type(lse_dims), zeros(lse_dims));
+    let weights_dims = kernel.weights();
+    let (weights_ty, weights_zeros) = (array_type(&weights_dims), zeros(&weights_dims));
     let lse = kernel.options.return_lse.is_some();
+    let weights = kernel.options.return_weights.is_some();
+    let mask_param = kernel.mask.as_ref().map(|dims| {
+        let ty = array_of(dims, quote!(bool));
+        quote!(mask: &#ty,)
+    });
+    let mask_arg = kernel.mask.as_ref().map(|_| quote!(mask,));
+    let bias_param = kernel.bias.as_ref().map(|dims| {
+        let ty = array_type(dims);
+        quote!(bias: &#ty,)
+    });
+    let bias_arg = kernel.bias.as_ref().map(|_| quote!(bias,));
     let valid_param = valid.then(|| quote!(valid_keys: &[usize; #batch],));
     let valid_arg = valid.then(|| quote!(valid_keys,));
+    let weights_param = weights.then(|| quote!(weights: &mut #weights_ty,));
+    let weights_arg = weights.then(|| quote!(&mut weights,));
+    let weights_init = weights.then(|| quote!(let mut weights = #weights_zeros;));
     let lse_param = lse.then(|| quote!(lse: &mut #lse_ty,));
     let lse_arg = lse.then(|| quote!(&mut lse,));
     let lse_init = lse.then(|| quote!(let mut lse = #lse_zeros;));
-    let (value_ty, value) = if lse {
-        (quote!((#out_ty, #lse_ty)), quote!((out, lse)))
+    // `out`, then the weights and the log-sum-exp where asked for: a tuple if more than one.
+    let mut returned = vec![(out_ty.clone(), quote!(out))];
+    if weights {
+        returned.push((weights_ty, quote!(weights)));
+    }
+    if lse {
+        returned.push((lse_ty, quote!(lse)));
+    }
+    let (value_ty, value) = if returned.len() == 1 {
+        returned.remove(0)
     } else {
-        (out_ty.clone(), quote!(out))
+        let (types, values): (Vec<_>, Vec<_>) = returned.into_iter().unzip();
+        (quote!((#(#types),*)), quote!((#(#values),*)))
     };
     let (main_ty, main_end, question) = if valid {
         (
@@ -119,31 +145,54 @@ pub fn kernel(kernel: &Kernel, plan: Plan) -> TokenStream {
         (quote!(), quote!(), quote!())
     };
     let mut docs = vec![String::new(), shapes];
-    if valid {
+    let mut say = |text: &str| {
         docs.push(String::new());
-        docs.push(
-            " `valid_keys[b]` is the number of valid keys of batch entry `b`: the keys after \
-             them are padding, which no query sees. An error if one exceeds the number of keys."
-                .to_owned(),
+        docs.push(format!(" {text}"));
+    };
+    if let Some(dims) = &kernel.mask {
+        say(&format!(
+            "`mask` `{}` says which keys each query attends to (true = attend, as PyTorch); \
+             an axis of size 1 is broadcast. A row that attends to no key gives 0.",
+            shape_text(dims)
+        ));
+    }
+    if let Some(dims) = &kernel.bias {
+        say(&format!(
+            "`bias` `{}` is added to the scores before the softmax (after the scale and any \
+             soft cap); an axis of size 1 is broadcast, and -inf masks a key.",
+            shape_text(dims)
+        ));
+    }
+    if valid {
+        say(
+            "`valid_keys[b]` is the number of valid keys of batch entry `b`: the keys after \
+             them are padding, which no query sees. An error if one exceeds the number of keys.",
         );
+    }
+    if weights {
+        say(&format!(
+            "`weights` `{}` receives the attention weights, `softmax(scores)` of each query \
+             row: 0 for the keys it does not see.",
+            shape_text(&weights_dims)
+        ));
     }
     if lse {
-        docs.push(String::new());
-        docs.push(
-            " `lse` receives each query row's log-sum-exp, `max + ln(sum of exp(score - max))` \
-             over the keys it sees, or -inf if it sees none."
-                .to_owned(),
+        say(
+            "`lse` receives each query row's log-sum-exp, `max + ln(sum of exp(score - max))` \
+             over the keys it sees, or -inf if it sees none.",
         );
     }
+    let inputs = quote!(#q: &#q_ty, #k: &#k_ty, #v: &#v_ty, #mask_param #bias_param #valid_param);
     let main_and_into = quote! {
         #(#attrs)*
         #(#[doc = #docs])*
         #lints
         #[inline]
-        #vis fn #name #generics(#q: &#q_ty, #k: &#k_ty, #v: &#v_ty, #valid_param) -> #main_ty {
+        #vis fn #name #generics(#inputs) -> #main_ty {
             let mut out = #out_zeros;
+            #weights_init
             #lse_init
-            #into(#q, #k, #v, #valid_arg &mut out, #lse_arg)#question;
+            #into(#q, #k, #v, #mask_arg #bias_arg #valid_arg &mut out, #weights_arg #lse_arg)#question;
             #main_end
         }
 
@@ -152,11 +201,9 @@ pub fn kernel(kernel: &Kernel, plan: Plan) -> TokenStream {
         #(#others)*
         #lints
         #vis fn #into #generics(
-            #q: &#q_ty,
-            #k: &#k_ty,
-            #v: &#v_ty,
-            #valid_param
+            #inputs
             out: &mut #out_ty,
+            #weights_param
             #lse_param
         ) #into_ty {
             #heads_check
@@ -199,7 +246,12 @@ fn size(size: &Size, span: Span) -> TokenStream {
 
 /// `[[[f32; Dk]; Nq]; B]`: the row-major nested array of a shape.
 fn array_type(dims: &[Dim]) -> TokenStream {
-    dims.iter().rev().fold(quote!(f32), |inner, dim| {
+    array_of(dims, quote!(f32))
+}
+
+/// The row-major nested array of a shape, of `element`s.
+fn array_of(dims: &[Dim], element: TokenStream) -> TokenStream {
+    dims.iter().rev().fold(element, |inner, dim| {
         let n = size(&dim.size, dim.span);
         quote_spanned!(dim.span=> [#inner; #n])
     })
@@ -382,6 +434,11 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                     quote!(out[#e] = (#(#terms)+*) * inv_sum;)
                 });
                 let lse_at = kernel.options.return_lse.map(|_| quote!(lse #at[#il]));
+                // The row's weights: 0 for the keys it does not see.
+                let weights_at = kernel.options.return_weights.map(|_| {
+                    let all_keys = Literal::u64_unsuffixed(keys);
+                    quote!(weights #at[#il] = [0.0f32; #all_keys];)
+                });
                 if seen == from {
                     // The mask hides every key from this row: its output is 0.
                     let value_depth = Literal::u64_unsuffixed(value_depth);
@@ -389,12 +446,20 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                     blocks.push(quote! {
                         #label: {
                             out #at[#il] = [0.0f32; #value_depth];
+                            #weights_at
                             #no_lse
                         }
                     });
                     continue;
                 }
                 let row_lse = lse_at.map(|lse| quote!(#lse = max + sum.ln();));
+                let row_weights = weights_at.map(|zeros| {
+                    let keys = (from..seen).map(Literal::u64_unsuffixed);
+                    quote! {
+                        #zeros
+                        #(weights #at[#il][#keys] = #weight * inv_sum;)*
+                    }
+                });
                 blocks.push(quote! {
                     #label: {
                         let (q, k, v) = (&q #at[#il], &k #kv_at, &v #kv_at);
@@ -405,6 +470,7 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
                         let sum = #private::sum_of([#(#weight),*]);
                         let inv_sum = 1.0 / sum;
                         #(#outputs)*
+                        #row_weights
                         #row_lse
                     }
                 });
@@ -515,6 +581,58 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
     let valid_here =
         |b: TokenStream| valid.then(|| quote!(let keys_valid: usize = self.valid_keys[#b];));
     let (valid_rank4, valid_rank3) = (valid_here(quote!(b)), valid_here(quote!(problem)));
+    // A mask or bias: this problem's rows, `[queries or 1][keys or 1]`. An axis declared 1 is
+    // broadcast: its index is 0.
+    let index = |dim: &Dim, index: TokenStream| match dim.size {
+        Size::Known(1) => quote!(0),
+        _ => index,
+    };
+    let extra_rows = |name: &str, dims: &Option<Vec<Dim>>, rank4: bool| {
+        let dims = dims.as_ref()?;
+        let name = format_ident!("{}", name);
+        let at = if rank4 {
+            let (b, h) = (index(&dims[0], quote!(b)), index(&dims[1], quote!(h)));
+            quote!([#b][#h])
+        } else {
+            let b = index(&dims[0], quote!(problem));
+            quote!([#b])
+        };
+        Some(quote!(let #name = &self.#name #at;))
+    };
+    let extras_here = |rank4: bool| {
+        let mask = extra_rows("mask", &kernel.mask, rank4);
+        let bias = extra_rows("bias", &kernel.bias, rank4);
+        quote!(#mask #bias)
+    };
+    let (extras_rank4, extras_rank3) = (extras_here(true), extras_here(false));
+    // Per tile, the bias is added and the mask applied to each row, after the soft cap.
+    let query_row = |dims: &Vec<Dim>| index(&dims[rank - 2], quote!(first_query + first + r));
+    let tile_bias = kernel.bias.as_ref().map(|dims| {
+        let row = query_row(dims);
+        quote!(#private::add_bias(simd, row, &bias[#row], first_key, keys.len());)
+    });
+    let tile_keep = kernel.mask.as_ref().map(|dims| {
+        let row = query_row(dims);
+        quote!(#private::keep_only(row, &mask[#row], first_key, keys.len());)
+    });
+    // Rows are counted only where a mask or bias has a row per query.
+    let per_query = [&kernel.mask, &kernel.bias]
+        .into_iter()
+        .flatten()
+        .any(|dims| !matches!(dims[rank - 2].size, Size::Known(1)));
+    let rows_of_tile = if per_query {
+        quote!((r, row) in weights.iter_mut().enumerate())
+    } else {
+        quote!(row in weights.iter_mut())
+    };
+    let tile_extras = (tile_bias.is_some() || tile_keep.is_some()).then(|| {
+        quote! {
+            for #rows_of_tile {
+                #tile_bias
+                #tile_keep
+            }
+        }
+    });
     let (problem, rows) = match (kernel.heads(), kernel.kv_heads()) {
         (Some(heads), Some(kv_heads)) => {
             let (hq, hkv) = (
@@ -533,6 +651,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                     let kv_head = #kv_head;
                     let (q, k, v) = (&self.q[b][h], &self.k[b][kv_head], &self.v[b][kv_head]);
                     #valid_rank4
+                    #extras_rank4
                 },
                 quote!(out.as_flattened_mut().as_flattened_mut()),
             )
@@ -541,36 +660,99 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
             quote! {
                 let (q, k, v) = (&self.q[problem], &self.k[problem], &self.v[problem]);
                 #valid_rank3
+                #extras_rank3
             },
             quote!(out.as_flattened_mut()),
         ),
     };
-    // The log-sum-exp, when returned: a row of `lse` for each output row, in the same order.
+    // The weights and the log-sum-exp, when returned: a row of each for each output row, in
+    // the same order.
+    let flat = match kernel.heads() {
+        Some(_) => quote!(.as_flattened_mut().as_flattened_mut()),
+        None => quote!(.as_flattened_mut()),
+    };
     let (lse_rows, lse_rows_write) = match kernel.options.return_lse {
         None => (quote!(&mut []), quote!()),
         Some(_) => (
-            match kernel.heads() {
-                Some(_) => quote!(lse.as_flattened_mut().as_flattened_mut()),
-                None => quote!(lse.as_flattened_mut()),
-            },
+            quote!(lse #flat),
             quote!(#private::log_sum_exp(simd, &running_max, &running_sum, lse);),
         ),
     };
+    let weights_binding = match kernel.options.return_weights {
+        Some(_) => quote!(weights: weight_rows),
+        None => quote!(weights: _),
+    };
+    let lse_binding = match kernel.options.return_lse {
+        Some(_) => quote!(lse),
+        None => quote!(lse: _),
+    };
     let batch = size(kernel.batch(), kernel.q[0].span);
-    let (valid_field, valid_init) = if valid {
-        (quote!(valid_keys: &'a [usize; #batch],), quote!(valid_keys))
-    } else {
-        (quote!(), quote!())
+    let mut fields = Vec::new();
+    let mut field_inits = Vec::new();
+    if valid {
+        fields.push(quote!(valid_keys: &'a [usize; #batch],));
+        field_inits.push(quote!(valid_keys,));
+    }
+    if let Some(dims) = &kernel.mask {
+        let ty = array_of(dims, quote!(bool));
+        fields.push(quote!(mask: &'a #ty,));
+        field_inits.push(quote!(mask,));
+    }
+    if let Some(dims) = &kernel.bias {
+        let ty = array_type(dims);
+        fields.push(quote!(bias: &'a #ty,));
+        field_inits.push(quote!(bias,));
+    }
+    // One key block's scores for one tile of query rows, with every option applied: the
+    // first pass turns them into the online softmax, the weights' pass into weights.
+    let tile_scores = quote! {
+        let last = ::core::cmp::min(first + #private::TILE_ROWS, out.len());
+        #tile_skip
+        let queries = &q[first_query + first..first_query + last];
+        #private::scores(simd, queries, &packed_keys, keys.len(), scale, &mut scores);
+        let weights = &mut scores[..last - first];
+        #tile_softcap
+        #tile_extras
+        #tile_mask
+    };
+    // The weights, once each row's max and sum are final: the scores again, block by block
+    // (the same arithmetic, so the same scores), each `exp(s - max) / sum`.
+    let (weight_rows, weights_pass) = match kernel.options.return_weights {
+        None => (quote!(&mut []), quote!()),
+        Some(_) => (
+            quote!(weights #flat),
+            quote! {
+                weight_rows.fill([0.0f32; #all_keys]);
+                'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
+                    let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
+                    let keys = &k[first_key..last_key];
+                    #private::pack_keys(keys, &mut packed_keys);
+                    'query_tiles: for first in (0..out.len()).step_by(#private::TILE_ROWS) {
+                        #tile_scores
+                        #private::write_weights(
+                            simd,
+                            weights,
+                            &running_max[first..last],
+                            &running_sum[first..last],
+                            &mut weight_rows[first..last],
+                            first_key,
+                            keys.len(),
+                        );
+                    }
+                }
+            },
+        ),
     };
     quote! {
         struct Attention<'a, #(const #generics: usize),*> {
             q: &'a #q_ty,
             k: &'a #k_ty,
             v: &'a #v_ty,
-            #valid_field
+            #(#fields)*
         }
         impl<#(const #generics: usize),*> #private::Kernel for Attention<'_, #(#generics),*> {
             type Row = [f32; #value_depth];
+            type WeightsRow = [f32; #all_keys];
             const QUERIES: usize = #queries;
             const QUERY_BLOCK: usize = #query_block;
             const FLOPS_PER_ROW: u64 = 2 * (#all_keys as u64) * ((#depth + #value_depth) as u64);
@@ -581,10 +763,10 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 simd: Simd,
                 problem: usize,
                 first_query: usize,
-                out: &mut [[f32; #value_depth]],
-                lse: &mut [f32],
+                rows: #private::Rows<'_, Self>,
             ) {
                 const KEY_BLOCK: usize = #key_block;
+                let #private::Rows { out, #weights_binding, #lse_binding } = rows;
                 #scale
                 #problem
                 let mut running_max = [f32::NEG_INFINITY; #query_block];
@@ -598,13 +780,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                     let (keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
                     #private::pack_keys(keys, &mut packed_keys);
                     'query_tiles: for first in (0..out.len()).step_by(#private::TILE_ROWS) {
-                        let last = ::core::cmp::min(first + #private::TILE_ROWS, out.len());
-                        #tile_skip
-                        let queries = &q[first_query + first..first_query + last];
-                        #private::scores(simd, queries, &packed_keys, keys.len(), scale, &mut scores);
-                        let weights = &mut scores[..last - first];
-                        #tile_softcap
-                        #tile_mask
+                        #tile_scores
                         #private::online_softmax(
                             simd,
                             weights,
@@ -617,9 +793,13 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 }
                 #private::normalize(simd, out, &running_sum);
                 #lse_rows_write
+                #weights_pass
             }
         }
-        #private::run(&Attention { #q, #k, #v, #valid_init }, #rows, #lse_rows);
+        #private::run(
+            &Attention { #q, #k, #v, #(#field_inits)* },
+            #private::Rows { out: #rows, weights: #weight_rows, lse: #lse_rows },
+        );
     }
 }
 

@@ -6,16 +6,19 @@
 //!          | 'causal' ('(' ('top_left' | 'bottom_right') ')')?
 //!          | 'window' '=' INTEGER
 //!          | 'softcap' '=' (FLOAT | INTEGER)
+//!          | 'mask' '=' shape
+//!          | 'bias' '=' shape
 //!          | 'valid_lengths'
+//!          | 'return_weights'
 //!          | 'return_lse'
+//! shape   := '[' dim (',' dim)* ','? ']'      (as a tensor's, parse.rs)
 //! ```
 //!
-//! This version implements `scale`, `causal`, `window`, `softcap`, `valid_lengths` and
-//! `return_lse`. The other options of
-//! DESIGN section 5 are recognised by name and rejected with an error that says they are not
-//! available yet, so a user who writes `dtype` learns that it is planned rather than that it
-//! is misspelt.
+//! The one option of DESIGN section 5 not implemented yet, `dtype`, is recognised by name and
+//! rejected with an error that says it is not available yet, so a user who writes it learns
+//! that it is planned rather than that it is misspelt.
 
+use crate::ast::TensorDecl;
 use crate::errors::{Errors, error};
 use proc_macro2::Span;
 use syn::parse::ParseStream;
@@ -32,8 +35,14 @@ pub struct Options {
     pub window: Option<(u64, Span)>,
     /// `c` of a soft cap: each score `s` becomes `c · tanh(s / c)`.
     pub softcap: Option<(f64, Span)>,
+    /// A boolean keep-mask argument (true = attend), declared with its shape `[.., Nq, Nk]`.
+    pub mask: Option<TensorDecl>,
+    /// An additive bias argument, added to the scores, declared with its shape.
+    pub bias: Option<TensorDecl>,
     /// Each batch entry's number of valid keys is an argument (padding), and its span.
     pub valid_lengths: Option<Span>,
+    /// The attention weights are returned beside the output, and the option's span.
+    pub return_weights: Option<Span>,
     /// The log-sum-exp of each query row is returned beside the output, and its span.
     pub return_lse: Option<Span>,
 }
@@ -55,10 +64,14 @@ enum Value {
     None,
     Number(f64, Span),
     Args(proc_macro2::Group),
+    /// `= [B, 1, Nq, Nk]`: the declared shape of a tensor argument.
+    Shape(TensorDecl),
+    /// `= f16`: a word, such as an element type.
+    Word(Ident),
 }
 
 /// Options that DESIGN section 5 names and a later version of attn will implement.
-const PLANNED: &[&str] = &["dtype", "mask", "bias", "return_weights", "return_lse"];
+const PLANNED: &[&str] = &["dtype"];
 
 /// Options available in this version.
 const AVAILABLE: &[&str] = &[
@@ -66,7 +79,10 @@ const AVAILABLE: &[&str] = &[
     "causal",
     "window",
     "softcap",
+    "mask",
+    "bias",
     "valid_lengths",
+    "return_weights",
     "return_lse",
 ];
 
@@ -113,6 +129,20 @@ fn option(input: ParseStream) -> syn::Result<(Ident, Value)> {
         return Ok((name, Value::None));
     }
     input.parse::<Token![=]>()?;
+    if input.peek(syn::token::Bracket) {
+        let (bracket, dims) = crate::parse::shape(input)?;
+        return Ok((
+            name.clone(),
+            Value::Shape(TensorDecl {
+                role: name,
+                bracket,
+                dims,
+            }),
+        ));
+    }
+    if input.peek(Ident) {
+        return Ok((name, Value::Word(input.parse()?)));
+    }
     let negative = input.parse::<Option<Token![-]>>()?.is_some();
     let lit: Lit = input.parse().map_err(|e| {
         error(
@@ -194,13 +224,25 @@ fn apply(options: &mut Options, name: Ident, value: Value, errors: &mut Errors) 
             let flag = flag(&name, value, errors, RETURN_LSE_HELP);
             set_once(&mut options.return_lse, flag, &name, errors);
         }
+        "return_weights" => {
+            let flag = flag(&name, value, errors, RETURN_WEIGHTS_HELP);
+            set_once(&mut options.return_weights, flag, &name, errors);
+        }
+        "mask" => {
+            let mask = shape(&name, value, errors, MASK_HELP);
+            set_once(&mut options.mask, mask, &name, errors);
+        }
+        "bias" => {
+            let bias = shape(&name, value, errors, BIAS_HELP);
+            set_once(&mut options.bias, bias, &name, errors);
+        }
         "causal" => {
             let causal = match value {
                 Value::None => Some(Causal::Square),
                 Value::Args(args) => alignment(&args, errors),
-                Value::Number(_, span) => {
+                Value::Number(..) | Value::Shape(_) | Value::Word(_) => {
                     errors.at(
-                        span,
+                        value_span(&value),
                         "`causal` takes no value",
                         "write `causal`, `causal(top_left)` or `causal(bottom_right)`",
                     );
@@ -237,18 +279,52 @@ const WINDOW_HELP: &str = "write the number of keys each query sees, such as `wi
 
 const VALID_LENGTHS_HELP: &str =
     "write `valid_lengths`: the kernel then takes each batch entry's number of valid keys";
+const RETURN_WEIGHTS_HELP: &str =
+    "write `return_weights`: the kernel then also returns the attention weights, `[.., Nq, Nk]`";
+const MASK_HELP: &str = "write the mask's shape, such as `mask = [B, 1, Nq, Nk]`: each axis is the \
+                         kernel's (batch, heads, queries, keys) or 1 to broadcast over it; true = attend";
+const BIAS_HELP: &str = "write the bias's shape, such as `bias = [1, H, Nq, Nk]`: each axis is the \
+                         kernel's (batch, heads, queries, keys) or 1 to broadcast over it";
 const RETURN_LSE_HELP: &str =
     "write `return_lse`: the kernel then also returns each query row's log-sum-exp";
 
 /// An option that is a bare word, such as `valid_lengths`: its span, or an error at the value.
 fn flag(name: &Ident, value: Value, errors: &mut Errors, help: &str) -> Option<Span> {
-    let span = match value {
-        Value::None => return Some(name.span()),
-        Value::Number(_, span) => span,
-        Value::Args(args) => args.span(),
-    };
-    errors.at(span, format!("`{name}` takes no value"), help);
+    if let Value::None = value {
+        return Some(name.span());
+    }
+    errors.at(value_span(&value), format!("`{name}` takes no value"), help);
     None
+}
+
+/// Where the value of an option is: its number, arguments or shape.
+fn value_span(value: &Value) -> Span {
+    match value {
+        Value::None => Span::call_site(),
+        Value::Number(_, span) => *span,
+        Value::Args(args) => args.span(),
+        Value::Shape(tensor) => tensor.bracket.span.join(),
+        Value::Word(word) => word.span(),
+    }
+}
+
+/// The declared shape of `mask = [..]` or `bias = [..]`, or an error at the option.
+fn shape(name: &Ident, value: Value, errors: &mut Errors, help: &str) -> Option<TensorDecl> {
+    match value {
+        Value::Shape(tensor) => Some(tensor),
+        Value::None => {
+            errors.at(name.span(), format!("`{name}` needs a shape"), help);
+            None
+        }
+        other => {
+            errors.at(
+                value_span(&other),
+                format!("`{name}` takes a shape in brackets"),
+                help,
+            );
+            None
+        }
+    }
 }
 
 /// The number of `name = x`, or an error at the value (or at the name, if there is none):
@@ -270,6 +346,19 @@ fn number(
         },
         Value::None | Value::Args(_) => {
             errors.at(name.span(), format!("`{name}` needs a value"), help);
+            None
+        }
+        Value::Shape(_) | Value::Word(_) => {
+            let what = if let Value::Word(_) = value {
+                "a word"
+            } else {
+                "a shape"
+            };
+            errors.at(
+                value_span(&value),
+                format!("`{name}` takes a number, not {what}"),
+                help,
+            );
             None
         }
     }

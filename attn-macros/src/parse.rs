@@ -147,7 +147,7 @@ fn kernel(tokens: Vec<TokenTree>, errors: &mut Errors) -> Option<Parsed> {
 }
 
 /// ```text
-/// tensor  := IDENT ':' '[' dim (',' dim)* ','? ']'
+/// tensor  := IDENT ':' shape
 /// ```
 ///
 /// The role (`q`, `k`, `v`) is any identifier here; the checker rejects the others.
@@ -170,6 +170,20 @@ fn tensor(input: ParseStream) -> syn::Result<TensorDecl> {
             "expected the shape of `{role}` in brackets\nhelp: write `{role}: [B, N, D]`"
         )));
     }
+    let (bracket, dims) = shape(input)?;
+    Ok(TensorDecl {
+        role,
+        bracket,
+        dims,
+    })
+}
+
+/// ```text
+/// shape   := '[' dim (',' dim)* ','? ']'
+/// ```
+///
+/// Shared by the tensors and by the options that declare a tensor (`mask = [..]`).
+pub fn shape(input: ParseStream) -> syn::Result<(syn::token::Bracket, Vec<DimToken>)> {
     let content;
     let bracket = bracketed!(content in input);
     let mut dims = Vec::new();
@@ -184,11 +198,7 @@ fn tensor(input: ParseStream) -> syn::Result<TensorDecl> {
         }
         content.parse::<Token![,]>()?;
     }
-    Ok(TensorDecl {
-        role,
-        bracket,
-        dims,
-    })
+    Ok((bracket, dims))
 }
 
 /// ```text

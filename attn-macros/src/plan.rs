@@ -51,8 +51,10 @@ pub fn plan(kernel: &Kernel) -> Plan {
             .checked_mul(known(kernel.keys())?)?;
         rows.checked_mul(known(kernel.depth())?.checked_add(known(kernel.value_depth())?)?)
     };
-    // Valid lengths are known only at run time: an unrolled kernel's key lists are fixed.
-    let runtime_keys = kernel.options.valid_lengths.is_some();
+    // Valid lengths, masks and biases are known only at run time, while an unrolled kernel's
+    // key lists are fixed at expansion: those kernels are tiled, whatever their size.
+    let runtime_keys =
+        kernel.options.valid_lengths.is_some() || kernel.mask.is_some() || kernel.bias.is_some();
     match multiply_adds() {
         Some(n) if n <= UNROLL_LIMIT && !runtime_keys => Plan::Unrolled,
         _ => Plan::Tiled {

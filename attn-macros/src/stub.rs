@@ -7,7 +7,7 @@
 //! arguments, so the stub accepts whatever the caller passes.
 
 use crate::ast::{DimToken, KernelDecl, SizeToken};
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Delimiter, Literal, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 use std::collections::HashMap;
 use syn::Ident;
@@ -46,6 +46,29 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
     let mut out: Vec<TokenStream> = q.iter().take(q.len().saturating_sub(1)).cloned().collect();
     out.extend(v.last().cloned().or_else(|| Some(generics.fresh())));
     let lse = nest(&out[..out.len().saturating_sub(1)]);
+    let mut weights: Vec<TokenStream> = out
+        .iter()
+        .take(out.len().saturating_sub(1))
+        .cloned()
+        .collect();
+    weights.extend(
+        k.iter()
+            .rev()
+            .nth(1)
+            .cloned()
+            .or_else(|| Some(generics.fresh())),
+    );
+    let weights = nest(&weights);
+    // A mask or bias: every size a fresh parameter, inferred from the caller's argument.
+    let mut extra = |option: &str, element: TokenStream| {
+        declared_rank(decl, option).map(|rank| {
+            let dims: Vec<TokenStream> = (0..rank).map(|_| generics.fresh()).collect();
+            let ty = nest_of(&dims, element);
+            let name = format_ident!("{}", option);
+            quote!(#name: &#ty,)
+        })
+    };
+    let (mask, bias) = (extra("mask", quote!(bool)), extra("bias", quote!(f32)));
     let (q, k, v, out) = (nest(&q), nest(&k), nest(&v), nest(&out));
     let params = &generics.params;
     let generics = if params.is_empty() {
@@ -56,12 +79,22 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
     let name = &decl.name;
     let into = format_ident!("{}_into", name);
     let vis = &decl.vis;
-    // With `return_lse`, the log-sum-exp is an output too; with `valid_lengths`, the
-    // signature takes the lengths and returns a `Result`.
-    let (value, lse_param) = if asks_for(decl, "return_lse") {
-        (quote!((#out, #lse)), quote!(lse: &mut #lse,))
+    // With `return_weights` and `return_lse`, the weights and the log-sum-exp are outputs
+    // too; with `valid_lengths`, the signature takes the lengths and returns a `Result`.
+    let mut returned = vec![out.clone()];
+    let mut out_params = quote!();
+    if asks_for(decl, "return_weights") {
+        returned.push(weights.clone());
+        out_params.extend(quote!(weights: &mut #weights,));
+    }
+    if asks_for(decl, "return_lse") {
+        returned.push(lse.clone());
+        out_params.extend(quote!(lse: &mut #lse,));
+    }
+    let value = if returned.len() == 1 {
+        out.clone()
     } else {
-        (out.clone(), quote!())
+        quote!((#(#returned),*))
     };
     let (valid, result, unit) = match (asks_for(decl, "valid_lengths"), batch) {
         (true, Some(batch)) => (
@@ -73,11 +106,11 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
     };
     quote! {
         #[allow(unused_variables, non_upper_case_globals, clippy::all)]
-        #vis fn #name #generics(q: &#q, k: &#k, v: &#v, #valid) -> #result {
+        #vis fn #name #generics(q: &#q, k: &#k, v: &#v, #mask #bias #valid) -> #result {
             ::core::unreachable!("attention! reported an error for this kernel")
         }
         #[allow(unused_variables, non_upper_case_globals, clippy::all)]
-        #vis fn #into #generics(q: &#q, k: &#k, v: &#v, #valid out: &mut #out, #lse_param) #unit {
+        #vis fn #into #generics(q: &#q, k: &#k, v: &#v, #mask #bias #valid out: &mut #out, #out_params) #unit {
             ::core::unreachable!("attention! reported an error for this kernel")
         }
     }
@@ -94,6 +127,41 @@ fn asks_for(decl: &KernelDecl, option: &str) -> bool {
                     .any(|t| t.to_string() == option)
             })
     })
+}
+
+/// The rank of the shape of `option = [..]` in the kernel's options, however they parse
+/// otherwise.
+fn declared_rank(decl: &KernelDecl, option: &str) -> Option<usize> {
+    decl.attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("attn"))
+        .filter_map(|attr| attr.meta.require_list().ok())
+        .find_map(|list| {
+            let tokens: Vec<TokenTree> = list.tokens.clone().into_iter().collect();
+            tokens.windows(3).find_map(|window| match window {
+                [
+                    TokenTree::Ident(name),
+                    TokenTree::Punct(eq),
+                    TokenTree::Group(shape),
+                ] if name == option
+                    && eq.as_char() == '='
+                    && shape.delimiter() == Delimiter::Bracket =>
+                {
+                    // Dimensions are separated by commas; one may trail.
+                    let mut dims = 0;
+                    let mut open = false;
+                    for token in shape.stream() {
+                        match token {
+                            TokenTree::Punct(p) if p.as_char() == ',' => open = false,
+                            _ if !open => (dims, open) = (dims + 1, true),
+                            _ => {}
+                        }
+                    }
+                    Some(dims)
+                }
+                _ => None,
+            })
+        })
 }
 
 /// The sizes of the stub's signature.
@@ -143,7 +211,12 @@ impl Stub {
 
 /// `[[[f32; d2]; d1]; d0]`.
 fn nest(dims: &[TokenStream]) -> TokenStream {
+    nest_of(dims, quote!(f32))
+}
+
+/// The nested array of `element`s of `dims`.
+fn nest_of(dims: &[TokenStream], element: TokenStream) -> TokenStream {
     dims.iter()
         .rev()
-        .fold(quote!(f32), |inner, n| quote!([#inner; #n]))
+        .fold(element, |inner, n| quote!([#inner; #n]))
 }

@@ -1,13 +1,15 @@
 //! The textbook example: one batch, two queries over four tokens, depth three.
 //!
 //! Run with `cargo run -p attn-runtime --example textbook`. It prints Q, K and V, the
-//! attention weights softmax(Q·Kᵀ/√3) of each query over the four keys, and the output the
-//! generated kernel returns, then checks the output against weights·V.
+//! attention weights softmax(Q·Kᵀ/√3) of each query over the four keys and the output, both
+//! as the generated kernel returns them (`return_weights`), then checks the weights against a
+//! plain computation and the output against weights·V.
 
 use attn_runtime::attention;
 
 attention! {
-    /// Two queries over four tokens, depth three: scores `[2, 4]`, output `[1, 2, 3]`.
+    /// Two queries over four tokens, depth three: weights `[1, 2, 4]`, output `[1, 2, 3]`.
+    #[attn(return_weights)]
     pub fn seed_example<q: [B, Nq, Dk], k: [B, Nk, Dk], v: [B, Nk, Dv]>
     where B = 1, Nq = 2, Nk = 4, Dk = 3, Dv = 3;
 }
@@ -27,17 +29,27 @@ fn main() {
         [10.0, 11.0, 12.0],
     ]];
 
-    let out = seed_example(&q, &k, &v);
+    let (out, weights) = seed_example(&q, &k, &v);
 
     print_matrix("Q [1, 2, 3]", &q[0]);
     print_matrix("K [1, 4, 3]", &k[0]);
     print_matrix("V [1, 4, 3]", &v[0]);
-    let weights = attention_weights(&q[0], &k[0]);
-    print_matrix("attention weights softmax(Q·Kᵀ/√3) [2, 4]", &weights);
+    print_matrix("attention weights softmax(Q·Kᵀ/√3) [2, 4]", &weights[0]);
     print_matrix("output [1, 2, 3]", &out[0]);
     println!("{}", seed_example::INFO);
 
-    // The kernel never forms the weights; check that its output is weights · V all the same.
+    // The weights as a plain computation gives them, and the output as weights · V.
+    let plain = attention_weights(&q[0], &k[0]);
+    for (i, row) in plain.iter().enumerate() {
+        for (j, &expected) in row.iter().enumerate() {
+            let weight = weights[0][i][j];
+            assert!(
+                (weight - expected).abs() < 1e-6,
+                "weight [{i}][{j}] = {weight}, plain softmax = {expected}"
+            );
+        }
+    }
+    let weights = weights[0];
     for (i, row) in out[0].iter().enumerate() {
         for (e, &value) in row.iter().enumerate() {
             let expected: f32 = (0..4).map(|j| weights[i][j] * v[0][j][e]).sum();
@@ -47,10 +59,10 @@ fn main() {
             );
         }
     }
-    println!("\nchecked: output = weights · V");
+    println!("\nchecked: weights = plain softmax, output = weights · V");
 }
 
-/// softmax(q · kᵀ / √3), row by row: what the kernel computes without storing it.
+/// softmax(q · kᵀ / √3), row by row, the plain way.
 fn attention_weights(q: &[[f32; 3]; 2], k: &[[f32; 3]; 4]) -> [[f32; 4]; 2] {
     let scale = 1.0 / 3f32.sqrt();
     q.map(|query| {

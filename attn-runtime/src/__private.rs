@@ -2,8 +2,9 @@
 //! macro, which is always the same version as this crate.
 
 pub use crate::kernels::{
-    Kernel, MAX_LANES, TILE_ROWS, accumulate_values, log_sum_exp, mask_causal, normalize,
-    online_softmax, pack_keys, run, scores, softcap_scores, visible_keys,
+    Kernel, MAX_LANES, Rows, TILE_ROWS, accumulate_values, add_bias, keep_only, log_sum_exp,
+    mask_causal, normalize, online_softmax, pack_keys, run, scores, softcap_scores, visible_keys,
+    write_weights,
 };
 pub use crate::simd::Simd;
 pub use crate::valid::check_valid_lengths;

@@ -295,6 +295,116 @@ pub fn mask_causal<const KB: usize>(
     }
 }
 
+/// Adds a row of the `bias = [..]` option to one row of a tile's scores: `row[j] +=
+/// bias[first_key + j]` for the block's first `keys` columns, or `bias[0]` to each when the
+/// bias is broadcast over the keys (a row of one). The padding past `keys` stays `-inf`.
+///
+/// ```
+/// use attn_runtime::simd::Portable;
+/// let mut row = [1.0f32; 16];
+/// let bias: Vec<f32> = (0..20).map(|j| j as f32).collect();
+/// attn_runtime::__private::add_bias(Portable, &mut row, &bias, 4, 3);
+/// assert_eq!(&row[..4], &[5.0, 6.0, 7.0, 1.0]);
+/// ```
+#[inline(always)]
+pub fn add_bias<S: Simd, const KB: usize>(
+    simd: S,
+    row: &mut [f32; KB],
+    bias: &[f32],
+    first_key: usize,
+    keys: usize,
+) {
+    let keys = keys.min(KB);
+    let row = &mut row[..keys];
+    if let [all] = bias {
+        row.iter_mut().for_each(|s| *s += all);
+        return;
+    }
+    let bias = &bias[first_key..first_key + keys];
+    let mut scores = row.chunks_exact_mut(S::LANES);
+    let mut terms = bias.chunks_exact(S::LANES);
+    for (chunk, term) in (&mut scores).zip(&mut terms) {
+        simd.store(chunk, simd.add(simd.load(chunk), simd.load(term)));
+    }
+    for (s, b) in scores.into_remainder().iter_mut().zip(terms.remainder()) {
+        *s += b;
+    }
+}
+
+/// Applies a row of the `mask = [..]` option (true = attend, as PyTorch) to one row of a
+/// tile's scores: `row[j] = -inf` where `keep[first_key + j]` is false, for the block's first
+/// `keys` columns; a row of one is broadcast over the keys.
+///
+/// ```
+/// let mut row = [1.0f32; 16];
+/// attn_runtime::__private::keep_only(&mut row, &[true, false, true], 1, 2);
+/// assert_eq!(&row[..3], &[f32::NEG_INFINITY, 1.0, 1.0]);
+/// ```
+#[inline(always)]
+pub fn keep_only<const KB: usize>(
+    row: &mut [f32; KB],
+    keep: &[bool],
+    first_key: usize,
+    keys: usize,
+) {
+    let keys = keys.min(KB);
+    if let [all] = keep {
+        if !all {
+            row[..keys].fill(f32::NEG_INFINITY);
+        }
+        return;
+    }
+    for (s, &kept) in row[..keys]
+        .iter_mut()
+        .zip(&keep[first_key..first_key + keys])
+    {
+        if !kept {
+            *s = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// The attention weights of a tile, once its rows' softmax statistics are final:
+/// `weights[r][first_key + j] = exp(scores[r][j] - max_r) / sum_r` for the block's first
+/// `keys` columns. A row that saw no key (max `-inf`, sum 0) gets weights 0.
+///
+/// ```
+/// use attn_runtime::simd::Portable;
+/// let mut scores = [[0.0f32; 16]; 1];
+/// let mut sums = [[0.0f32; 16]; 1];
+/// sums[0][0] = 4.0;
+/// let mut weights = [[9.0f32; 4]; 1];
+/// attn_runtime::__private::write_weights(Portable, &mut scores, &[0.0], &sums, &mut weights, 0, 4);
+/// assert_eq!(weights, [[0.25; 4]]);
+/// ```
+#[inline(always)]
+pub fn write_weights<S: Simd, const KB: usize, const NK: usize>(
+    simd: S,
+    scores: &mut [[f32; KB]],
+    running_max: &[f32],
+    running_sum: &[[f32; MAX_LANES]],
+    weights: &mut [[f32; NK]],
+    first_key: usize,
+    keys: usize,
+) {
+    let keys = keys.min(KB);
+    for (((row, &max), partial), dest) in scores
+        .iter_mut()
+        .zip(running_max)
+        .zip(running_sum)
+        .zip(weights)
+    {
+        let sum = simd.reduce_sum(simd.load(partial));
+        let inverse = simd.splat(if sum == 0.0 { 0.0 } else { 1.0 / sum });
+        let shift = simd.splat(if max == f32::NEG_INFINITY { 0.0 } else { max });
+        for chunk in row.chunks_exact_mut(S::LANES) {
+            let weight = simd.mul(exp(simd, simd.sub(simd.load(chunk), shift)), inverse);
+            simd.store(chunk, weight);
+        }
+        dest[first_key..first_key + keys].copy_from_slice(&row[..keys]);
+    }
+}
+
 /// `out[r] += Σ_j weights[r][j] · values[j]` for each row.
 #[inline(always)]
 pub fn accumulate_values<S: Simd, const KB: usize, const DV: usize>(
@@ -445,32 +555,54 @@ pub fn log_sum_exp<S: Simd>(
 pub trait Kernel: Sync {
     /// One output row, `[f32; Dv]`.
     type Row: Send;
+    /// One row of attention weights, `[f32; Nk]`.
+    type WeightsRow: Send;
     /// Query rows per problem (one batch entry and head).
     const QUERIES: usize;
     /// Query rows per block: the unit of work, and of threading.
     const QUERY_BLOCK: usize;
     /// Floating-point operations per query row, to decide whether threads pay.
     const FLOPS_PER_ROW: u64;
-    /// Computes the rows `first_query..first_query + out.len()` of problem `problem`, and
-    /// their log-sum-exp into `lse` when it is not empty (then it is as long as `out`).
-    fn block<S: Simd>(
-        &self,
-        simd: S,
-        problem: usize,
-        first_query: usize,
-        out: &mut [Self::Row],
-        lse: &mut [f32],
-    );
+    /// Computes the rows `first_query..first_query + out.len()` of problem `problem`, their
+    /// attention weights into `weights` and their log-sum-exp into `lse`, each when it is not
+    /// empty (then it is as long as `out`).
+    fn block<S: Simd>(&self, simd: S, problem: usize, first_query: usize, rows: Rows<'_, Self>);
+}
+
+/// Rows of a kernel's outputs: the output itself and, when the kernel returns them, the
+/// attention weights and the log-sum-exp (empty slices otherwise), all starting at one row.
+pub struct Rows<'a, K: Kernel + ?Sized> {
+    /// Output rows, `[f32; Dv]` each.
+    pub out: &'a mut [K::Row],
+    /// Attention weight rows, `[f32; Nk]` each, or empty.
+    pub weights: &'a mut [K::WeightsRow],
+    /// Log-sum-exp of each row, or empty.
+    pub lse: &'a mut [f32],
+}
+
+impl<'a, K: Kernel + ?Sized> Rows<'a, K> {
+    /// The first `len` rows, and the rest.
+    fn split_at(self, len: usize) -> (Self, Self) {
+        let (out, out_rest) = self.out.split_at_mut(len);
+        let (weights, weights_rest) = self.weights.split_at_mut(len.min(self.weights.len()));
+        let (lse, lse_rest) = self.lse.split_at_mut(len.min(self.lse.len()));
+        (
+            Rows { out, weights, lse },
+            Rows {
+                out: out_rest,
+                weights: weights_rest,
+                lse: lse_rest,
+            },
+        )
+    }
 }
 
 /// The blocks of a range of output rows, run on one instruction set.
 struct Blocks<'a, K: Kernel> {
     kernel: &'a K,
     /// Rows starting at the start of a block.
-    out: &'a mut [K::Row],
-    /// The rows' log-sum-exp, or empty when the kernel does not return it.
-    lse: &'a mut [f32],
-    /// The index, among all output rows, of `out[0]`.
+    rows: Rows<'a, K>,
+    /// The index, among all output rows, of `rows.out[0]`.
     first_row: usize,
 }
 
@@ -479,41 +611,41 @@ impl<K: Kernel> WithSimd for Blocks<'_, K> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
         let mut row = self.first_row;
-        let (mut rest, mut rest_lse) = (self.out, self.lse);
-        while !rest.is_empty() {
+        let mut rest = self.rows;
+        while !rest.out.is_empty() {
             let (problem, first_query) = (row / K::QUERIES, row % K::QUERIES);
-            let len = K::QUERY_BLOCK.min(K::QUERIES - first_query).min(rest.len());
-            let (block, tail) = rest.split_at_mut(len);
-            let (block_lse, tail_lse) = rest_lse.split_at_mut(len.min(rest_lse.len()));
-            self.kernel
-                .block(simd, problem, first_query, block, block_lse);
+            let len = K::QUERY_BLOCK
+                .min(K::QUERIES - first_query)
+                .min(rest.out.len());
+            let (block, tail) = rest.split_at(len);
+            self.kernel.block(simd, problem, first_query, block);
             row += len;
-            (rest, rest_lse) = (tail, tail_lse);
+            rest = tail;
         }
     }
 }
 
-/// Runs `kernel` over all of `out`, the output rows of every problem in order, and writes
-/// their log-sum-exp into `lse` unless it is empty, on the active instruction set (and, with
-/// the `threads` feature, on several threads when it pays).
-pub fn run<K: Kernel>(kernel: &K, out: &mut [K::Row], lse: &mut [f32]) {
-    if K::QUERIES == 0 || K::QUERY_BLOCK == 0 || out.is_empty() {
+/// Runs `kernel` over all of `rows.out`, the output rows of every problem in order, and
+/// writes their weights and log-sum-exp where those are not empty, on the active instruction
+/// set (and, with the `threads` feature, on several threads when it pays).
+pub fn run<K: Kernel>(kernel: &K, rows: Rows<'_, K>) {
+    let out_rows = rows.out.len();
+    if K::QUERIES == 0 || K::QUERY_BLOCK == 0 || out_rows == 0 {
         return;
     }
     let isa = Isa::active();
     #[cfg(feature = "threads")]
     {
-        let threads = crate::threads::for_work(out.len() as u64 * K::FLOPS_PER_ROW);
+        let threads = crate::threads::for_work(out_rows as u64 * K::FLOPS_PER_ROW);
         if threads > 1 {
-            return run_threads(kernel, out, lse, isa, threads);
+            return run_threads(kernel, rows, isa, threads);
         }
     }
     dispatch(
         isa,
         Blocks {
             kernel,
-            out,
-            lse,
+            rows,
             first_row: 0,
         },
     );
@@ -521,37 +653,29 @@ pub fn run<K: Kernel>(kernel: &K, out: &mut [K::Row], lse: &mut [f32]) {
 
 /// Splits the rows at block boundaries into `threads` runs of about equal length.
 #[cfg(feature = "threads")]
-fn run_threads<K: Kernel>(
-    kernel: &K,
-    out: &mut [K::Row],
-    lse: &mut [f32],
-    isa: Isa,
-    threads: usize,
-) {
+fn run_threads<K: Kernel>(kernel: &K, rows: Rows<'_, K>, isa: Isa, threads: usize) {
     let blocks_per_problem = K::QUERIES.div_ceil(K::QUERY_BLOCK);
-    let problems = out.len() / K::QUERIES;
+    let problems = rows.out.len() / K::QUERIES;
     let blocks = problems * blocks_per_problem;
     // The row where block `b` starts; `start(blocks)` is the end of the output.
     let start = |b: usize| {
         (b / blocks_per_problem) * K::QUERIES + (b % blocks_per_problem) * K::QUERY_BLOCK
     };
     std::thread::scope(|scope| {
-        let (mut rest, mut rest_lse) = (out, lse);
+        let mut rest = rows;
         let mut taken = 0;
         for t in 0..threads {
             let end_row = start(blocks * (t + 1) / threads);
-            let (mine, tail) = rest.split_at_mut(end_row - taken);
-            let (mine_lse, tail_lse) = rest_lse.split_at_mut((end_row - taken).min(rest_lse.len()));
+            let (mine, tail) = rest.split_at(end_row - taken);
             let first_row = taken;
             taken = end_row;
-            (rest, rest_lse) = (tail, tail_lse);
-            if mine.is_empty() {
+            rest = tail;
+            if mine.out.is_empty() {
                 continue;
             }
             let blocks = Blocks {
                 kernel,
-                out: mine,
-                lse: mine_lse,
+                rows: mine,
                 first_row,
             };
             // The calling thread takes the last share itself rather than wait idle.

@@ -57,6 +57,10 @@ pub struct Problem {
     pub softcap: Option<f32>,
     /// Per problem, its number of valid keys (the rest are padding); all keys when `None`.
     pub valid_keys: Option<Vec<usize>>,
+    /// A keep-mask `[problems][queries][keys]` (true = attend), broadcast axes expanded.
+    pub keep: Option<Vec<bool>>,
+    /// An additive bias `[problems][queries][keys]`, broadcast axes expanded.
+    pub bias: Option<Vec<f32>>,
 }
 
 impl Problem {
@@ -79,7 +83,58 @@ impl Problem {
             window: None,
             softcap: None,
             valid_keys: None,
+            keep: None,
+            bias: None,
         }
+    }
+
+    /// The same problem with a keep-mask, `[problems][queries][keys]`.
+    pub fn with_keep(self, keep: Vec<bool>) -> Self {
+        Problem {
+            keep: Some(keep),
+            ..self
+        }
+    }
+
+    /// The same problem with an additive bias, `[problems][queries][keys]`.
+    pub fn with_bias(self, bias: Vec<f32>) -> Self {
+        Problem {
+            bias: Some(bias),
+            ..self
+        }
+    }
+
+    /// The scores of query `row` of problem `p` that take part in its softmax, computed in
+    /// `T` from the problem's `q` and `k`, each with its key: scaled, soft-capped, biased,
+    /// and without the keys that a causal mask, a window, the valid length, the keep-mask or
+    /// a `-inf` score hides.
+    fn row_scores<T: Float>(&self, p: usize, row: usize, q: &[f32], k: &[f32]) -> Vec<(usize, T)> {
+        let (queries, keys, depth) = (self.queries, self.keys, self.depth);
+        let (q, k) = (
+            &q[(p * queries + row) * depth..][..depth],
+            &k[p * keys * depth..],
+        );
+        let at = (p * queries + row) * keys;
+        self.visible(p, row)
+            .filter(|&j| self.keep.as_ref().is_none_or(|keep| keep[at + j]))
+            .map(|j| {
+                let mut dot = T::of(0.0);
+                for d in 0..depth {
+                    dot = dot + T::of(q[d]) * T::of(k[j * depth + d]);
+                }
+                let scaled = dot * T::of(self.scale);
+                let capped = match self.softcap {
+                    Some(cap) => T::of(cap) * (scaled / T::of(cap)).tanh(),
+                    None => scaled,
+                };
+                let biased = match &self.bias {
+                    Some(bias) => capped + T::of(bias[at + j]),
+                    None => capped,
+                };
+                (j, biased)
+            })
+            .filter(|&(_, s)| s != T::of(f32::NEG_INFINITY))
+            .collect()
     }
 
     /// The same problem with `valid_keys[p]` valid keys in problem `p`.
@@ -218,64 +273,52 @@ impl Float for f64 {
     }
 }
 
+/// A row's max (ignoring NaN, as the kernels' does; a NaN still reaches the sum) and
+/// `Σ exp(s - max)`.
+fn softmax_statistics<T: Float>(scores: &[(usize, T)]) -> (T, T) {
+    let max = scores
+        .iter()
+        .fold(None, |max: Option<T>, &(_, s)| {
+            let is_nan = s.partial_cmp(&s).is_none();
+            match max {
+                _ if is_nan => max,
+                Some(m) if m >= s => Some(m),
+                _ => Some(s),
+            }
+        })
+        .unwrap_or(T::of(0.0));
+    let sum = scores
+        .iter()
+        .fold(T::of(0.0), |acc, &(_, s)| acc + (s - max).exp());
+    (max, sum)
+}
+
 /// One implementation of attention, generic over the float type it computes in.
 fn attend<T: Float>(problem: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> Vec<T> {
-    let (from, scale) = (T::of, T::of(problem.scale));
+    let from = T::of;
     let Problem {
         problems,
         queries,
         keys,
-        depth,
         value_depth,
         ..
     } = *problem;
     let zero = from(0.0);
     let mut out = Vec::with_capacity(problems * queries * value_depth);
     for p in 0..problems {
-        let (q, k, v) = (
-            &q[p * queries * depth..][..queries * depth],
-            &k[p * keys * depth..][..keys * depth],
-            &v[p * keys * value_depth..][..keys * value_depth],
-        );
         for i in 0..queries {
-            let seen = problem.visible(p, i);
-            if seen.is_empty() {
+            let scores = problem.row_scores::<T>(p, i, q, k);
+            let v = &v[p * keys * value_depth..];
+            if scores.is_empty() {
                 // Every key is masked: the output row is 0.
                 out.extend((0..value_depth).map(|_| zero));
                 continue;
             }
-            let scores: Vec<T> = seen
-                .clone()
-                .map(|j| {
-                    let mut dot = zero;
-                    for d in 0..depth {
-                        dot = dot + from(q[i * depth + d]) * from(k[j * depth + d]);
-                    }
-                    match problem.softcap {
-                        Some(cap) => from(cap) * (dot * scale / from(cap)).tanh(),
-                        None => dot * scale,
-                    }
-                })
-                .collect();
-            // The max ignores NaN, as the kernels' does; a NaN still reaches the sum.
-            let max = scores
-                .iter()
-                .copied()
-                .fold(None, |max: Option<T>, s| {
-                    let is_nan = s.partial_cmp(&s).is_none();
-                    match max {
-                        _ if is_nan => max,
-                        Some(m) if m >= s => Some(m),
-                        _ => Some(s),
-                    }
-                })
-                .unwrap_or(zero);
-            let weights: Vec<T> = scores.iter().map(|&s| (s - max).exp()).collect();
-            let sum = weights.iter().copied().fold(zero, |a, w| a + w);
+            let (max, sum) = softmax_statistics(&scores);
             for e in 0..value_depth {
                 let mut acc = zero;
-                for (j, &w) in seen.clone().zip(&weights) {
-                    acc = acc + w * from(v[j * value_depth + e]);
+                for &(j, s) in &scores {
+                    acc = acc + (s - max).exp() * from(v[j * value_depth + e]);
                 }
                 out.push(acc / sum);
             }
@@ -338,40 +381,80 @@ fn log_sum_exp<T: Float>(problem: &Problem, q: &[f32], k: &[f32]) -> Vec<f64>
 where
     f64: From<T>,
 {
-    let (queries, keys, depth) = (problem.queries, problem.keys, problem.depth);
-    let scale = T::of(problem.scale);
     let mut out = Vec::new();
     for p in 0..problem.problems {
-        let (q, k) = (&q[p * queries * depth..], &k[p * keys * depth..]);
-        for i in 0..queries {
-            let seen = problem.visible(p, i);
-            if seen.is_empty() {
+        for i in 0..problem.queries {
+            let scores = problem.row_scores::<T>(p, i, q, k);
+            if scores.is_empty() {
                 out.push(f64::NEG_INFINITY);
                 continue;
             }
-            let scores: Vec<T> = seen
-                .map(|j| {
-                    let mut dot = T::of(0.0);
-                    for d in 0..depth {
-                        dot = dot + T::of(q[i * depth + d]) * T::of(k[j * depth + d]);
-                    }
-                    match problem.softcap {
-                        Some(cap) => T::of(cap) * (dot * scale / T::of(cap)).tanh(),
-                        None => dot * scale,
-                    }
-                })
-                .collect();
-            let max = scores
-                .iter()
-                .copied()
-                .fold(scores[0], |m, s| if s > m { s } else { m });
-            let sum = scores
-                .iter()
-                .fold(T::of(0.0), |acc, &s| acc + (s - max).exp());
+            let (max, sum) = softmax_statistics(&scores);
             out.push(f64::from(max) + f64::from(sum).ln());
         }
     }
     out
+}
+
+/// The attention weights `[problems][queries][keys]` computed in `T`: 0 for hidden keys.
+fn weights<T: Float>(problem: &Problem, q: &[f32], k: &[f32]) -> Vec<f64>
+where
+    f64: From<T>,
+{
+    let keys = problem.keys;
+    let mut out = vec![0.0; problem.problems * problem.queries * keys];
+    for p in 0..problem.problems {
+        for i in 0..problem.queries {
+            let scores = problem.row_scores::<T>(p, i, q, k);
+            let (max, sum) = softmax_statistics(&scores);
+            for (j, s) in scores {
+                out[(p * problem.queries + i) * keys + j] = f64::from((s - max).exp() / sum);
+            }
+        }
+    }
+    out
+}
+
+/// Holds a kernel's attention weights to the rule of DESIGN section 6, as
+/// [`assert_accurate`] does its output; NaN must match NaN.
+///
+/// ```
+/// use attn_tests::{Problem, assert_weights_accurate};
+/// let problem = Problem::with_default_scale(1, 1, 2, 1, 1);
+/// assert_weights_accurate("two equal scores", &problem, &[0.0], &[1.0, 1.0], &[0.5, 0.5]);
+/// ```
+pub fn assert_weights_accurate(
+    what: &str,
+    problem: &Problem,
+    q: &[f32],
+    k: &[f32],
+    actual: &[f32],
+) {
+    let reference = weights::<f64>(problem, q, k);
+    let naive = weights::<f32>(problem, q, k);
+    assert_eq!(actual.len(), reference.len(), "{what}: length");
+    let relative = |x: f64, r: f64| (x - r).abs() / (1.0 + r.abs());
+    let e_naive = naive
+        .iter()
+        .zip(&reference)
+        .filter(|(_, r)| r.is_finite())
+        .map(|(&x, &r)| relative(x, r))
+        .fold(0.0, f64::max);
+    let tolerance = f64::max(1e-6, 4.0 * e_naive);
+    for (index, (&x, &r)) in actual.iter().zip(&reference).enumerate() {
+        if r.is_nan() {
+            assert!(
+                x.is_nan(),
+                "{what}: weight {index} is {x}, the reference NaN"
+            );
+            continue;
+        }
+        let error = relative(x as f64, r);
+        assert!(
+            error <= tolerance,
+            "{what}: weight {index} is {x}, the reference {r}: {error:e} > {tolerance:e}"
+        );
+    }
 }
 
 /// Holds a kernel's log-sum-exp to the rule of DESIGN section 6, as [`assert_accurate`] does

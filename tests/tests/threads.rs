@@ -8,6 +8,9 @@ use attn_tests::Rng;
 attention! {
     /// Enough work to be split: 6 problems of 300 queries (blocks of 128: 3 per problem).
     fn split<q: [2, 3, 300, 40], k: [2, 3, N, 40], v: [2, 3, N, 24]>;
+    /// The same with a mask, the weights and the log-sum-exp: every output split alike.
+    #[attn(mask = [2, 1, 300, N], return_weights, return_lse)]
+    fn split_weights<q: [2, 3, 300, 40], k: [2, 3, N, 40], v: [2, 3, N, 24]>;
 }
 
 #[test]
@@ -35,5 +38,45 @@ fn threads_give_bit_identical_results() {
                 "{isa}, {threads} threads"
             );
         }
+    }
+}
+
+#[test]
+fn weights_and_log_sum_exp_are_bit_identical_on_any_number_of_threads() {
+    let mut rng = Rng::new(8);
+    let q =
+        Tensor::<[[[[f32; 40]; 300]; 3]; 2]>::from_vec(rng.values(2 * 3 * 300 * 40, 1.0)).unwrap();
+    let k =
+        Tensor::<[[[[f32; 40]; 200]; 3]; 2]>::from_vec(rng.values(2 * 3 * 200 * 40, 1.0)).unwrap();
+    let v =
+        Tensor::<[[[[f32; 24]; 200]; 3]; 2]>::from_vec(rng.values(2 * 3 * 200 * 24, 1.0)).unwrap();
+    let mut mask = Box::new([[[[true; 200]; 300]; 1]; 2]);
+    for (i, keep) in mask
+        .as_flattened_mut()
+        .as_flattened_mut()
+        .as_flattened_mut()
+        .iter_mut()
+        .enumerate()
+    {
+        *keep = i % 7 != 3;
+    }
+    let run = |threads: usize| {
+        let mut out = Tensor::<[[[[f32; 24]; 300]; 3]; 2]>::zeros();
+        let mut weights = Tensor::<[[[[f32; 200]; 300]; 3]; 2]>::zeros();
+        let mut lse = Box::new([[[0.0f32; 300]; 3]; 2]);
+        with_threads(threads, || {
+            split_weights_into(&q, &k, &v, &mask, &mut out, &mut weights, &mut lse)
+        });
+        (out, weights, lse)
+    };
+    let (out, weights, lse) = run(1);
+    for threads in [2, 3] {
+        let (o, w, l) = run(threads);
+        assert!(o.as_flat() == out.as_flat(), "out on {threads} threads");
+        assert!(
+            w.as_flat() == weights.as_flat(),
+            "weights on {threads} threads"
+        );
+        assert!(l == lse, "lse on {threads} threads");
     }
 }

@@ -238,12 +238,8 @@ fn unknown_options_suggest_a_known_one() {
 #[test]
 fn planned_options_say_they_are_not_available_yet() {
     expect(
-        "#[attn(return_weights)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
-        &[(
-            "`return_weights` is not available in this version",
-            "return_weights",
-            0,
-        )],
+        "#[attn(dtype = f16)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("`dtype` is not available in this version", "dtype", 0)],
     );
 }
 
@@ -402,4 +398,97 @@ fn a_kernel_with_errors_still_gets_its_signature() {
     // The stub takes what the user declared, so a caller's correctly built arguments fit.
     assert!(text.contains("k : & [[[f32 ; 5] ; 4] ; 1]"), "{text}");
     syn::parse2::<syn::File>(output).expect("the stub is valid Rust");
+}
+
+#[test]
+fn a_mask_or_bias_has_q_rank_and_each_axis_the_kernels_size_or_1() {
+    let kernel = "fn f<q: [B, H, Nq, 8], k: [B, H, Nk, 8], v: [B, H, Nk, 8]> where B = 2, H = 3, Nq = 5, Nk = 7;";
+    for ok in [
+        "mask = [B, H, Nq, Nk]",
+        "mask = [2, 1, 5, 7]",
+        "bias = [1, 1, 1, Nk]",
+        "mask = [B, 1, Nq, Nk], bias = [1, H, Nq, Nk]",
+    ] {
+        expect(&format!("#[attn({ok})] {kernel}"), &[]);
+    }
+    expect(
+        &format!("#[attn(mask = [B, Nq, Nk])] {kernel}"),
+        &[("`mask` has rank 3 but `q` has rank 4", "[B, Nq, Nk]", 0)],
+    );
+    expect(
+        &format!("#[attn(bias = [B, H, Nk, Nq])] {kernel}"),
+        &[
+            (
+                "the queries axis of `bias` is `Nk` = 7, but `q` has `Nq` = 5 queries",
+                "Nk",
+                0,
+            ),
+            (
+                "the keys axis of `bias` is `Nq` = 5, but `k` has `Nk` = 7 keys",
+                "Nq",
+                0,
+            ),
+        ],
+    );
+    expect(
+        &format!("#[attn(mask = [3, H, Nq, Nk])] {kernel}"),
+        &[(
+            "the batch axis of `mask` is 3, but `q` has `B` = 2 batch",
+            "3",
+            0,
+        )],
+    );
+    expect(
+        &format!("#[attn(mask = [B, H, Nq, Keys])] {kernel}"),
+        &[("`Keys` appears in no tensor of this kernel", "Keys", 0)],
+    );
+    expect(
+        &format!("#[attn(mask)] {kernel}"),
+        &[("`mask` needs a shape", "mask", 0)],
+    );
+    expect(
+        &format!("#[attn(bias = 2.0)] {kernel}"),
+        &[("`bias` takes a shape in brackets", "2.0", 0)],
+    );
+    expect(
+        &format!("#[attn(scale = [1])] {kernel}"),
+        &[("`scale` takes a number, not a shape", "[1]", 0)],
+    );
+    // Unbound names: the same name, or 1; another name or a number is an error.
+    let generic = "fn f<q: [1, N, 8], k: [1, M, 8], v: [1, M, 8]>;";
+    expect(&format!("#[attn(mask = [1, N, M])] {generic}"), &[]);
+    expect(
+        &format!("#[attn(mask = [1, N, 4])] {generic}"),
+        &[("the keys axis of `mask` is 4, but `k` has `M` keys", "4", 0)],
+    );
+    // The argument follows v, in the signature and in the stub of a kernel with errors.
+    let output = expand(&format!("#[attn(mask = [B, 1, Nq, Nk])] {kernel}"));
+    assert!(
+        output
+            .to_string()
+            .contains("mask : & [[[[bool ; 7] ; 5] ; 1] ; 2]"),
+        "{output}"
+    );
+    let output =
+        expand("#[attn(mask = [1, 4, 4])] fn f<q: [1, 4, 3], k: [1, 4, 5], v: [1, 4, 3]>;");
+    assert_eq!(errors(&output).len(), 1);
+    assert!(
+        output.to_string().contains("mask : & [[[bool ;"),
+        "{output}"
+    );
+}
+
+#[test]
+fn return_weights_adds_an_output_of_queries_by_keys() {
+    expect(
+        "#[attn(return_weights = 1)] fn f<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("`return_weights` takes no value", "1", 0)],
+    );
+    let output = expand("#[attn(return_weights)] fn f<q: [2, 3, 8], k: [2, 5, 8], v: [2, 5, 8]>;");
+    assert!(
+        output
+            .to_string()
+            .contains("weights : & mut [[[f32 ; 5] ; 3] ; 2]"),
+        "{output}"
+    );
 }

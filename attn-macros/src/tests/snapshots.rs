@@ -85,3 +85,15 @@ fn mismatch_stub() {
         true,
     );
 }
+
+#[test]
+fn padding_mask_with_weights() {
+    snapshot(
+        "padding_mask_weights",
+        "/// A padding mask per batch entry, broadcast over heads and queries, with the weights.
+         #[attn(mask = [B, 1, 1, N], return_weights)]
+         pub fn padded<q: [B, 4, N, 16], k: [B, 4, N, 16], v: [B, 4, N, 16]>
+         where B = 2;",
+        false,
+    );
+}
