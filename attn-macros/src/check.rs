@@ -34,9 +34,24 @@ pub struct Kernel {
     pub mask: Option<Vec<Dim>>,
     /// The `bias = [..]` option's shape, as the mask's.
     pub bias: Option<Vec<Dim>>,
+    /// The layer form's embeddings and output projection, when the kernel declares `x`.
+    pub layer: Option<Layer>,
     /// The user's `q`, `k` and `v` tokens: the generated parameters carry their spans, so
     /// that rustc's note on a wrongly shaped argument shows the tensor's declaration.
     pub roles: [Ident; 3],
+}
+
+/// The layer form: `x` `[batch, tokens, model width]` is projected to q, k and v (split into
+/// heads), and the merged heads go through an output projection to `out` when it is declared.
+/// Every model size (the width, the heads, the depths) is known.
+#[derive(Clone)]
+pub struct Layer {
+    /// x's dimensions, `[batch, tokens, model width]`.
+    pub x: Vec<Dim>,
+    /// out's dimensions, `[batch, tokens, output width]`, when there is an output projection.
+    pub out: Option<Vec<Dim>>,
+    /// The user's `x` token.
+    pub x_role: Ident,
 }
 
 /// The size of one axis after checking.
@@ -103,21 +118,30 @@ enum Role {
     Q,
     K,
     V,
+    /// The layer form's embeddings.
+    X,
+    /// The layer form's output, after the output projection.
+    Out,
 }
 
 impl Role {
+    /// The tensors of attention, which every kernel declares.
     const ALL: [Role; 3] = [Role::Q, Role::K, Role::V];
+    /// Every tensor, in the order they are declared.
+    const DECLARED: [Role; 5] = [Role::X, Role::Q, Role::K, Role::V, Role::Out];
 
     fn name(self) -> &'static str {
         match self {
             Role::Q => "q",
             Role::K => "k",
             Role::V => "v",
+            Role::X => "x",
+            Role::Out => "out",
         }
     }
 
     fn from_ident(ident: &Ident) -> Option<Role> {
-        Role::ALL.into_iter().find(|role| ident == role.name())
+        Role::DECLARED.into_iter().find(|role| ident == role.name())
     }
 
     /// How the user would write this tensor in a kernel of `rank`.
@@ -129,6 +153,8 @@ impl Role {
             (Role::Q, _) => "q: [B, Nq, Dk]",
             (Role::K, _) => "k: [B, Nk, Dk]",
             (Role::V, _) => "v: [B, Nk, Dv]",
+            (Role::X, _) => "x: [B, N, Dm]",
+            (Role::Out, _) => "out: [B, N, Dm]",
         }
     }
 }
@@ -148,13 +174,43 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
     }
     names.report_unused(&decl.bindings, &tensors, errors);
 
-    let [(_, q_decl, q), (_, k_decl, k), (_, v_decl, v)] = <[_; 3]>::try_from(resolved).ok()?;
+    // The layer form's tensors, then attention's three, which every kernel declares.
+    let mut take = |role: Role| {
+        let at = resolved.iter().position(|(r, _, _)| *r == role)?;
+        let (_, decl, shape) = resolved.remove(at);
+        Some((decl, shape))
+    };
+    let (x, layer_out) = (take(Role::X), take(Role::Out));
+    let [(q_decl, q), (k_decl, k), (v_decl, v)] = [take(Role::Q)?, take(Role::K)?, take(Role::V)?];
     let rank = ranks(
         &[(Role::Q, q_decl), (Role::K, k_decl), (Role::V, v_decl)],
         errors,
     )?;
-    let mut shapes = [q, k, v];
-    agreement(rank, &mut shapes, &mut names, errors);
+    if let Some((x_decl, _)) = &x {
+        layer_ranks(
+            rank,
+            q_decl,
+            x_decl,
+            layer_out.as_ref().map(|(d, _)| *d),
+            errors,
+        )?;
+    }
+    let mut shapes = [
+        q,
+        k,
+        v,
+        x.as_ref()
+            .map(|(_, shape)| shape.clone())
+            .unwrap_or_default(),
+        layer_out
+            .as_ref()
+            .map(|(_, shape)| shape.clone())
+            .unwrap_or_default(),
+    ];
+    agreement(&mut shapes, &mut names, errors);
+    if x.is_some() {
+        model_sizes(&shapes, &options, errors);
+    }
     if rank == 4 {
         grouped_heads(&shapes[0][1], &shapes[1][1], errors);
     }
@@ -172,12 +228,13 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
     for (role, (shape, decl)) in Role::ALL.iter().zip(shapes.iter().zip(decls)) {
         fits(role.name(), shape, decl.bracket.span.join(), errors);
     }
+    let attention_shapes = [shapes[0].clone(), shapes[1].clone(), shapes[2].clone()];
     let extras = [&options.mask, &options.bias].map(|extra| {
         extra
             .as_ref()
-            .and_then(|tensor| broadcast_shape(tensor, rank, &shapes, &mut names, errors))
+            .and_then(|tensor| broadcast_shape(tensor, rank, &attention_shapes, &mut names, errors))
     });
-    let [q, k, v] = shapes;
+    let [q, k, v, x_shape, out_shape] = shapes;
     let mut out = q[..rank - 1].to_vec();
     out.push(v[rank - 1].clone());
     fits("the output", &out, q_decl.bracket.span.join(), errors);
@@ -209,6 +266,18 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
     };
     let (q, k, v) = (finish(q)?, finish(k)?, finish(v)?);
     let [mask, bias] = extras.map(|extra| extra.and_then(&mut finish));
+    let layer = match &x {
+        Some((x_decl, _)) => Some(Layer {
+            x: finish(x_shape)?,
+            out: if layer_out.is_some() {
+                Some(finish(out_shape)?)
+            } else {
+                None
+            },
+            x_role: x_decl.role.clone(),
+        }),
+        None => None,
+    };
     Some(Kernel {
         attrs,
         vis: decl.vis.clone(),
@@ -220,6 +289,7 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
         generics,
         mask,
         bias,
+        layer,
         roles: [
             q_decl.role.clone(),
             k_decl.role.clone(),
@@ -238,21 +308,25 @@ fn tensors<'a>(decl: &'a KernelDecl, errors: &mut Errors) -> Vec<(Role, &'a Tens
                 Some(_) => errors.at(
                     tensor.role.span(),
                     format!("`{}` is declared twice", role.name()),
-                    "declare each of q, k and v once",
+                    "declare each tensor once",
                 ),
                 None => found.push((role, tensor)),
             },
             None => unknown.push(tensor),
         }
     }
-    let rank = decl.tensors.first().map_or(3, |t| t.dims.len());
+    let rank = decl
+        .tensors
+        .iter()
+        .find(|t| t.role != "x")
+        .map_or(3, |t| t.dims.len());
     let mut missing: Vec<Role> = Role::ALL
         .into_iter()
         .filter(|role| found.iter().all(|(seen, _)| seen != role))
         .collect();
     for tensor in unknown {
         let help = if missing.is_empty() {
-            "attention takes exactly q, k and v; remove this tensor".to_owned()
+            "attention takes q, k and v (and, as a layer, x and out); remove this tensor".to_owned()
         } else {
             // The likeliest reading of an unknown tensor is the missing one: say so once,
             // rather than reporting a missing tensor as well.
@@ -280,23 +354,42 @@ fn tensors<'a>(decl: &'a KernelDecl, errors: &mut Errors) -> Vec<(Role, &'a Tens
             format!("add `{}`", role.example(rank)),
         );
     }
-    if found.len() == 3 && errors.is_empty() {
+    if let Some((_, out)) = found.iter().find(|(role, _)| *role == Role::Out)
+        && found.iter().all(|(role, _)| *role != Role::X)
+    {
+        errors.at(
+            out.role.span(),
+            "`out` is the output of a layer, and this kernel declares no embeddings `x`",
+            "declare `x: [B, N, Dm]` first to make a layer (x projected to q, k and v, the \
+             heads merged and projected to out), or remove `out`",
+        );
+    }
+    if errors.is_empty() {
         let order: Vec<Role> = found.iter().map(|(role, _)| *role).collect();
-        if order != Role::ALL {
+        let expected: Vec<Role> = Role::DECLARED
+            .into_iter()
+            .filter(|role| order.contains(role))
+            .collect();
+        if order != expected {
             let (_, first) = found[0];
+            let names = |roles: &[Role]| {
+                roles
+                    .iter()
+                    .map(|r| r.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             errors.at(
                 first.role.span(),
+                format!("the tensors are declared in the order {}", names(&order)),
                 format!(
-                    "the tensors are declared in the order {}, {}, {}",
-                    order[0].name(),
-                    order[1].name(),
-                    order[2].name()
+                    "declare them as {}: the generated function takes its arguments in that order",
+                    names(&expected)
                 ),
-                "declare them as q, k, v: the generated function takes its arguments in that order",
             );
         }
     }
-    found.sort_by_key(|(role, _)| *role as usize);
+    found.sort_by_key(|(role, _)| Role::DECLARED.iter().position(|r| r == role));
     found
 }
 
@@ -623,18 +716,70 @@ fn rules(rank: usize) -> Vec<Rule> {
     rules
 }
 
+/// The rules of the layer form: x's batch and tokens are q's batch and queries and k's keys
+/// (self-attention: each token is a query and a key), and out's are x's.
+fn layer_rules(rank: usize, out: bool) -> Vec<Rule> {
+    let mut rules = vec![
+        Rule {
+            first: (Role::X, 3, "batch"),
+            second: (Role::Q, rank, "batch"),
+            problem: "batch sizes disagree: `x` has batch {first} but `q` has batch {second}",
+            help: "the layer projects x to q, k and v: give them the same batch",
+        },
+        Rule {
+            first: (Role::X, 2, "tokens"),
+            second: (Role::Q, 2, "queries"),
+            problem: "`x` has {first} tokens but `q` has {second} queries",
+            help: "a self-attention layer makes one query of each token: give q's queries x's token count",
+        },
+        Rule {
+            first: (Role::X, 2, "tokens"),
+            second: (Role::K, 2, "keys"),
+            problem: "`x` has {first} tokens but `k` has {second} keys",
+            help: "a self-attention layer makes one key of each token: give k's keys x's token count",
+        },
+    ];
+    if out {
+        rules.push(Rule {
+            first: (Role::X, 3, "batch"),
+            second: (Role::Out, 3, "batch"),
+            problem: "batch sizes disagree: `x` has batch {first} but `out` has batch {second}",
+            help: "the layer's output has one entry per batch entry of x",
+        });
+        rules.push(Rule {
+            first: (Role::X, 2, "tokens"),
+            second: (Role::Out, 2, "tokens"),
+            problem: "`x` has {first} tokens but `out` has {second}",
+            help: "the layer's output has one row per token of x",
+        });
+    }
+    rules
+}
+
 /// Applies the rules: ties unbound names to known sizes, then reports every disagreement.
-fn agreement(rank: usize, shapes: &mut [Vec<Resolved>; 3], names: &mut Names, errors: &mut Errors) {
-    let rules = rules(rank);
-    let at = |shapes: &[Vec<Resolved>; 3], (role, from_end, _): (Role, usize, &str)| {
-        shapes[role as usize][rank - from_end].clone()
+fn agreement(shapes: &mut [Vec<Resolved>; 5], names: &mut Names, errors: &mut Errors) {
+    let rank = shapes[Role::Q as usize].len();
+    let mut rules = rules(rank);
+    if !shapes[Role::X as usize].is_empty() {
+        rules.extend(layer_rules(rank, !shapes[Role::Out as usize].is_empty()));
+    }
+    // Both sides of each rule; a tensor the kernel does not declare (the layer's) has no
+    // axes, and its rules no sides.
+    let sides = |shapes: &[Vec<Resolved>; 5]| -> Vec<(usize, Resolved, Resolved)> {
+        let at = |(role, from_end, _): (Role, usize, &str)| {
+            let shape = &shapes[role as usize];
+            let index = shape.len().checked_sub(from_end)?;
+            shape.get(index).cloned()
+        };
+        (rules.iter().enumerate())
+            .filter_map(|(i, rule)| Some((i, at(rule.first)?, at(rule.second)?)))
+            .collect()
     };
     // Where a rule ties an unbound name to an axis of known size, the name takes that size;
     // a few passes reach the fixed point, since each pass can only bind more names.
     for _pass in 0..rules.len() {
         let mut changed = false;
-        for rule in &rules {
-            let (a, b) = (at(shapes, rule.first), at(shapes, rule.second));
+        for (_, a, b) in sides(shapes) {
             for (unbound, known) in [(&a, &b), (&b, &a)] {
                 if let (Value::Unbound(name), Value::Known(n)) = (&unbound.value, &known.value)
                     && let Entry::Vacant(entry) = names.inferred.entry(name.to_string())
@@ -655,8 +800,8 @@ fn agreement(rank: usize, shapes: &mut [Vec<Resolved>; 3], names: &mut Names, er
             break;
         }
     }
-    for rule in &rules {
-        let (a, b) = (at(shapes, rule.first), at(shapes, rule.second));
+    for (i, a, b) in sides(shapes) {
+        let rule = &rules[i];
         let problem = || {
             rule.problem
                 .replace("{first}", &a.to_string())
@@ -814,4 +959,116 @@ fn broadcast_shape(
         }
     }
     Some(resolved)
+}
+
+/// The layer form's ranks: x and out are `[batch, tokens, width]`, and q, k and v have heads.
+fn layer_ranks(
+    rank: usize,
+    q: &TensorDecl,
+    x: &TensorDecl,
+    out: Option<&TensorDecl>,
+    errors: &mut Errors,
+) -> Option<()> {
+    let mut ok = true;
+    for (role, tensor) in [(Role::X, Some(x)), (Role::Out, out)] {
+        if let Some(tensor) = tensor
+            && tensor.dims.len() != 3
+        {
+            ok = false;
+            errors.at(
+                tensor.bracket.span.join(),
+                format!(
+                    "`{}` has rank {}, but a layer's `{}` is `[batch, tokens, width]`",
+                    role.name(),
+                    tensor.dims.len(),
+                    role.name()
+                ),
+                format!("write `{}`", role.example(3)),
+            );
+        }
+    }
+    if rank != 4 {
+        ok = false;
+        errors.at(
+            q.bracket.span.join(),
+            "a layer splits `x` into heads, but `q` has no heads axis",
+            "declare q, k and v with their heads: `q: [B, H, N, Dh], k: [B, H, N, Dh], v: [B, H, N, Dh]`",
+        );
+    }
+    ok.then_some(())
+}
+
+/// The sizes of a layer's weights are known: the model width, the heads and their depths,
+/// and the output width. With `split_heads`, the model width is the heads times their depth.
+fn model_sizes(shapes: &[Vec<Resolved>; 5], options: &Options, errors: &mut Errors) {
+    let [q, k, v, x, out] = shapes;
+    let mut sizes = vec![
+        (&x[2], "`x`'s model width"),
+        (&q[1], "`q`'s heads"),
+        (&k[1], "`k`'s heads"),
+        (&q[3], "`q`'s depth"),
+        (&v[3], "`v`'s depth"),
+    ];
+    if let Some(width) = out.get(2) {
+        sizes.push((width, "`out`'s width"));
+    }
+    for (dim, what) in sizes {
+        if let (Value::Unbound(name), Some(_)) = (&dim.value, &dim.name) {
+            errors.at(
+                dim.span,
+                format!("{what} `{name}` is a size of the layer's weights, so it must be known"),
+                format!(
+                    "bind it in the `where` clause, such as `{name} = 64`, or write the number"
+                ),
+            );
+        }
+    }
+    // Each weight matrix fits in memory: `[heads·depth, width]` and the like.
+    let known = |dim: &Resolved| match dim.value {
+        Value::Known(n) => Some(n),
+        _ => None,
+    };
+    let features = |heads: &Resolved, depth: &Resolved| known(heads)?.checked_mul(known(depth)?);
+    let width = known(&x[2]);
+    for (what, outputs) in [
+        ("`query`", features(&q[1], &q[3])),
+        ("`key`", features(&k[1], &q[3])),
+        ("`value`", features(&k[1], &v[3])),
+    ] {
+        let bytes = width
+            .zip(outputs)
+            .and_then(|(w, o)| w.checked_mul(o)?.checked_mul(ELEMENT_BYTES));
+        if width.is_some() && outputs.is_some() && bytes.is_none_or(|b| b > i64::MAX as u64) {
+            errors.at(
+                x[2].span,
+                format!("the {what} weights of this layer would not fit in memory"),
+                "use a smaller model width, fewer heads or shallower heads",
+            );
+        }
+    }
+    if options.split_heads.is_some()
+        && let (Value::Known(width), Value::Known(heads), Value::Known(depth)) =
+            (&x[2].value, &q[1].value, &q[3].value)
+        && heads.checked_mul(*depth) != Some(*width)
+    {
+        errors.at(
+            q[3].span,
+            format!(
+                "`split_heads`: `x`'s model width {} is not `q`'s {} heads times their depth {}",
+                x[2], q[1], q[3]
+            ),
+            if width % heads == 0 {
+                format!(
+                    "with `split_heads` each head has depth width / heads: give q the depth {}, \
+                     or remove `split_heads` if the model's heads do not split its width",
+                    width / heads
+                )
+            } else {
+                format!(
+                    "{width} features do not split into {heads} equal heads: choose a head count \
+                     that divides the width, or remove `split_heads`"
+                )
+            },
+        );
+    }
 }

@@ -11,6 +11,7 @@
 //!          | 'valid_lengths'
 //!          | 'return_weights'
 //!          | 'return_lse'
+//!          | 'split_heads'                   (layers: model width = heads x depth)
 //! shape   := '[' dim (',' dim)* ','? ']'      (as a tensor's, parse.rs)
 //! ```
 //!
@@ -43,6 +44,8 @@ pub struct Options {
     pub valid_lengths: Option<Span>,
     /// The attention weights are returned beside the output, and the option's span.
     pub return_weights: Option<Span>,
+    /// A layer's model width is its heads times their depth (as `nn.MultiheadAttention`).
+    pub split_heads: Option<Span>,
     /// The log-sum-exp of each query row is returned beside the output, and its span.
     pub return_lse: Option<Span>,
 }
@@ -84,6 +87,7 @@ const AVAILABLE: &[&str] = &[
     "valid_lengths",
     "return_weights",
     "return_lse",
+    "split_heads",
 ];
 
 /// Splits `attrs` into attn's options and the attributes passed through to the generated
@@ -224,6 +228,10 @@ fn apply(options: &mut Options, name: Ident, value: Value, errors: &mut Errors) 
             let flag = flag(&name, value, errors, RETURN_LSE_HELP);
             set_once(&mut options.return_lse, flag, &name, errors);
         }
+        "split_heads" => {
+            let flag = flag(&name, value, errors, SPLIT_HEADS_HELP);
+            set_once(&mut options.split_heads, flag, &name, errors);
+        }
         "return_weights" => {
             let flag = flag(&name, value, errors, RETURN_WEIGHTS_HELP);
             set_once(&mut options.return_weights, flag, &name, errors);
@@ -279,6 +287,8 @@ const WINDOW_HELP: &str = "write the number of keys each query sees, such as `wi
 
 const VALID_LENGTHS_HELP: &str =
     "write `valid_lengths`: the kernel then takes each batch entry's number of valid keys";
+const SPLIT_HEADS_HELP: &str =
+    "write `split_heads`: a layer's model width is then checked to be its heads times their depth";
 const RETURN_WEIGHTS_HELP: &str =
     "write `return_weights`: the kernel then also returns the attention weights, `[.., Nq, Nk]`";
 const MASK_HELP: &str = "write the mask's shape, such as `mask = [B, 1, Nq, Nk]`: each axis is the \

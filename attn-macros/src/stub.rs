@@ -31,10 +31,14 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
         decl.tensors.iter().find(|t| t.role == name).or_else(|| {
             decl.tensors
                 .iter()
-                .find(|t| !["q", "k", "v"].iter().any(|r| t.role == r))
+                .find(|t| !["q", "k", "v", "x", "out"].iter().any(|r| t.role == r))
         })
     };
-    let rank = decl.tensors.first().map_or(3, |t| t.dims.len());
+    let rank = decl
+        .tensors
+        .iter()
+        .find(|t| t.role != "x")
+        .map_or(3, |t| t.dims.len());
     let mut dims_of = |name: &str| -> Vec<TokenStream> {
         match role(name) {
             Some(tensor) => tensor.dims.iter().map(|d| generics.dim(d)).collect(),
@@ -69,7 +73,35 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
         })
     };
     let (mask, bias) = (extra("mask", quote!(bool)), extra("bias", quote!(f32)));
+    // A layer takes the embeddings and four linear maps, and returns `[B, N, width]`.
+    let layer = decl.tensors.iter().find(|t| t.role == "x").map(|x| {
+        let x_dims: Vec<TokenStream> = x.dims.iter().map(|d| generics.dim(d)).collect();
+        let mut out: Vec<TokenStream> = x_dims.iter().take(2).cloned().collect();
+        let out_decl = decl.tensors.iter().find(|t| t.role == "out");
+        out.push(match out_decl.and_then(|t| t.dims.last()) {
+            Some(width) => generics.dim(width),
+            None => generics.fresh(),
+        });
+        let mut linear = |name: &str| {
+            let (input, output) = (generics.fresh(), generics.fresh());
+            let name = format_ident!("{}", name);
+            quote!(#name: &::attn_runtime::Linear<#input, #output>,)
+        };
+        let mut inputs = quote!();
+        for name in ["query", "key", "value"] {
+            inputs.extend(linear(name));
+        }
+        if out_decl.is_some() {
+            inputs.extend(linear("output"));
+        }
+        let x_ty = nest(&x_dims);
+        (quote!(x: &#x_ty, #inputs), nest(&out))
+    });
     let (q, k, v, out) = (nest(&q), nest(&k), nest(&v), nest(&out));
+    let (inputs, out) = match layer {
+        Some((inputs, out)) => (inputs, out),
+        None => (quote!(q: &#q, k: &#k, v: &#v,), out),
+    };
     let params = &generics.params;
     let generics = if params.is_empty() {
         quote!()
@@ -106,11 +138,11 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
     };
     quote! {
         #[allow(unused_variables, non_upper_case_globals, clippy::all)]
-        #vis fn #name #generics(q: &#q, k: &#k, v: &#v, #mask #bias #valid) -> #result {
+        #vis fn #name #generics(#inputs #mask #bias #valid) -> #result {
             ::core::unreachable!("attention! reported an error for this kernel")
         }
         #[allow(unused_variables, non_upper_case_globals, clippy::all)]
-        #vis fn #into #generics(q: &#q, k: &#k, v: &#v, #mask #bias #valid out: &mut #out, #out_params) #unit {
+        #vis fn #into #generics(#inputs #mask #bias #valid out: &mut #out, #out_params) #unit {
             ::core::unreachable!("attention! reported an error for this kernel")
         }
     }

@@ -6,6 +6,7 @@ pub use crate::kernels::{
     mask_causal, normalize, online_softmax, pack_keys, run, scores, softcap_scores, visible_keys,
     write_weights,
 };
+pub use crate::project::{merge_heads, merge_heads_project, project_heads};
 pub use crate::simd::Simd;
 pub use crate::valid::check_valid_lengths;
 

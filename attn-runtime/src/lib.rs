@@ -24,8 +24,10 @@
 //! # The DSL
 //!
 //! ```text
-//! kernel  := attr* vis 'fn' IDENT '<' tensor ',' tensor ',' tensor '>' ('where' bind (',' bind)*)? ';'
-//! tensor  := ('q' | 'k' | 'v') ':' '[' dim (',' dim)* ']'
+//! kernel  := attr* vis 'fn' IDENT '<' ('x' ':' shape ',')? tensor ',' tensor ',' tensor
+//!            (',' 'out' ':' shape)? '>' ('where' bind (',' bind)*)? ';'
+//! tensor  := ('q' | 'k' | 'v') ':' shape
+//! shape   := '[' dim (',' dim)* ']'
 //! dim     := IDENT | INTEGER
 //! bind    := IDENT '=' INTEGER
 //! attr    := doc comments and ordinary attributes (passed through) | '#[attn(' option, .. ')]'
@@ -55,6 +57,31 @@
 //! assert!((out[0][1][299][63] - 0.01).abs() < 1e-6);
 //! assert_eq!(encoder::info::<300>().shape.keys, 300);
 //! # Ok::<(), attn_runtime::ShapeError>(())
+//! ```
+//!
+//! # Layers
+//!
+//! A kernel that declares the embeddings `x` first is a self-attention layer: x is projected
+//! to q, k and v by [`Linear`] maps in PyTorch's `[out, in]` layout, split into the declared
+//! heads, attended, merged, and projected to `out` when it is declared. The attention inside
+//! is the kernel `name_attention`.
+//!
+//! ```
+//! use attn_runtime::{Embedding, Linear, Tensor, attention};
+//!
+//! attention! {
+//!     /// nn.MultiheadAttention(8, 2) over any number of tokens.
+//!     #[attn(split_heads)]
+//!     fn layer<x: [1, N, 8], q: [1, 2, N, 4], k: [1, 2, N, 4], v: [1, 2, N, 4], out: [1, N, 8]>;
+//! }
+//!
+//! let table = Embedding::<10, 8>::from_slice("wte", &[0.5; 80])?;
+//! let x = table.embed(&[[1, 2, 3]]).expect("ids below 10");
+//! let identity: Vec<f32> = (0..64).map(|i| if i % 9 == 0 { 1.0 } else { 0.0 }).collect();
+//! let proj = Linear::<8, 8>::from_slices("proj", &identity, None)?;
+//! let out = layer(&x, &proj, &proj, &proj, &proj);
+//! assert_eq!(out[0][2], [0.5; 8]);
+//! # Ok::<(), attn_runtime::WeightError>(())
 //! ```
 //!
 //! # What is checked at compile time
@@ -96,11 +123,13 @@ extern crate self as attn_runtime;
 
 mod info;
 mod kernels;
+mod project;
 pub mod simd;
 mod tensor;
 #[cfg(feature = "threads")]
 pub mod threads;
 mod valid;
+mod weights;
 
 #[doc(hidden)]
 pub mod __private;
@@ -127,3 +156,6 @@ pub use attn_macros::attention;
 pub use info::{KernelInfo, KernelShape, Plan};
 pub use tensor::{Array, ShapeError, Tensor};
 pub use valid::ValidLengthError;
+#[cfg(feature = "safetensors")]
+pub use weights::safetensors;
+pub use weights::{Embedding, Linear, TokenError, WeightError};

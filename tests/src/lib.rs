@@ -340,36 +340,69 @@ pub fn assert_accurate(
     v: &[f32],
     actual: &[f32],
 ) -> (f64, f64) {
-    let expected = reference(problem, q, k, v);
+    let what = format!(
+        "{what} ({} problems of {} queries x {} keys, depth {}/{}, {:?}, window {:?}, cap {:?})",
+        problem.problems,
+        problem.queries,
+        problem.keys,
+        problem.depth,
+        problem.value_depth,
+        problem.mask,
+        problem.window,
+        problem.softcap
+    );
     let naive = naive_f32(problem, q, k, v);
-    assert_eq!(actual.len(), expected.len(), "{what}: output length");
+    assert_within(
+        &what,
+        "output",
+        &reference(problem, q, k, v),
+        &naive,
+        actual,
+    )
+}
+/// Holds `actual` to DESIGN section 6 against `reference` (f64) and `naive` (the same
+/// computed plainly in f32): every value within `max(1e-6, 4 · e_naive)` of the reference,
+/// relative to `1 + |reference|`, where `e_naive` is the largest such error of `naive`; NaN
+/// and infinities must match exactly. Returns the largest error of `actual` and `e_naive`.
+fn assert_within(
+    what: &str,
+    item: &str,
+    reference: &[f64],
+    naive: &[f64],
+    actual: &[f32],
+) -> (f64, f64) {
+    assert_eq!(actual.len(), reference.len(), "{what}: number of {item}s");
     let relative = |x: f64, r: f64| (x - r).abs() / (1.0 + r.abs());
     let e_naive = naive
         .iter()
-        .zip(&expected)
+        .zip(reference)
         .filter(|(_, r)| r.is_finite())
         .map(|(&x, &r)| relative(x, r))
         .fold(0.0, f64::max);
     let tolerance = f64::max(1e-6, 4.0 * e_naive);
     let mut worst = 0.0f64;
-    for (index, (&x, &r)) in actual.iter().zip(&expected).enumerate() {
+    for (index, (&x, &r)) in actual.iter().zip(reference).enumerate() {
         if r.is_nan() {
             assert!(
                 x.is_nan(),
-                "{what}: output {index} is {x}, the reference NaN"
+                "{what}: {item} {index} is {x}, the reference NaN"
             );
+            continue;
+        }
+        if r.is_infinite() {
+            assert_eq!(x as f64, r, "{what}: {item} {index}");
             continue;
         }
         assert!(
             !x.is_nan(),
-            "{what}: output {index} is NaN, the reference {r}"
+            "{what}: {item} {index} is NaN, the reference {r}"
         );
         let error = relative(x as f64, r);
         worst = worst.max(error);
         assert!(
             error <= tolerance,
-            "{what}: output {index} is {x}, the reference {r}: relative error {error:e} > {tolerance:e} \
-             (e_naive {e_naive:e}) for {problem:?}"
+            "{what}: {item} {index} is {x}, the reference {r}: relative error {error:e} > \
+             {tolerance:e} (e_naive {e_naive:e})"
         );
     }
     (worst, e_naive)
@@ -430,31 +463,14 @@ pub fn assert_weights_accurate(
     k: &[f32],
     actual: &[f32],
 ) {
-    let reference = weights::<f64>(problem, q, k);
     let naive = weights::<f32>(problem, q, k);
-    assert_eq!(actual.len(), reference.len(), "{what}: length");
-    let relative = |x: f64, r: f64| (x - r).abs() / (1.0 + r.abs());
-    let e_naive = naive
-        .iter()
-        .zip(&reference)
-        .filter(|(_, r)| r.is_finite())
-        .map(|(&x, &r)| relative(x, r))
-        .fold(0.0, f64::max);
-    let tolerance = f64::max(1e-6, 4.0 * e_naive);
-    for (index, (&x, &r)) in actual.iter().zip(&reference).enumerate() {
-        if r.is_nan() {
-            assert!(
-                x.is_nan(),
-                "{what}: weight {index} is {x}, the reference NaN"
-            );
-            continue;
-        }
-        let error = relative(x as f64, r);
-        assert!(
-            error <= tolerance,
-            "{what}: weight {index} is {x}, the reference {r}: {error:e} > {tolerance:e}"
-        );
-    }
+    assert_within(
+        what,
+        "weight",
+        &weights::<f64>(problem, q, k),
+        &naive,
+        actual,
+    );
 }
 
 /// Holds a kernel's log-sum-exp to the rule of DESIGN section 6, as [`assert_accurate`] does
@@ -466,26 +482,149 @@ pub fn assert_weights_accurate(
 /// assert_lse_accurate("two equal scores", &problem, &[0.0], &[1.0, 1.0], &[2f32.ln()]);
 /// ```
 pub fn assert_lse_accurate(what: &str, problem: &Problem, q: &[f32], k: &[f32], lse: &[f32]) {
-    let reference = log_sum_exp::<f64>(problem, q, k);
     let naive = log_sum_exp::<f32>(problem, q, k);
-    assert_eq!(lse.len(), reference.len(), "{what}: length");
-    let relative = |x: f64, r: f64| (x - r).abs() / (1.0 + r.abs());
-    let e_naive = naive
-        .iter()
-        .zip(&reference)
-        .filter(|(_, r)| r.is_finite())
-        .map(|(&x, &r)| relative(x, r))
-        .fold(0.0, f64::max);
-    let tolerance = f64::max(1e-6, 4.0 * e_naive);
-    for (row, (&x, &r)) in lse.iter().zip(&reference).enumerate() {
-        if r == f64::NEG_INFINITY {
-            assert_eq!(x, f32::NEG_INFINITY, "{what}: row {row} sees no key");
-            continue;
+    assert_within(what, "lse", &log_sum_exp::<f64>(problem, q, k), &naive, lse);
+}
+
+/// The shape of a self-attention layer: `x` `[batch, tokens, width]` projected to `heads`
+/// query heads and `kv_heads` key/value heads, attended, merged, and projected to
+/// `out_width` when there is an output projection.
+#[derive(Clone, Debug)]
+pub struct LayerShape {
+    /// Batch entries.
+    pub batch: usize,
+    /// Tokens per entry: queries and keys.
+    pub tokens: usize,
+    /// The model width of `x`.
+    pub width: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key and value heads (a divisor of `heads`).
+    pub kv_heads: usize,
+    /// The depth of query and key heads.
+    pub depth: usize,
+    /// The depth of value heads.
+    pub value_depth: usize,
+    /// The scale of the scores.
+    pub scale: f32,
+    /// A causal mask, or none.
+    pub mask: Mask,
+}
+
+/// A linear map's weight `[out, in]` and optional bias `[out]`, as PyTorch stores them.
+pub type LinearRef<'a> = (&'a [f32], Option<&'a [f32]>);
+
+/// The weights of a layer: the projections of q, k, v and the optional output projection.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerWeights<'a> {
+    /// `[heads·depth, width]`.
+    pub query: LinearRef<'a>,
+    /// `[kv_heads·depth, width]`.
+    pub key: LinearRef<'a>,
+    /// `[kv_heads·value_depth, width]`.
+    pub value: LinearRef<'a>,
+    /// `[out_width, heads·value_depth]`, or none.
+    pub output: Option<LinearRef<'a>>,
+}
+
+/// `W·x + b` over rows of `x`, in `T`.
+fn linear<T: Float>(x: &[T], inputs: usize, (weight, bias): LinearRef) -> Vec<T> {
+    let outputs = weight.len() / inputs;
+    let mut y = Vec::with_capacity(x.len() / inputs * outputs);
+    for row in x.chunks_exact(inputs) {
+        for o in 0..outputs {
+            let mut acc = bias.map_or(T::of(0.0), |b| T::of(b[o]));
+            for (i, &xi) in row.iter().enumerate() {
+                acc = acc + xi * T::of(weight[o * inputs + i]);
+            }
+            y.push(acc);
         }
-        let error = relative(x as f64, r);
-        assert!(
-            error <= tolerance,
-            "{what}: lse of row {row} is {x}, the reference {r}: {error:e} > {tolerance:e}"
-        );
     }
+    y
+}
+
+/// The whole layer in `T`: projections, heads, attention, merge, output projection.
+fn layer<T: Float>(shape: &LayerShape, weights: &LayerWeights, x: &[f32]) -> Vec<f64>
+where
+    f64: From<T>,
+{
+    let LayerShape {
+        batch,
+        tokens: n,
+        width,
+        heads,
+        kv_heads,
+        depth,
+        value_depth,
+        ..
+    } = *shape;
+    let x: Vec<T> = x.iter().map(|&v| T::of(v)).collect();
+    let (q, k, v) = (
+        linear(&x, width, weights.query),
+        linear(&x, width, weights.key),
+        linear(&x, width, weights.value),
+    );
+    let mut merged = vec![T::of(0.0); batch * n * heads * value_depth];
+    for b in 0..batch {
+        for h in 0..heads {
+            let g = h / (heads / kv_heads);
+            for i in 0..n {
+                let query = &q[(b * n + i) * heads * depth + h * depth..][..depth];
+                let seen = shape.mask.visible(i, n, n);
+                let scores: Vec<(usize, T)> = (0..seen)
+                    .map(|j| {
+                        let key = &k[(b * n + j) * kv_heads * depth + g * depth..][..depth];
+                        let dot = query
+                            .iter()
+                            .zip(key)
+                            .fold(T::of(0.0), |acc, (&a, &c)| acc + a * c);
+                        (j, dot * T::of(shape.scale))
+                    })
+                    .collect();
+                let (max, sum) = softmax_statistics(&scores);
+                for e in 0..value_depth {
+                    let mut acc = T::of(0.0);
+                    for &(j, s) in &scores {
+                        let value = v[(b * n + j) * kv_heads * value_depth + g * value_depth + e];
+                        acc = acc + (s - max).exp() * value;
+                    }
+                    merged[(b * n + i) * heads * value_depth + h * value_depth + e] = acc / sum;
+                }
+            }
+        }
+    }
+    let out = match weights.output {
+        Some(output) => linear(&merged, heads * value_depth, output),
+        None => merged,
+    };
+    out.into_iter().map(f64::from).collect()
+}
+
+/// Holds a layer's output to the rule of DESIGN section 6, end to end: within
+/// `max(1e-6, 4 · e_naive)` of the layer computed in f64, relative to `1 + |reference|`,
+/// where `e_naive` is the error of the same layer computed plainly in f32.
+///
+/// ```
+/// use attn_tests::{LayerShape, LayerWeights, Mask, assert_layer_accurate};
+/// let shape = LayerShape { batch: 1, tokens: 1, width: 1, heads: 1, kv_heads: 1, depth: 1,
+///     value_depth: 1, scale: 1.0, mask: Mask::None };
+/// let identity = (&[1.0f32][..], None);
+/// let weights = LayerWeights { query: identity, key: identity, value: identity, output: None };
+/// assert_layer_accurate("one token", &shape, &weights, &[3.0], &[3.0]);
+/// ```
+pub fn assert_layer_accurate(
+    what: &str,
+    shape: &LayerShape,
+    weights: &LayerWeights,
+    x: &[f32],
+    actual: &[f32],
+) {
+    let naive = layer::<f32>(shape, weights, x);
+    assert_within(
+        what,
+        "output",
+        &layer::<f64>(shape, weights, x),
+        &naive,
+        actual,
+    );
 }

@@ -492,3 +492,87 @@ fn return_weights_adds_an_output_of_queries_by_keys() {
         "{output}"
     );
 }
+
+#[test]
+fn a_layer_ties_x_to_q_k_and_v_and_knows_its_model_sizes() {
+    let layer = |x: &str, tail: &str| {
+        format!(
+            "fn f<x: {x}, q: [B, H, N, Dh], k: [B, H, N, Dh], v: [B, H, N, Dh]{tail}> where B = 1, H = 4, Dh = 16;"
+        )
+    };
+    expect(&layer("[B, N, 64]", ""), &[]);
+    expect(&layer("[B, N, 64]", ", out: [B, N, 32]"), &[]);
+    expect(
+        &layer("[B, 7, 64]", "").replace("q: [B, H, N, Dh]", "q: [B, H, 5, Dh]"),
+        &[("`x` has 7 tokens but `q` has 5 queries", "5", 0)],
+    );
+    expect(
+        &layer("[2, N, 64]", ""),
+        &[(
+            "batch sizes disagree: `x` has batch 2 but `q` has batch `B` = 1",
+            "B",
+            0,
+        )],
+    );
+    expect(
+        &layer("[B, N, Dm]", ""),
+        &[(
+            "`x`'s model width `Dm` is a size of the layer's weights",
+            "Dm",
+            0,
+        )],
+    );
+    expect(
+        &layer("[B, N]", ""),
+        &[(
+            "`x` has rank 2, but a layer's `x` is `[batch, tokens, width]`",
+            "[B, N]",
+            0,
+        )],
+    );
+    expect(
+        "fn f<x: [1, N, 8], q: [1, N, 8], k: [1, N, 8], v: [1, N, 8]>;",
+        &[(
+            "a layer splits `x` into heads, but `q` has no heads axis",
+            "[1, N, 8]",
+            1,
+        )],
+    );
+    expect(
+        "fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3], out: [1, 2, 3]>;",
+        &[("`out` is the output of a layer", "out", 0)],
+    );
+    expect(
+        &format!("#[attn(split_heads)] {}", layer("[B, N, 48]", "")),
+        &[(
+            "`split_heads`: `x`'s model width 48 is not `q`'s `H` = 4 heads times their depth `Dh` = 16",
+            "Dh",
+            0,
+        )],
+    );
+    expect(
+        &format!("#[attn(split_heads)] {}", layer("[B, N, 64]", "")),
+        &[],
+    );
+    expect(
+        "fn f<q: [1, H, N, 2], x: [1, N, 8], k: [1, H, N, 2], v: [1, H, N, 2]> where H = 4;",
+        &[("the tensors are declared in the order q, x, k, v", "q", 0)],
+    );
+    // The layer's signature: x and three linear maps in PyTorch's [out, in] layout, and the
+    // attention inside under its own name.
+    let output = expand(&layer("[B, N, 64]", ", out: [B, N, 32]")).to_string();
+    for part in [
+        "fn f < const N : usize > (x : & [[[f32 ; 64] ; N] ; 1] , query : & :: attn_runtime :: Linear < 64 , 64 >",
+        "output : & :: attn_runtime :: Linear < 64 , 32 >",
+        "fn f_attention < const N : usize >",
+    ] {
+        assert!(output.contains(part), "{part} in {output}");
+    }
+    // A layer with an error keeps the layer's signature in its stub.
+    let output = expand(&layer("[B, N, Dm]", ", out: [B, N, 32]")).to_string();
+    assert!(output.contains("x : & [[["), "{output}");
+    assert!(
+        output.contains("output : & :: attn_runtime :: Linear <"),
+        "{output}"
+    );
+}

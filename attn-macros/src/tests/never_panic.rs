@@ -27,6 +27,12 @@ const SEEDS: &[&str] = &[
     "fn any_length<q: [2, N, 8], k: [2, M, 8], v: [2, M, 5],>;",
     "fn grouped<q: [1, 8, N, 16], k: [1, 2, N, 16], v: [1, 2, N, 16]>;
      fn any_heads<q: [1, Hq, 3, 4], k: [1, Hkv, 5, 4], v: [1, Hkv, 5, 2]>;",
+    "#[attn(mask = [B, 1, 1, N], bias = [1, H, N, N], return_weights, return_lse)]
+     fn masked<q: [B, H, N, 8], k: [B, H, N, 8], v: [B, H, N, 8]> where B = 2, H = 3;",
+    "#[attn(split_heads, causal)]
+     fn layer<x: [B, N, Dm], q: [B, H, N, Dh], k: [B, H, N, Dh], v: [B, H, N, Dh], out: [B, N, Dm]>
+     where B = 1, Dm = 64, H = 4, Dh = 16;
+     fn merged<x: [1, 3, 6], q: [1, 4, 3, 2], k: [1, 2, 3, 2], v: [1, 2, 3, 3]>;",
 ];
 
 /// Inputs that are wrong on purpose, beyond what the mutations reach.
@@ -48,6 +54,12 @@ const MALFORMED: &[&str] = &[
     "fn f<q: [[1], 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
     "fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]> extra;",
     "#[attn] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+    "#[attn(mask = [])] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+    "#[attn(mask = [1, 2, 4], mask = [1, 2, 4])] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+    "#[attn(bias = [[1]])] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+    "fn f<x: [], q: [1, 1, 2, 3], k: [1, 1, 4, 3], v: [1, 1, 4, 3]>;",
+    "fn f<x: [1, 2, 3], x: [1, 2, 3], q: [1, 1, 2, 3], k: [1, 1, 2, 3], v: [1, 1, 2, 3], out: [1]>;",
+    "fn f<x: [1, 2, 0], q: [1, 1, 2, 3], k: [1, 1, 2, 3], v: [1, 1, 2, 3], out: [1, 2, 99999999999999999]>;",
     "#[attn()] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
     "#[attn(scale)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
     "#[attn(scale = 1e400)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",

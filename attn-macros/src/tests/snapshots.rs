@@ -97,3 +97,15 @@ fn padding_mask_with_weights() {
         false,
     );
 }
+
+#[test]
+fn encoder_layer() {
+    snapshot(
+        "encoder_layer",
+        "/// One self-attention layer as nn.MultiheadAttention(64, 4), over any number of tokens.
+         #[attn(split_heads)]
+         pub fn encoder<x: [B, N, Dm], q: [B, H, N, Dh], k: [B, H, N, Dh], v: [B, H, N, Dh], out: [B, N, Dm]>
+         where B = 1, Dm = 64, H = 4, Dh = 16;",
+        false,
+    );
+}

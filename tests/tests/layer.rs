@@ -1,0 +1,256 @@
+//! The layer form: embeddings projected to heads, attention, heads merged and projected;
+//! weights from slices and safetensors files, and the embedding table, with their errors.
+
+use attn_runtime::simd::{Isa, with_isa};
+use attn_runtime::{Embedding, Linear, Tensor, TokenError, WeightError, attention};
+use attn_tests::{LayerShape, LayerWeights, Mask, Rng, assert_layer_accurate};
+
+attention! {
+    /// An encoder layer as `nn.MultiheadAttention` (biases everywhere, an output projection),
+    /// over any number of tokens.
+    #[attn(split_heads)]
+    fn encoder<x: [B, N, Dm], q: [B, H, N, Dh], k: [B, H, N, Dh], v: [B, H, N, Dh], out: [B, N, Dm]>
+    where B = 2, Dm = 64, H = 4, Dh = 16;
+
+    /// Grouped-query heads, values of another depth, no output projection: tiny, unrolled.
+    fn grouped<x: [1, 3, 6], q: [1, 4, 3, 2], k: [1, 2, 3, 2], v: [1, 2, 3, 3]>;
+
+    /// A causal decoder layer that also returns its attention weights.
+    #[attn(causal, return_weights)]
+    fn decoder<x: [1, N, 32], q: [1, 2, N, 16], k: [1, 2, N, 16], v: [1, 2, N, 16], out: [1, N, 24]>;
+}
+
+/// Random weights `[out, in]` and, if `bias`, a bias `[out]`.
+fn random_linear(
+    rng: &mut Rng,
+    inputs: usize,
+    outputs: usize,
+    bias: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let scale = 1.0 / (inputs as f32).sqrt();
+    let weight = rng.values(inputs * outputs, scale);
+    (weight, bias.then(|| rng.values(outputs, 0.1)))
+}
+
+fn load<const IN: usize, const OUT: usize>(
+    name: &str,
+    (w, b): &(Vec<f32>, Option<Vec<f32>>),
+) -> Linear<IN, OUT> {
+    Linear::from_slices(name, w, b.as_deref()).expect("the shapes match")
+}
+
+fn view((w, b): &(Vec<f32>, Option<Vec<f32>>)) -> (&[f32], Option<&[f32]>) {
+    (w, b.as_deref())
+}
+
+#[test]
+fn an_encoder_layer_matches_the_f64_reference_on_every_instruction_set() {
+    let mut rng = Rng::new(21);
+    let ws: Vec<_> = (0..4)
+        .map(|_| random_linear(&mut rng, 64, 64, true))
+        .collect();
+    let (query, key, value, output) = (
+        load::<64, 64>("q_proj", &ws[0]),
+        load::<64, 64>("k_proj", &ws[1]),
+        load::<64, 64>("v_proj", &ws[2]),
+        load::<64, 64>("out_proj", &ws[3]),
+    );
+    let weights = LayerWeights {
+        query: view(&ws[0]),
+        key: view(&ws[1]),
+        value: view(&ws[2]),
+        output: Some(view(&ws[3])),
+    };
+    let x = Tensor::<[[[f32; 64]; 37]; 2]>::from_vec(rng.values(2 * 37 * 64, 1.0)).unwrap();
+    let shape = LayerShape {
+        batch: 2,
+        tokens: 37,
+        width: 64,
+        heads: 4,
+        kv_heads: 4,
+        depth: 16,
+        value_depth: 16,
+        scale: 0.25,
+        mask: Mask::None,
+    };
+    for isa in Isa::supported() {
+        let out = with_isa(isa, || {
+            let mut out = Tensor::<[[[f32; 64]; 37]; 2]>::zeros();
+            encoder_into(&x, &query, &key, &value, &output, &mut out);
+            out
+        })
+        .unwrap();
+        assert_layer_accurate(
+            &format!("encoder on {isa}"),
+            &shape,
+            &weights,
+            x.as_flat(),
+            out.as_flat(),
+        );
+    }
+}
+
+#[test]
+fn grouped_heads_without_an_output_projection_merge_side_by_side() {
+    let mut rng = Rng::new(22);
+    let (wq, wk, wv) = (
+        random_linear(&mut rng, 6, 8, false),
+        random_linear(&mut rng, 6, 4, true),
+        random_linear(&mut rng, 6, 6, true),
+    );
+    let x = [[
+        [0.1, -0.4, 0.9, 0.3, -0.2, 0.5],
+        [0.7, 0.2, -0.6, 0.0, 0.4, -0.1],
+        [-0.3, 0.8, 0.1, -0.5, 0.6, 0.2],
+    ]];
+    let out = grouped(&x, &load(".q", &wq), &load(".k", &wk), &load(".v", &wv));
+    let shape = LayerShape {
+        batch: 1,
+        tokens: 3,
+        width: 6,
+        heads: 4,
+        kv_heads: 2,
+        depth: 2,
+        value_depth: 3,
+        scale: (1.0 / 2f64.sqrt()) as f32,
+        mask: Mask::None,
+    };
+    let weights = LayerWeights {
+        query: view(&wq),
+        key: view(&wk),
+        value: view(&wv),
+        output: None,
+    };
+    let flat: Vec<f32> = x.as_flattened().as_flattened().to_vec();
+    assert_eq!(grouped_attention::INFO.plan, attn_runtime::Plan::Unrolled);
+    assert_layer_accurate(
+        "grouped",
+        &shape,
+        &weights,
+        &flat,
+        out.as_flattened().as_flattened(),
+    );
+}
+
+#[test]
+fn a_causal_layer_returns_the_weights_of_its_heads() {
+    let mut rng = Rng::new(23);
+    let (wq, wk, wv, wo) = (
+        random_linear(&mut rng, 32, 32, true),
+        random_linear(&mut rng, 32, 32, false),
+        random_linear(&mut rng, 32, 32, true),
+        random_linear(&mut rng, 32, 24, true),
+    );
+    let x = Tensor::<[[[f32; 32]; 70]; 1]>::from_vec(rng.values(70 * 32, 1.0)).unwrap();
+    let mut out = Tensor::<[[[f32; 24]; 70]; 1]>::zeros();
+    let mut attention_weights = Tensor::<[[[[f32; 70]; 70]; 2]; 1]>::zeros();
+    decoder_into(
+        &x,
+        &load("q", &wq),
+        &load("k", &wk),
+        &load("v", &wv),
+        &load("o", &wo),
+        &mut out,
+        &mut attention_weights,
+    );
+    let shape = LayerShape {
+        batch: 1,
+        tokens: 70,
+        width: 32,
+        heads: 2,
+        kv_heads: 2,
+        depth: 16,
+        value_depth: 16,
+        scale: 0.25,
+        mask: Mask::TopLeft,
+    };
+    let weights = LayerWeights {
+        query: view(&wq),
+        key: view(&wk),
+        value: view(&wv),
+        output: Some(view(&wo)),
+    };
+    assert_layer_accurate("decoder", &shape, &weights, x.as_flat(), out.as_flat());
+    for head in attention_weights[0].iter() {
+        for (i, row) in head.iter().enumerate() {
+            let sum: f32 = row.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5, "row {i} sums to {sum}");
+            assert!(
+                row[i + 1..].iter().all(|&w| w == 0.0),
+                "row {i} sees no later token"
+            );
+        }
+    }
+}
+
+#[test]
+fn weights_of_the_wrong_shape_are_errors_naming_the_tensor_and_both_shapes() {
+    let error = Linear::<64, 64>::from_slices("q_proj", &[0.0; 64 * 32], None).unwrap_err();
+    assert_eq!(
+        error,
+        WeightError::Length {
+            tensor: "q_proj.weight".into(),
+            expected: vec![64, 64],
+            actual: 2048
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "`q_proj.weight` holds 2048 values, but the layer expects shape [64, 64] ([out, in]), 4096 values"
+    );
+    let bytes = attn_runtime::safetensors::serialize_f32([
+        ("q_proj.weight", vec![32, 64], &[0.5f32; 32 * 64][..]),
+        ("q_proj.bias", vec![32], &[0.25f32; 32][..]),
+        ("wte", vec![10, 64], &[1.0f32; 640][..]),
+    ])
+    .unwrap();
+    let file = attn_runtime::safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let loaded = Linear::<64, 32>::from_safetensors(&file, "q_proj").unwrap();
+    assert_eq!(loaded.weight()[31][63], 0.5);
+    assert_eq!(loaded.bias(), Some(&[0.25; 32]));
+    assert_eq!(
+        Linear::<64, 64>::from_safetensors(&file, "q_proj").unwrap_err(),
+        WeightError::Shape {
+            tensor: "q_proj.weight".into(),
+            expected: vec![64, 64],
+            actual: vec![32, 64]
+        }
+    );
+    assert_eq!(
+        Linear::<64, 32>::from_safetensors(&file, "k_proj").unwrap_err(),
+        WeightError::Missing {
+            tensor: "k_proj.weight".into()
+        }
+    );
+    let table = Embedding::<10, 64>::from_safetensors(&file, "wte").unwrap();
+    assert_eq!(table.table()[9], [1.0; 64]);
+}
+
+#[test]
+fn token_ids_become_the_layers_embeddings_and_an_id_out_of_range_is_an_error() {
+    let mut rng = Rng::new(24);
+    let table = Embedding::<50, 6>::from_slice("wte", &rng.values(50 * 6, 1.0)).unwrap();
+    let ids = [[3u32, 49, 0]];
+    let x = table.embed(&ids).unwrap();
+    assert_eq!(x[0][1], table.table()[49]);
+    let (wq, wk, wv) = (
+        random_linear(&mut rng, 6, 8, false),
+        random_linear(&mut rng, 6, 4, false),
+        random_linear(&mut rng, 6, 6, false),
+    );
+    let from_ids = grouped(&x, &load("q", &wq), &load("k", &wk), &load("v", &wv));
+    let gathered = [[table.table()[3], table.table()[49], table.table()[0]]];
+    assert_eq!(
+        from_ids,
+        grouped(&gathered, &load("q", &wq), &load("k", &wk), &load("v", &wv))
+    );
+    assert_eq!(
+        table.embed(&[[3u32, 50, 0]]).unwrap_err(),
+        TokenError {
+            batch_entry: 0,
+            position: 1,
+            id: 50,
+            vocabulary: 50
+        }
+    );
+}
