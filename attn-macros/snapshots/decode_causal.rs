@@ -159,6 +159,7 @@ pub mod step {
                 keys: N as u64,
                 depth: 64,
                 value_depth: 64,
+                element_bytes: 4,
             },
             ::attn_runtime::Plan::Tiled {
                 query_block: 4,

@@ -136,6 +136,7 @@ pub mod encoder_attention {
                 keys: N as u64,
                 depth: 16,
                 value_depth: 16,
+                element_bytes: 4,
             },
             ::attn_runtime::Plan::Tiled {
                 query_block: 128,

@@ -135,6 +135,7 @@ pub mod encoder {
                 keys: N as u64,
                 depth: 32,
                 value_depth: 32,
+                element_bytes: 4,
             },
             ::attn_runtime::Plan::Tiled {
                 query_block: 128,

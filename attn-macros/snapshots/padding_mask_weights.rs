@@ -199,6 +199,7 @@ pub mod padded {
                 keys: N as u64,
                 depth: 16,
                 value_depth: 16,
+                element_bytes: 4,
             },
             ::attn_runtime::Plan::Tiled {
                 query_block: 128,

@@ -120,6 +120,7 @@ pub mod seed_example {
                 keys: 4,
                 depth: 3,
                 value_depth: 3,
+                element_bytes: 4,
             },
             ::attn_runtime::Plan::Unrolled,
         )

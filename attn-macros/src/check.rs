@@ -159,7 +159,7 @@ impl Role {
     }
 }
 
-/// The size of `f32`, the element type of this version.
+/// The size of `f32`, the element type of layers and of the weights.
 const ELEMENT_BYTES: u64 = 4;
 
 /// Checks one kernel, reporting every violation into `errors`.
@@ -210,7 +210,17 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
     agreement(&mut shapes, &mut names, errors);
     if x.is_some() {
         model_sizes(&shapes, &options, errors);
+        if let Some((dtype, span)) = options.dtype
+            && dtype != options::Dtype::F32
+        {
+            errors.at(
+                span,
+                format!("a layer computes in f32 in this version, not in {}", dtype.name()),
+                "remove `dtype` from the layer, or declare its attention alone (q, k, v) with the dtype",
+            );
+        }
     }
+    let element = options.dtype.map_or(4, |(dtype, _)| dtype.bytes());
     if rank == 4 {
         grouped_heads(&shapes[0][1], &shapes[1][1], errors);
     }
@@ -226,7 +236,13 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
     }
     let decls = [q_decl, k_decl, v_decl];
     for (role, (shape, decl)) in Role::ALL.iter().zip(shapes.iter().zip(decls)) {
-        fits(role.name(), shape, decl.bracket.span.join(), errors);
+        fits(
+            role.name(),
+            shape,
+            element,
+            decl.bracket.span.join(),
+            errors,
+        );
     }
     let attention_shapes = [shapes[0].clone(), shapes[1].clone(), shapes[2].clone()];
     let extras = [&options.mask, &options.bias].map(|extra| {
@@ -237,7 +253,13 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
     let [q, k, v, x_shape, out_shape] = shapes;
     let mut out = q[..rank - 1].to_vec();
     out.push(v[rank - 1].clone());
-    fits("the output", &out, q_decl.bracket.span.join(), errors);
+    fits(
+        "the output",
+        &out,
+        element,
+        q_decl.bracket.span.join(),
+        errors,
+    );
 
     if !errors.is_empty() {
         return None;
@@ -827,14 +849,14 @@ fn agreement(shapes: &mut [Vec<Resolved>; 5], names: &mut Names, errors: &mut Er
 
 /// A tensor's storage fits in an array: its byte count fits in `isize`, computed without
 /// overflow. Unbound names are checked by rustc when the kernel is instantiated.
-fn fits(what: &str, shape: &[Resolved], span: Span, errors: &mut Errors) {
+fn fits(what: &str, shape: &[Resolved], element: u64, span: Span, errors: &mut Errors) {
     let mut values: Option<u64> = Some(1);
     for dim in shape {
         if let Value::Known(n) = dim.value {
             values = values.and_then(|v| v.checked_mul(n));
         }
     }
-    let bytes = values.and_then(|v| v.checked_mul(ELEMENT_BYTES));
+    let bytes = values.and_then(|v| v.checked_mul(element));
     if bytes.is_none_or(|b| b > i64::MAX as u64) {
         let count = match values {
             Some(v) => format!("{v} values"),

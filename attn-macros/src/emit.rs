@@ -10,7 +10,7 @@
 //! notes on a wrongly shaped argument point back at the shape the user declared.
 
 use crate::check::{Dim, Kernel, Layer, Size};
-use crate::options::Causal;
+use crate::options::{Causal, Dtype};
 use crate::plan::Plan;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -91,9 +91,16 @@ fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
     let error = quote!(::attn_runtime::ValidLengthError);
     let attention_out = kernel.out();
     let lse_dims = &attention_out[..attention_out.len() - 1];
-    let (lse_ty, lse_zeros) = (array_type(lse_dims), zeros(lse_dims));
+    let (element, zero) = computed(kernel);
+    let (lse_ty, lse_zeros) = (
+        array_of(lse_dims, element.clone()),
+        zeros_of(lse_dims, zero.clone()),
+    );
     let weights_dims = kernel.weights();
-    let (weights_ty, weights_zeros) = (array_type(&weights_dims), zeros(&weights_dims));
+    let (weights_ty, weights_zeros) = (
+        array_of(&weights_dims, element.clone()),
+        zeros_of(&weights_dims, zero),
+    );
     let lse = kernel.options.return_lse.is_some();
     let weights = kernel.options.return_weights.is_some();
     let mut inputs = quote!();
@@ -104,7 +111,7 @@ fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
         input_args.extend(quote!(mask,));
     }
     if let Some(dims) = &kernel.bias {
-        let ty = array_type(dims);
+        let ty = array_of(dims, element.clone());
         inputs.extend(quote!(bias: &#ty,));
         input_args.extend(quote!(bias,));
     }
@@ -222,14 +229,15 @@ fn into_attrs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
 fn attention(kernel: &Kernel, plan: Plan, name: &Ident, attrs: &[syn::Attribute]) -> TokenStream {
     let vis = &kernel.vis;
     let generics = generics(kernel);
+    let (element, zero) = stored(kernel);
     let (q_ty, k_ty, v_ty) = (
-        array_type(&kernel.q),
-        array_type(&kernel.k),
-        array_type(&kernel.v),
+        array_of(&kernel.q, element.clone()),
+        array_of(&kernel.k, element.clone()),
+        array_of(&kernel.v, element.clone()),
     );
     let out = kernel.out();
-    let out_ty = array_type(&out);
-    let out_zeros = zeros(&out);
+    let out_ty = array_of(&out, element);
+    let out_zeros = zeros_of(&out, zero);
     let [q, k, v] = &kernel.roles;
     let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg"));
     let shapes = format!(
@@ -249,6 +257,11 @@ fn attention(kernel: &Kernel, plan: Plan, name: &Ident, attrs: &[syn::Attribute]
             query_block,
             key_block,
         } => tiled_body(kernel, query_block, key_block),
+        Plan::Scalar => scalar_body(kernel),
+    };
+    let body = match kernel.options.dtype {
+        Some((Dtype::F16 | Dtype::Bf16, _)) => widened(kernel, body),
+        _ => body,
     };
     let info = info(kernel, plan, name);
     let heads_check = heads_check(kernel);
@@ -538,10 +551,50 @@ fn array_of(dims: &[Dim], element: TokenStream) -> TokenStream {
 
 /// `[[[0.0f32; Dv]; Nq]; B]`: a zeroed array of a shape.
 fn zeros(dims: &[Dim]) -> TokenStream {
-    dims.iter().rev().fold(quote!(0.0f32), |inner, dim| {
+    zeros_of(dims, quote!(0.0f32))
+}
+
+/// A zeroed array of a shape, of `zero`s.
+fn zeros_of(dims: &[Dim], zero: TokenStream) -> TokenStream {
+    dims.iter().rev().fold(zero, |inner, dim| {
         let n = size(&dim.size, dim.span);
         quote!([#inner; #n])
     })
+}
+
+/// The type in which a kernel stores q, k, v and the output, and its zero.
+fn stored(kernel: &Kernel) -> (TokenStream, TokenStream) {
+    match kernel.options.dtype.map_or(Dtype::F32, |(d, _)| d) {
+        Dtype::F32 => (quote!(f32), quote!(0.0f32)),
+        Dtype::F64 => (quote!(f64), quote!(0.0f64)),
+        Dtype::F16 => (
+            quote!(::attn_runtime::half::f16),
+            quote!(::attn_runtime::half::f16::ZERO),
+        ),
+        Dtype::Bf16 => (
+            quote!(::attn_runtime::half::bf16),
+            quote!(::attn_runtime::half::bf16::ZERO),
+        ),
+    }
+}
+
+/// The type in which a kernel computes, of its bias, weights and log-sum-exp, and its zero:
+/// f64 for f64 kernels, f32 for all others.
+fn computed(kernel: &Kernel) -> (TokenStream, TokenStream) {
+    match kernel.options.dtype {
+        Some((Dtype::F64, _)) => (quote!(f64), quote!(0.0f64)),
+        _ => (quote!(f32), quote!(0.0f32)),
+    }
+}
+
+/// `.as_flattened()` enough times to make a nested array of `rank` axes one slice.
+fn flat(rank: usize, mutable: bool) -> TokenStream {
+    let step = if mutable {
+        quote!(.as_flattened_mut())
+    } else {
+        quote!(.as_flattened())
+    };
+    (1..rank).map(|_| step.clone()).collect()
 }
 
 /// `[1, Nq, 3]`, as a shape reads in the generated docs.
@@ -559,6 +612,7 @@ fn shape_text(dims: &[Dim]) -> String {
 fn plan_text(plan: Plan) -> String {
     match plan {
         Plan::Unrolled => "fully unrolled".to_owned(),
+        Plan::Scalar => "row by row in f64".to_owned(),
         Plan::Tiled {
             query_block,
             key_block,
@@ -1098,8 +1152,11 @@ fn info(kernel: &Kernel, plan: Plan, name: &Ident) -> TokenStream {
     let rank = Literal::u64_unsuffixed(kernel.rank() as u64);
     let (queries, keys) = (shape(kernel.queries()), shape(kernel.keys()));
     let (depth, value_depth) = (shape(kernel.depth()), shape(kernel.value_depth()));
+    let element_bytes =
+        Literal::u64_unsuffixed(kernel.options.dtype.map_or(4, |(dtype, _)| dtype.bytes()));
     let plan = match plan {
         Plan::Unrolled => quote!(::attn_runtime::Plan::Unrolled),
+        Plan::Scalar => quote!(::attn_runtime::Plan::Scalar),
         Plan::Tiled {
             query_block,
             key_block,
@@ -1136,10 +1193,158 @@ fn info(kernel: &Kernel, plan: Plan, name: &Ident) -> TokenStream {
                     keys: #keys,
                     depth: #depth,
                     value_depth: #value_depth,
+                    element_bytes: #element_bytes,
                 },
                 #plan,
             )
         }
         #constant
+    }
+}
+
+/// A 16-bit kernel: q, k and v widened to f32 on the heap, the f32 `body` on them (it
+/// writes `out` as f32), and the output rounded back to the stored type.
+fn widened(kernel: &Kernel, body: TokenStream) -> TokenStream {
+    let private = private();
+    let rank = kernel.rank();
+    let [q, k, v] = &kernel.roles;
+    let (q_ty, k_ty, v_ty, out_ty) = (
+        array_type(&kernel.q),
+        array_type(&kernel.k),
+        array_type(&kernel.v),
+        array_type(&kernel.out()),
+    );
+    let (flat, flat_mut) = (flat(rank, false), flat(rank, true));
+    quote! {
+        // f16 and bf16 are stored; the kernel computes in f32.
+        let mut q_wide = ::attn_runtime::Tensor::<#q_ty>::zeros();
+        let mut k_wide = ::attn_runtime::Tensor::<#k_ty>::zeros();
+        let mut v_wide = ::attn_runtime::Tensor::<#v_ty>::zeros();
+        #private::widen(#q #flat, q_wide.as_flat_mut());
+        #private::widen(#k #flat, k_wide.as_flat_mut());
+        #private::widen(#v #flat, v_wide.as_flat_mut());
+        let mut out_wide = ::attn_runtime::Tensor::<#out_ty>::zeros();
+        {
+            let (#q, #k, #v) = (&*q_wide, &*k_wide, &*v_wide);
+            let out = &mut *out_wide;
+            #body
+        }
+        #private::narrow(out_wide.as_flat(), out #flat_mut);
+    }
+}
+
+/// A `dtype = f64` kernel: the runtime's row-by-row f64 path, given the shape and the
+/// options.
+fn scalar_body(kernel: &Kernel) -> TokenStream {
+    let private = private();
+    let rank = kernel.rank();
+    let [q, k, v] = &kernel.roles;
+    let sized = |dim: &Dim| size(&dim.size, dim.span);
+    let one = Dim {
+        size: Size::Known(1),
+        span: Span::call_site(),
+    };
+    let (batch, queries, keys) = (
+        sized(&kernel.q[0]),
+        sized(&kernel.q[rank - 2]),
+        sized(&kernel.k[rank - 2]),
+    );
+    let (heads, kv_heads) = if rank == 4 {
+        (sized(&kernel.q[1]), sized(&kernel.k[1]))
+    } else {
+        (sized(&one), sized(&one))
+    };
+    let (depth, value_depth) = (sized(&kernel.q[rank - 1]), sized(&kernel.v[rank - 1]));
+    let scale = match (&kernel.options.scale, kernel.depth()) {
+        (Some((scale, _)), _) => {
+            let lit = Literal::f64_suffixed(*scale);
+            quote!(#lit)
+        }
+        (None, Size::Known(depth)) => {
+            let lit = Literal::f64_suffixed(1.0 / (*depth as f64).sqrt());
+            quote!(#lit)
+        }
+        (None, Size::Generic(depth)) => quote!(1.0 / (#depth as f64).sqrt()),
+    };
+    let some_or_none = |value: Option<TokenStream>| match value {
+        Some(value) => quote!(::core::option::Option::Some(#value)),
+        None => quote!(::core::option::Option::None),
+    };
+    let causal = some_or_none(kernel.options.causal.map(|(causal, _)| {
+        let bottom_right = causal == Causal::BottomRight;
+        let window = match kernel.options.window {
+            Some((w, _)) => {
+                let w = Literal::u64_unsuffixed(w);
+                quote!(#w)
+            }
+            None => quote!(usize::MAX),
+        };
+        quote!(#private::scalar::Causal { bottom_right: #bottom_right, window: #window })
+    }));
+    let softcap = some_or_none(kernel.options.softcap.map(|(cap, _)| {
+        let cap = Literal::f64_suffixed(cap);
+        quote!(#cap)
+    }));
+    // A mask or bias: flat, with its declared sizes `[batch, heads, queries, keys]`.
+    let broadcast = |name: &str, dims: &Option<Vec<Dim>>| {
+        some_or_none(dims.as_ref().map(|dims| {
+            let sizes: Vec<TokenStream> = dims.iter().map(sized).collect();
+            let sizes = if rank == 4 {
+                quote!([#(#sizes),*])
+            } else {
+                let (b, i, j) = (&sizes[0], &sizes[1], &sizes[2]);
+                quote!([#b, 1, #i, #j])
+            };
+            let name = format_ident!("{}", name);
+            let flat = flat(rank, false);
+            quote!(#private::scalar::Broadcast::new(#name #flat, #sizes))
+        }))
+    };
+    let (mask, bias) = (
+        broadcast("mask", &kernel.mask),
+        broadcast("bias", &kernel.bias),
+    );
+    let valid_keys = some_or_none(
+        kernel
+            .options
+            .valid_lengths
+            .map(|_| quote!(&valid_keys[..])),
+    );
+    let (flat, flat_mut) = (flat(rank, false), flat(rank, true));
+    let weights = match kernel.options.return_weights {
+        Some(_) => quote!(weights #flat_mut),
+        None => quote!(&mut []),
+    };
+    let lse = match kernel.options.return_lse {
+        Some(_) => {
+            let lse_flat = self::flat(rank - 1, true);
+            quote!(lse #lse_flat)
+        }
+        None => quote!(&mut []),
+    };
+    quote! {
+        #private::scalar::run(
+            &#private::scalar::Problem {
+                batch: #batch,
+                heads: #heads,
+                kv_heads: #kv_heads,
+                queries: #queries,
+                keys: #keys,
+                depth: #depth,
+                value_depth: #value_depth,
+                scale: #scale,
+                causal: #causal,
+                softcap: #softcap,
+                q: #q #flat,
+                k: #k #flat,
+                v: #v #flat,
+                mask: #mask,
+                bias: #bias,
+                valid_keys: #valid_keys,
+            },
+            out #flat_mut,
+            #weights,
+            #lse,
+        );
     }
 }

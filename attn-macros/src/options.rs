@@ -12,12 +12,9 @@
 //!          | 'return_weights'
 //!          | 'return_lse'
 //!          | 'split_heads'                   (layers: model width = heads x depth)
+//!          | 'dtype' '=' ('f32' | 'f64' | 'f16' | 'bf16')
 //! shape   := '[' dim (',' dim)* ','? ']'      (as a tensor's, parse.rs)
 //! ```
-//!
-//! The one option of DESIGN section 5 not implemented yet, `dtype`, is recognised by name and
-//! rejected with an error that says it is not available yet, so a user who writes it learns
-//! that it is planned rather than that it is misspelt.
 
 use crate::ast::TensorDecl;
 use crate::errors::{Errors, error};
@@ -44,6 +41,8 @@ pub struct Options {
     pub valid_lengths: Option<Span>,
     /// The attention weights are returned beside the output, and the option's span.
     pub return_weights: Option<Span>,
+    /// The element type of q, k, v and the output, and the span of its token.
+    pub dtype: Option<(Dtype, Span)>,
     /// A layer's model width is its heads times their depth (as `nn.MultiheadAttention`).
     pub split_heads: Option<Span>,
     /// The log-sum-exp of each query row is returned beside the output, and its span.
@@ -62,6 +61,43 @@ pub enum Causal {
     BottomRight,
 }
 
+/// The element type of a kernel's tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Dtype {
+    /// f32, computed in f32: the default.
+    #[default]
+    F32,
+    /// f64, computed in f64.
+    F64,
+    /// IEEE half precision, stored; computed in f32.
+    F16,
+    /// bfloat16, stored; computed in f32.
+    Bf16,
+}
+
+impl Dtype {
+    const ALL: [Dtype; 4] = [Dtype::F32, Dtype::F64, Dtype::F16, Dtype::Bf16];
+
+    /// As the user writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::F64 => "f64",
+            Dtype::F16 => "f16",
+            Dtype::Bf16 => "bf16",
+        }
+    }
+
+    /// Bytes of one element.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+            Dtype::F16 | Dtype::Bf16 => 2,
+        }
+    }
+}
+
 /// What follows an option's name.
 enum Value {
     None,
@@ -72,9 +108,6 @@ enum Value {
     /// `= f16`: a word, such as an element type.
     Word(Ident),
 }
-
-/// Options that DESIGN section 5 names and a later version of attn will implement.
-const PLANNED: &[&str] = &["dtype"];
 
 /// Options available in this version.
 const AVAILABLE: &[&str] = &[
@@ -88,6 +121,7 @@ const AVAILABLE: &[&str] = &[
     "return_weights",
     "return_lse",
     "split_heads",
+    "dtype",
 ];
 
 /// Splits `attrs` into attn's options and the attributes passed through to the generated
@@ -260,15 +294,33 @@ fn apply(options: &mut Options, name: Ident, value: Value, errors: &mut Errors) 
             let causal = causal.map(|causal| (causal, name.span()));
             set_once(&mut options.causal, causal, &name, errors);
         }
-        _ if PLANNED.contains(&text.as_str()) => errors.at(
-            name.span(),
-            format!("the option `{text}` is not available in this version of attn"),
-            format!("the options available now are: {}", AVAILABLE.join(", ")),
-        ),
+        "dtype" => {
+            let dtype = match value {
+                Value::Word(word) => match Dtype::ALL.iter().find(|d| word == d.name()) {
+                    Some(dtype) => Some((*dtype, word.span())),
+                    None => {
+                        errors.at(
+                            word.span(),
+                            format!("unknown element type `{word}`"),
+                            DTYPE_HELP,
+                        );
+                        None
+                    }
+                },
+                other => {
+                    let span = match other {
+                        Value::None => name.span(),
+                        other => value_span(&other),
+                    };
+                    errors.at(span, "`dtype` takes an element type", DTYPE_HELP);
+                    None
+                }
+            };
+            set_once(&mut options.dtype, dtype, &name, errors);
+        }
         _ => {
-            let suggestion = PLANNED
+            let suggestion = AVAILABLE
                 .iter()
-                .chain(AVAILABLE)
                 .filter(|known| edit_distance(known, &text) <= 2)
                 .min_by_key(|known| edit_distance(known, &text));
             let help = match suggestion {
@@ -287,6 +339,8 @@ const WINDOW_HELP: &str = "write the number of keys each query sees, such as `wi
 
 const VALID_LENGTHS_HELP: &str =
     "write `valid_lengths`: the kernel then takes each batch entry's number of valid keys";
+const DTYPE_HELP: &str = "write `dtype = f64` (all in f64), `dtype = f16` or `dtype = bf16` (stored \
+                          16-bit, computed in f32); without the option the element type is f32";
 const SPLIT_HEADS_HELP: &str =
     "write `split_heads`: a layer's model width is then checked to be its heads times their depth";
 const RETURN_WEIGHTS_HELP: &str =

@@ -35,6 +35,9 @@ pub enum Plan {
     /// Blocks of `query_block` query rows, each walking the keys in blocks of `key_block`
     /// with an online softmax, so no `queries x keys` score matrix is ever stored.
     Tiled { query_block: u64, key_block: u64 },
+    /// One query row at a time in plain f64 arithmetic, for `dtype = f64`: the vector layer
+    /// is f32.
+    Scalar,
 }
 
 /// Chooses the plan of `kernel` from its shape.
@@ -55,6 +58,9 @@ pub fn plan(kernel: &Kernel) -> Plan {
     // key lists are fixed at expansion: those kernels are tiled, whatever their size.
     let runtime_keys =
         kernel.options.valid_lengths.is_some() || kernel.mask.is_some() || kernel.bias.is_some();
+    if let Some((crate::options::Dtype::F64, _)) = kernel.options.dtype {
+        return Plan::Scalar;
+    }
     match multiply_adds() {
         Some(n) if n <= UNROLL_LIMIT && !runtime_keys => Plan::Unrolled,
         _ => Plan::Tiled {

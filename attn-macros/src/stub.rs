@@ -49,7 +49,8 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
     let batch = q.first().cloned();
     let mut out: Vec<TokenStream> = q.iter().take(q.len().saturating_sub(1)).cloned().collect();
     out.extend(v.last().cloned().or_else(|| Some(generics.fresh())));
-    let lse = nest(&out[..out.len().saturating_sub(1)]);
+    let (stored, computed) = elements(decl);
+    let lse = nest_of(&out[..out.len().saturating_sub(1)], computed.clone());
     let mut weights: Vec<TokenStream> = out
         .iter()
         .take(out.len().saturating_sub(1))
@@ -62,7 +63,7 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
             .cloned()
             .or_else(|| Some(generics.fresh())),
     );
-    let weights = nest(&weights);
+    let weights = nest_of(&weights, computed.clone());
     // A mask or bias: every size a fresh parameter, inferred from the caller's argument.
     let mut extra = |option: &str, element: TokenStream| {
         declared_rank(decl, option).map(|rank| {
@@ -72,7 +73,7 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
             quote!(#name: &#ty,)
         })
     };
-    let (mask, bias) = (extra("mask", quote!(bool)), extra("bias", quote!(f32)));
+    let (mask, bias) = (extra("mask", quote!(bool)), extra("bias", computed));
     // A layer takes the embeddings and four linear maps, and returns `[B, N, width]`.
     let layer = decl.tensors.iter().find(|t| t.role == "x").map(|x| {
         let x_dims: Vec<TokenStream> = x.dims.iter().map(|d| generics.dim(d)).collect();
@@ -97,6 +98,7 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
         let x_ty = nest(&x_dims);
         (quote!(x: &#x_ty, #inputs), nest(&out))
     });
+    let nest = |dims: &[TokenStream]| nest_of(dims, stored.clone());
     let (q, k, v, out) = (nest(&q), nest(&k), nest(&v), nest(&out));
     let (inputs, out) = match layer {
         Some((inputs, out)) => (inputs, out),
@@ -161,9 +163,8 @@ fn asks_for(decl: &KernelDecl, option: &str) -> bool {
     })
 }
 
-/// The rank of the shape of `option = [..]` in the kernel's options, however they parse
-/// otherwise.
-fn declared_rank(decl: &KernelDecl, option: &str) -> Option<usize> {
+/// The token after `option =` in the kernel's options, however they parse otherwise.
+fn option_value(decl: &KernelDecl, option: &str) -> Option<TokenTree> {
     decl.attrs
         .iter()
         .filter(|attr| attr.path().is_ident("attn"))
@@ -171,29 +172,49 @@ fn declared_rank(decl: &KernelDecl, option: &str) -> Option<usize> {
         .find_map(|list| {
             let tokens: Vec<TokenTree> = list.tokens.clone().into_iter().collect();
             tokens.windows(3).find_map(|window| match window {
-                [
-                    TokenTree::Ident(name),
-                    TokenTree::Punct(eq),
-                    TokenTree::Group(shape),
-                ] if name == option
-                    && eq.as_char() == '='
-                    && shape.delimiter() == Delimiter::Bracket =>
+                [TokenTree::Ident(name), TokenTree::Punct(eq), value]
+                    if name == option && eq.as_char() == '=' =>
                 {
-                    // Dimensions are separated by commas; one may trail.
-                    let mut dims = 0;
-                    let mut open = false;
-                    for token in shape.stream() {
-                        match token {
-                            TokenTree::Punct(p) if p.as_char() == ',' => open = false,
-                            _ if !open => (dims, open) = (dims + 1, true),
-                            _ => {}
-                        }
-                    }
-                    Some(dims)
+                    Some(value.clone())
                 }
                 _ => None,
             })
         })
+}
+
+/// The rank of the shape of `option = [..]` in the kernel's options.
+fn declared_rank(decl: &KernelDecl, option: &str) -> Option<usize> {
+    match option_value(decl, option)? {
+        TokenTree::Group(shape) if shape.delimiter() == Delimiter::Bracket => {
+            // Dimensions are separated by commas; one may trail.
+            let mut dims = 0;
+            let mut open = false;
+            for token in shape.stream() {
+                match token {
+                    TokenTree::Punct(p) if p.as_char() == ',' => open = false,
+                    _ if !open => (dims, open) = (dims + 1, true),
+                    _ => {}
+                }
+            }
+            Some(dims)
+        }
+        _ => None,
+    }
+}
+
+/// The element types the kernel's options ask for: the stored one (q, k, v, out) and the
+/// computed one (bias, weights, log-sum-exp).
+fn elements(decl: &KernelDecl) -> (TokenStream, TokenStream) {
+    let dtype = match option_value(decl, "dtype") {
+        Some(TokenTree::Ident(dtype)) => Some(dtype.to_string()),
+        _ => None,
+    };
+    match dtype.as_deref() {
+        Some("f64") => (quote!(f64), quote!(f64)),
+        Some("f16") => (quote!(::attn_runtime::half::f16), quote!(f32)),
+        Some("bf16") => (quote!(::attn_runtime::half::bf16), quote!(f32)),
+        _ => (quote!(f32), quote!(f32)),
+    }
 }
 
 /// The sizes of the stub's signature.

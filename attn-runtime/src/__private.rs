@@ -8,6 +8,62 @@ pub use crate::kernels::{
 };
 pub use crate::project::{merge_heads, merge_heads_project, project_heads};
 pub use crate::simd::Simd;
+
+/// The `dtype = f64` kernels.
+pub mod scalar {
+    pub use crate::scalar::{Broadcast, Causal, Problem, run};
+}
+
+/// `dst = src` as f32, for f16 and bf16 kernels, which compute in f32.
+///
+/// ```
+/// use attn_runtime::half::f16;
+/// let mut wide = [0.0f32; 2];
+/// attn_runtime::__private::widen(&[f16::from_f32(1.5), f16::from_f32(-2.0)], &mut wide);
+/// assert_eq!(wide, [1.5, -2.0]);
+/// ```
+#[inline]
+pub fn widen<T: Half>(src: &[T], dst: &mut [f32]) {
+    T::widen(src, dst);
+}
+
+/// `dst = src` rounded to the nearest f16 or bf16.
+///
+/// ```
+/// use attn_runtime::half::bf16;
+/// let mut narrow = [bf16::ZERO; 1];
+/// attn_runtime::__private::narrow(&[1.0f32], &mut narrow);
+/// assert_eq!(narrow[0], bf16::ONE);
+/// ```
+#[inline]
+pub fn narrow<T: Half>(src: &[f32], dst: &mut [T]) {
+    T::narrow(src, dst);
+}
+
+/// The 16-bit element types, stored as such and computed in f32.
+pub trait Half: Copy {
+    /// Widens a slice to f32.
+    fn widen(src: &[Self], dst: &mut [f32]);
+    /// Rounds a slice of f32 to nearest.
+    fn narrow(src: &[f32], dst: &mut [Self]);
+}
+
+macro_rules! half_type {
+    ($t:ty) => {
+        impl Half for $t {
+            fn widen(src: &[Self], dst: &mut [f32]) {
+                use half::slice::HalfFloatSliceExt;
+                src.convert_to_f32_slice(dst);
+            }
+            fn narrow(src: &[f32], dst: &mut [Self]) {
+                use half::slice::HalfFloatSliceExt;
+                dst.convert_from_f32_slice(src);
+            }
+        }
+    };
+}
+half_type!(half::f16);
+half_type!(half::bf16);
 pub use crate::valid::check_valid_lengths;
 
 /// `1 / sqrt(depth)`, the default scale, for kernels whose depth is a const generic.

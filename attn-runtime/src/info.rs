@@ -29,6 +29,8 @@ pub struct KernelShape {
     pub depth: u64,
     /// `Dv`: the depth of values and of the output.
     pub value_depth: u64,
+    /// Bytes of one stored element: 4 for f32, 8 for f64, 2 for f16 and bf16.
+    pub element_bytes: u64,
 }
 
 /// How the macro chose to compute a kernel.
@@ -46,6 +48,8 @@ pub struct KernelShape {
 pub enum Plan {
     /// Straight-line code: every score, weight and product written out.
     Unrolled,
+    /// One query row at a time in plain f64 arithmetic (`dtype = f64`), without vectors.
+    Scalar,
     /// Blocks of `query_block` query rows, each walking the keys in blocks of `key_block`
     /// with the softmax computed online, in micro-kernel tiles of 4 rows.
     Tiled {
@@ -78,9 +82,9 @@ pub struct KernelInfo {
     pub plan: Plan,
     /// Floating-point operations of the two products: `2·B·H·Nq·Nk·(Dk + Dv)`.
     pub flops: u64,
-    /// Bytes of q, k and v.
+    /// Bytes of q, k and v (not of a mask or bias).
     pub bytes_read: u64,
-    /// Bytes of the output.
+    /// Bytes of the output (not of the weights or log-sum-exp, when returned).
     pub bytes_written: u64,
     /// Bytes of scratch memory beyond the output, on the stack of each thread: for a tiled
     /// kernel one block of packed keys, one tile of scores and a running max and sum per row
@@ -93,7 +97,7 @@ impl KernelInfo {
     ///
     /// ```
     /// use attn_runtime::{KernelInfo, KernelShape, Plan};
-    /// let shape = KernelShape { rank: 3, batch: 1, heads: 1, kv_heads: 1, queries: 2, keys: 4, depth: 3, value_depth: 3 };
+    /// let shape = KernelShape { rank: 3, batch: 1, heads: 1, kv_heads: 1, queries: 2, keys: 4, depth: 3, value_depth: 3, element_bytes: 4 };
     /// let info = KernelInfo::new("textbook", shape, Plan::Unrolled);
     /// assert_eq!(info.bytes_read, 4 * (2 * 3 + 4 * 3 + 4 * 3));
     /// ```
@@ -117,6 +121,8 @@ impl KernelInfo {
         // max and a vector of partial sums.
         let scratch_values = match plan {
             Plan::Unrolled => 0,
+            // One row of scores, in f64.
+            Plan::Scalar => shape.keys.saturating_mul(2),
             Plan::Tiled {
                 query_block,
                 key_block,
@@ -130,8 +136,8 @@ impl KernelInfo {
             shape,
             plan,
             flops,
-            bytes_read: read.saturating_mul(F32_BYTES),
-            bytes_written: written.saturating_mul(F32_BYTES),
+            bytes_read: read.saturating_mul(shape.element_bytes),
+            bytes_written: written.saturating_mul(shape.element_bytes),
             scratch_bytes: scratch_values.saturating_mul(F32_BYTES),
         }
     }
@@ -168,6 +174,7 @@ impl fmt::Display for KernelInfo {
         )?;
         match self.plan {
             Plan::Unrolled => write!(f, "unrolled"),
+            Plan::Scalar => write!(f, "row by row in f64"),
             Plan::Tiled {
                 query_block,
                 key_block,

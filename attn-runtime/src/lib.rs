@@ -124,6 +124,7 @@ extern crate self as attn_runtime;
 mod info;
 mod kernels;
 mod project;
+mod scalar;
 pub mod simd;
 mod tensor;
 #[cfg(feature = "threads")]
@@ -153,6 +154,9 @@ pub mod __private;
 /// assert_eq!(decode(&q, &k, &v), [[[2.0; 4]; 1]; 1]);
 /// ```
 pub use attn_macros::attention;
+/// The `half` crate, whose `f16` and `bf16` are the element types of `dtype = f16` and
+/// `dtype = bf16` kernels: re-exported so that users need no dependency of their own.
+pub use half;
 pub use info::{KernelInfo, KernelShape, Plan};
 pub use tensor::{Array, ShapeError, Tensor};
 pub use valid::ValidLengthError;

@@ -236,10 +236,16 @@ fn unknown_options_suggest_a_known_one() {
 }
 
 #[test]
-fn planned_options_say_they_are_not_available_yet() {
+fn an_unknown_option_far_from_any_lists_the_options() {
     expect(
-        "#[attn(dtype = f16)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
-        &[("`dtype` is not available in this version", "dtype", 0)],
+        "#[attn(flash)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        &[("unknown option `flash`", "flash", 0)],
+    );
+    let output = expand("#[attn(flash)] fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;");
+    assert!(
+        errors(&output)[0]
+            .message
+            .contains("help: the options available now are: scale, causal")
     );
 }
 
@@ -575,4 +581,40 @@ fn a_layer_ties_x_to_q_k_and_v_and_knows_its_model_sizes() {
         output.contains("output : & :: attn_runtime :: Linear <"),
         "{output}"
     );
+}
+
+#[test]
+fn dtype_is_one_of_four_element_types() {
+    let kernel = "fn f<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;";
+    for dtype in ["f32", "f64", "f16", "bf16"] {
+        expect(&format!("#[attn(dtype = {dtype})] {kernel}"), &[]);
+    }
+    expect(
+        &format!("#[attn(dtype = f8)] {kernel}"),
+        &[("unknown element type `f8`", "f8", 0)],
+    );
+    expect(
+        &format!("#[attn(dtype = 16)] {kernel}"),
+        &[("`dtype` takes an element type", "16", 0)],
+    );
+    expect(
+        "#[attn(dtype = f16)] fn f<x: [1, N, 8], q: [1, 2, N, 4], k: [1, 2, N, 4], v: [1, 2, N, 4]>;",
+        &[(
+            "a layer computes in f32 in this version, not in f16",
+            "f16",
+            0,
+        )],
+    );
+    let output = expand(&format!("#[attn(dtype = bf16, return_lse)] {kernel}")).to_string();
+    assert!(
+        output.contains("q : & [[[:: attn_runtime :: half :: bf16 ; 3] ; 2] ; 1]"),
+        "{output}"
+    );
+    assert!(output.contains("lse : & mut [[f32 ; 2] ; 1]"), "{output}");
+    let output = expand(&format!("#[attn(dtype = f64, return_lse)] {kernel}")).to_string();
+    assert!(output.contains("lse : & mut [[f64 ; 2] ; 1]"), "{output}");
+    // A kernel with an error keeps its element type in the stub.
+    let output = expand("#[attn(dtype = f64)] fn f<q: [1, 2, 3], k: [1, 4, 5], v: [1, 4, 3]>;");
+    assert_eq!(errors(&output).len(), 1);
+    assert!(output.to_string().contains("[[[f64 ;"), "{output}");
 }

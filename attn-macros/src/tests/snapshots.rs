@@ -109,3 +109,25 @@ fn encoder_layer() {
         false,
     );
 }
+
+#[test]
+fn bf16_decode_step() {
+    snapshot(
+        "bf16_decode",
+        "/// A decode step stored in bf16, computed in f32.
+         #[attn(dtype = bf16, causal(bottom_right))]
+         pub fn step<q: [1, 8, 1, 64], k: [1, 8, N, 64], v: [1, 8, N, 64]>;",
+        false,
+    );
+}
+
+#[test]
+fn f64_kernel() {
+    snapshot(
+        "f64_kernel",
+        "/// The textbook shape in f64, with a key-padding mask.
+         #[attn(dtype = f64, mask = [1, 1, 4])]
+         pub fn precise<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
+        false,
+    );
+}

@@ -1,0 +1,190 @@
+//! The `dtype = f64` kernels: every step in f64, one query row at a time.
+//!
+//! The vector layer is f32 (16 lanes of AVX-512 are what the tiled kernels are built on), so
+//! f64 kernels, which users pick for accuracy rather than speed, run this plain path: per
+//! query row, its scores over the keys it sees, their max, `exp(s - max)`, the sum, and the
+//! weighted values, all in f64. The options mean what they mean for f32 kernels.
+
+/// A structural mask: query `i` sees keys up to its position, aligned to the first keys or
+/// to the last ones, and with a sliding window only its `window` most recent keys.
+#[derive(Clone, Copy, Debug)]
+pub struct Causal {
+    /// The queries are the last positions (`causal(bottom_right)`).
+    pub bottom_right: bool,
+    /// The most recent keys each query sees (`usize::MAX` for no window).
+    pub window: usize,
+}
+
+/// A mask or bias argument, flat, with the stride of each of its axes `[batch, heads,
+/// queries, keys]`: 0 for an axis it is broadcast over (declared 1).
+#[derive(Clone, Copy, Debug)]
+pub struct Broadcast<'a, T> {
+    values: &'a [T],
+    strides: [usize; 4],
+}
+
+impl<'a, T: Copy> Broadcast<'a, T> {
+    /// `values`, row-major, of the declared `sizes` `[batch, heads, queries, keys]` (1 for
+    /// the heads of a rank-3 kernel). An axis of size 1 gets the stride 0, so every index
+    /// along it reads its one element: broadcast.
+    ///
+    /// ```
+    /// use attn_runtime::__private::scalar::Broadcast;
+    /// let bias = Broadcast::new(&[1.0, 2.0], [1, 1, 1, 2]);
+    /// assert_eq!(bias.at(5, 3, 7, 1), 2.0);
+    /// ```
+    pub fn new(values: &'a [T], sizes: [usize; 4]) -> Self {
+        let mut strides = [0; 4];
+        let mut stride = 1;
+        for axis in (0..4).rev() {
+            strides[axis] = if sizes[axis] == 1 { 0 } else { stride };
+            stride *= sizes[axis];
+        }
+        Broadcast { values, strides }
+    }
+
+    /// The element for batch entry `b`, head `h`, query `i` and key `j`.
+    pub fn at(&self, b: usize, h: usize, i: usize, j: usize) -> T {
+        let [sb, sh, si, sj] = self.strides;
+        self.values[b * sb + h * sh + i * si + j * sj]
+    }
+}
+
+/// One f64 kernel call: the shape, the options, and the inputs flat and row-major.
+#[derive(Clone, Copy, Debug)]
+pub struct Problem<'a> {
+    /// Batch entries.
+    pub batch: usize,
+    /// Query heads per entry (1 for rank 3).
+    pub heads: usize,
+    /// Key/value heads per entry: query head `h` reads key/value head `h / (heads / kv_heads)`.
+    pub kv_heads: usize,
+    /// Query rows per head.
+    pub queries: usize,
+    /// Key rows per head.
+    pub keys: usize,
+    /// Depth of queries and keys.
+    pub depth: usize,
+    /// Depth of values and of the output.
+    pub value_depth: usize,
+    /// The factor applied to each score.
+    pub scale: f64,
+    /// A causal mask, if any.
+    pub causal: Option<Causal>,
+    /// `c` of a soft cap, if any.
+    pub softcap: Option<f64>,
+    /// `[B, H, Nq, Dk]`.
+    pub q: &'a [f64],
+    /// `[B, Hkv, Nk, Dk]`.
+    pub k: &'a [f64],
+    /// `[B, Hkv, Nk, Dv]`.
+    pub v: &'a [f64],
+    /// A keep-mask (true = attend), if any.
+    pub mask: Option<Broadcast<'a, bool>>,
+    /// An additive bias, if any.
+    pub bias: Option<Broadcast<'a, f64>>,
+    /// Each batch entry's number of valid keys, if given (already checked against `keys`).
+    pub valid_keys: Option<&'a [usize]>,
+}
+
+/// Computes `problem` into `out` (`[B, H, Nq, Dv]`), and into `weights` (`[B, H, Nq, Nk]`)
+/// and `lse` (`[B, H, Nq]`) unless they are empty. A row that sees no key gives 0, weights 0
+/// and a log-sum-exp of -inf.
+///
+/// ```
+/// use attn_runtime::__private::scalar::{Problem, run};
+/// // One query over two keys with equal scores: the mean of the values.
+/// let problem = Problem {
+///     batch: 1, heads: 1, kv_heads: 1, queries: 1, keys: 2, depth: 1, value_depth: 1,
+///     scale: 1.0, causal: None, softcap: None,
+///     q: &[0.0], k: &[1.0, 1.0], v: &[2.0, 4.0],
+///     mask: None, bias: None, valid_keys: None,
+/// };
+/// let (mut out, mut weights, mut lse) = ([0.0], [0.0; 2], [0.0]);
+/// run(&problem, &mut out, &mut weights, &mut lse);
+/// assert_eq!((out, weights), ([3.0], [0.5, 0.5]));
+/// assert!((lse[0] - 2f64.ln()).abs() < 1e-15);
+/// ```
+pub fn run(problem: &Problem, out: &mut [f64], weights: &mut [f64], lse: &mut [f64]) {
+    let Problem {
+        batch,
+        heads,
+        kv_heads,
+        queries,
+        keys,
+        depth,
+        value_depth,
+        ..
+    } = *problem;
+    let group = heads / kv_heads.max(1);
+    let mut scores = vec![f64::NEG_INFINITY; keys];
+    for b in 0..batch {
+        let valid = problem.valid_keys.map_or(keys, |valid| valid[b].min(keys));
+        for h in 0..heads {
+            let kv = b * kv_heads + h / group.max(1);
+            let (k, v) = (
+                &problem.k[kv * keys * depth..][..keys * depth],
+                &problem.v[kv * keys * value_depth..][..keys * value_depth],
+            );
+            for i in 0..queries {
+                let row = (b * heads + h) * queries + i;
+                let query = &problem.q[row * depth..][..depth];
+                let (from, to) = visible(problem, i, valid);
+                scores.fill(f64::NEG_INFINITY);
+                for j in from..to {
+                    let key = &k[j * depth..][..depth];
+                    let mut s =
+                        query.iter().zip(key).map(|(a, c)| a * c).sum::<f64>() * problem.scale;
+                    if let Some(cap) = problem.softcap {
+                        s = cap * (s / cap).tanh();
+                    }
+                    if let Some(bias) = &problem.bias {
+                        s += bias.at(b, h, i, j);
+                    }
+                    if problem.mask.is_some_and(|mask| !mask.at(b, h, i, j)) {
+                        s = f64::NEG_INFINITY;
+                    }
+                    scores[j] = s;
+                }
+                // The max ignores NaN (which still reaches the sum); a row of -inf shifts by 0.
+                let max = scores
+                    .iter()
+                    .fold(f64::NEG_INFINITY, |m, &s| if s > m { s } else { m });
+                let shift = if max == f64::NEG_INFINITY { 0.0 } else { max };
+                let sum: f64 = scores.iter().map(|&s| (s - shift).exp()).sum();
+                let inverse = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+                let out_row = &mut out[row * value_depth..][..value_depth];
+                out_row.fill(0.0);
+                for (j, &s) in scores.iter().enumerate().take(to).skip(from) {
+                    let weight = (s - shift).exp() * inverse;
+                    for (o, &x) in out_row.iter_mut().zip(&v[j * value_depth..][..value_depth]) {
+                        *o += weight * x;
+                    }
+                }
+                if !weights.is_empty() {
+                    for (w, &s) in weights[row * keys..][..keys].iter_mut().zip(&scores) {
+                        *w = (s - shift).exp() * inverse;
+                    }
+                }
+                if !lse.is_empty() {
+                    lse[row] = if sum == 0.0 {
+                        f64::NEG_INFINITY
+                    } else {
+                        shift + sum.ln()
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// The keys query `i` sees, `from..to`, among the first `valid`.
+fn visible(problem: &Problem, i: usize, valid: usize) -> (usize, usize) {
+    match problem.causal {
+        None => (0, valid),
+        Some(causal) => {
+            let to = crate::kernels::visible_keys(i, problem.queries, valid, causal.bottom_right);
+            (to.saturating_sub(causal.window), to)
+        }
+    }
+}
