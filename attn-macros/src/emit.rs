@@ -264,7 +264,7 @@ fn attention(kernel: &Kernel, plan: Plan, name: &Ident, attrs: &[syn::Attribute]
         _ => body,
     };
     let info = info(kernel, plan, name);
-    let heads_check = heads_check(kernel);
+    let where_clause = heads_bound(kernel);
     let keys = size(kernel.keys(), kernel.k[kernel.rank() - 2].span);
     let into_check = kernel
         .options
@@ -287,8 +287,8 @@ fn attention(kernel: &Kernel, plan: Plan, name: &Ident, attrs: &[syn::Attribute]
         out_ty: &out_ty,
         out_zeros: &out_zeros,
         extras: &extras,
+        where_clause: &where_clause,
         body: quote! {
-            #heads_check
             #into_check
             #body
         },
@@ -419,6 +419,7 @@ fn layer_items(kernel: &Kernel, layer: &Layer, core: &Ident) -> TokenStream {
         out_ty: &out_ty,
         out_zeros: &out_zeros,
         extras: &extras,
+        where_clause: &TokenStream::new(),
         body: quote! {
             // The heads of q, k and v, on the heap: their size grows with the tokens.
             let mut q = ::attn_runtime::Tensor::<#q_ty>::zeros();
@@ -451,6 +452,8 @@ struct Functions<'a> {
     out_ty: &'a TokenStream,
     out_zeros: &'a TokenStream,
     extras: &'a Extras,
+    /// Bounds on the const generics, checked at each call.
+    where_clause: &'a TokenStream,
     /// The `_into` form's computation, which writes `out` (and the other outputs).
     body: TokenStream,
 }
@@ -469,6 +472,7 @@ fn functions(f: Functions) -> TokenStream {
         out_ty,
         out_zeros,
         extras,
+        where_clause,
         body,
     } = f;
     let Extras {
@@ -493,7 +497,7 @@ fn functions(f: Functions) -> TokenStream {
         #(#[doc = #docs])*
         #lints
         #[inline]
-        #vis fn #name #generics(#inputs) -> #main_ty {
+        #vis fn #name #generics(#inputs) -> #main_ty #where_clause {
             let mut out = #out_zeros;
             #output_inits
             #into(#call_args &mut out, #output_locals)#question;
@@ -508,7 +512,7 @@ fn functions(f: Functions) -> TokenStream {
             #inputs
             out: &mut #out_ty,
             #outputs
-        ) #into_ty {
+        ) #into_ty #where_clause {
             #body
             #into_end
         }
@@ -672,26 +676,30 @@ fn same_size(a: &Size, b: &Size) -> bool {
     }
 }
 
-/// For a kernel whose head counts are const generics, a check at instantiation that q's heads
-/// are a multiple of k's (known counts were checked by the macro).
-fn heads_check(kernel: &Kernel) -> TokenStream {
+/// For a kernel whose head counts are const generics, a bound that q's heads are a multiple
+/// of k's, checked at each call by the type checker (known counts were checked by the
+/// macro): typenum computes `Hq % Hkv`, and the runtime's `QueryHeadsPerKeyHead` trait, held
+/// only by a remainder of 0, turns a failure into "q's 6 heads are not a multiple of k's 4
+/// heads" at the call.
+fn heads_bound(kernel: &Kernel) -> TokenStream {
     match (kernel.heads(), kernel.kv_heads()) {
         (Some(heads @ Size::Generic(_)), Some(kv_heads))
         | (Some(heads), Some(kv_heads @ Size::Generic(_)))
             if !same_size(heads, kv_heads) =>
         {
+            let private = private();
             let (hq, hkv) = (
                 size(heads, kernel.q[1].span),
                 size(kv_heads, kernel.k[1].span),
             );
-            // Spanned at k's heads, so that a failed instantiation points at the declaration.
+            // Spanned at k's heads, so that the failed bound's note shows the declaration.
             quote_spanned! {kernel.k[1].span=>
-                const {
-                    ::core::assert!(
-                        #hkv > 0 && usize::is_multiple_of(#hq, #hkv),
-                        "q's heads must be a multiple of k's heads (grouped-query attention)",
-                    )
-                };
+                where
+                    #private::Const<#hq>: #private::ToUInt,
+                    #private::Const<#hkv>: #private::ToUInt,
+                    #private::U<#hq>: ::core::ops::Rem<#private::U<#hkv>>,
+                    #private::Mod<#private::U<#hq>, #private::U<#hkv>>:
+                        #private::QueryHeadsPerKeyHead<#hq, #hkv>,
             }
         }
         _ => TokenStream::new(),

@@ -8,6 +8,33 @@ pub use crate::kernels::{
 };
 pub use crate::project::{merge_heads, merge_heads_project, project_heads};
 pub use crate::simd::Simd;
+pub use typenum::{Const, Mod, ToUInt, U};
+
+/// Held by a remainder of 0 only: generated kernels whose head counts are const generics
+/// require `Hq % Hkv` (computed by typenum) to implement it, so that a call with q's heads
+/// not a multiple of k's is a type error that says so.
+///
+/// ```compile_fail
+/// use attn_runtime::attention;
+/// attention! { fn grouped<q: [1, Hq, 2, 4], k: [1, Hkv, 2, 4], v: [1, Hkv, 2, 4]>; }
+/// // error[E0277]: q's 6 heads are not a multiple of k's 4 heads
+/// grouped(&[[[[0.0; 4]; 2]; 6]], &[[[[0.0; 4]; 2]; 4]], &[[[[0.0; 4]; 2]; 4]]);
+/// ```
+///
+/// ```
+/// use attn_runtime::attention;
+/// attention! { fn grouped<q: [1, Hq, 2, 4], k: [1, Hkv, 2, 4], v: [1, Hkv, 2, 4]>; }
+/// let out = grouped(&[[[[0.0; 4]; 2]; 6]], &[[[[1.0; 4]; 2]; 3]], &[[[[1.0; 4]; 2]; 3]]);
+/// assert_eq!(out[0][5][1], [1.0; 4]);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "q's {HQ} heads are not a multiple of k's {HKV} heads",
+    label = "grouped-query attention: each key/value head serves Hq / Hkv query heads",
+    note = "give q a multiple of k's heads (or as many: multi-head attention)"
+)]
+pub trait QueryHeadsPerKeyHead<const HQ: usize, const HKV: usize> {}
+
+impl<const HQ: usize, const HKV: usize> QueryHeadsPerKeyHead<HQ, HKV> for typenum::U0 {}
 
 /// The `dtype = f64` kernels.
 pub mod scalar {
