@@ -107,6 +107,8 @@ enum Value {
     Shape(TensorDecl),
     /// `= f16`: a word, such as an element type.
     Word(Ident),
+    /// `= true`, `= "x"`, `= (..)`: a value no option takes, kept to be reported.
+    Other(Span),
 }
 
 /// Options available in this version.
@@ -181,25 +183,31 @@ fn option(input: ParseStream) -> syn::Result<(Ident, Value)> {
     if input.peek(Ident) {
         return Ok((name, Value::Word(input.parse()?)));
     }
+    // A number; anything else is kept, so that the option can say what it takes instead.
     let negative = input.parse::<Option<Token![-]>>()?.is_some();
-    let lit: Lit = input.parse().map_err(|e| {
+    if input.peek(Lit) {
+        let lit: Lit = input.parse()?;
+        let value = match &lit {
+            Lit::Float(f) => f.base10_parse::<f64>().ok(),
+            Lit::Int(i) => i.base10_parse::<f64>().ok(),
+            _ => None,
+        };
+        return Ok(match value {
+            Some(value) => (
+                name,
+                Value::Number(if negative { -value } else { value }, lit.span()),
+            ),
+            None => (name, Value::Other(lit.span())),
+        });
+    }
+    let other: proc_macro2::TokenTree = input.parse().map_err(|e| {
         error(
             e.span(),
-            format!("expected a number after `{name} =`"),
-            format!("write `{name} = 0.125`"),
+            format!("expected a value after `{name} =`"),
+            format!("write `{name} = ..` with a value, or `{name}` alone if it is a flag"),
         )
     })?;
-    let value = match &lit {
-        Lit::Float(f) => f.base10_parse::<f64>(),
-        Lit::Int(i) => i.base10_parse::<f64>(),
-        _ => Err(error(
-            lit.span(),
-            format!("`{name}` takes a number"),
-            format!("write `{name} = 0.125`"),
-        )),
-    }?;
-    let value = if negative { -value } else { value };
-    Ok((name, Value::Number(value, lit.span())))
+    Ok((name, Value::Other(other.span())))
 }
 
 /// The alignment inside `causal(..)`.
@@ -282,7 +290,7 @@ fn apply(options: &mut Options, name: Ident, value: Value, errors: &mut Errors) 
             let causal = match value {
                 Value::None => Some(Causal::Square),
                 Value::Args(args) => alignment(&args, errors),
-                Value::Number(..) | Value::Shape(_) | Value::Word(_) => {
+                Value::Number(..) | Value::Shape(_) | Value::Word(_) | Value::Other(_) => {
                     errors.at(
                         value_span(&value),
                         "`causal` takes no value",
@@ -369,6 +377,7 @@ fn value_span(value: &Value) -> Span {
         Value::Args(args) => args.span(),
         Value::Shape(tensor) => tensor.bracket.span.join(),
         Value::Word(word) => word.span(),
+        Value::Other(span) => *span,
     }
 }
 
@@ -412,11 +421,11 @@ fn number(
             errors.at(name.span(), format!("`{name}` needs a value"), help);
             None
         }
-        Value::Shape(_) | Value::Word(_) => {
-            let what = if let Value::Word(_) = value {
-                "a word"
-            } else {
-                "a shape"
+        Value::Shape(_) | Value::Word(_) | Value::Other(_) => {
+            let what = match value {
+                Value::Word(_) => "a word",
+                Value::Shape(_) => "a shape",
+                _ => "this value",
             };
             errors.at(
                 value_span(&value),
