@@ -49,6 +49,17 @@ impl WithSimd for AllOps<'_> {
                 }
                 results[10 + k].push(value);
             }
+            // The last step of exp: into the subnormals, n in [-160, 0).
+            let wide = simd.scale_by_pow2_wide(
+                simd.mul_add(c, simd.splat(0.25), simd.splat(1.0)),
+                simd.round(simd.mul_add(c, simd.splat(40.0), simd.splat(-80.0))),
+            );
+            let mut lanes = vec![0.0; S::LANES];
+            simd.store(&mut lanes, wide);
+            if results.len() <= 12 {
+                results.push(Vec::new());
+            }
+            results[12].extend(lanes);
         }
         results
     }
@@ -90,8 +101,8 @@ fn every_operation_matches_the_one_lane_reference() {
             },
         );
         // The elementwise operations (splat, add, sub, mul, max, round, scale_by_pow2, div,
-        // select_lt) agree exactly, but for mul_add: FMA rounds once.
-        for op in [0, 1, 2, 3, 5, 6, 7, 8, 9] {
+        // select_lt, scale_by_pow2_wide) agree exactly, but for mul_add: FMA rounds once.
+        for op in [0, 1, 2, 3, 5, 6, 7, 8, 9, 12] {
             assert_eq!(got[op], one_lane[op], "{isa}: operation {op}");
             assert_eq!(got[op], reference[op], "{isa}: operation {op}");
         }
@@ -100,6 +111,12 @@ fn every_operation_matches_the_one_lane_reference() {
                 (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
                 "{isa}: mul_add {x} vs {y}"
             );
+        }
+        // scale_by_pow2_wide is the correctly rounded a · 2^n, subnormals included.
+        for (i, &x) in got[12].iter().enumerate() {
+            let a = 1.0 + c[i] as f64 * 0.25;
+            let n = (c[i] as f64 * 40.0 - 80.0).round_ties_even();
+            assert_eq!(x, (a * n.exp2()) as f32, "{isa}: scale_by_pow2_wide lane {i}");
         }
         // Reductions, per vector: the max exactly, the sum to rounding.
         let lanes = got[10].len();

@@ -55,9 +55,7 @@ pub fn exp<S: Simd>(simd: S, x: S::V) -> S::V {
     let p = simd.mul_add(r4, p45, simd.mul_add(r2, p23, p01));
     // exp(r) = 1 + r + r^2 p(r): the two leading terms added last, for accuracy.
     let p = simd.add(simd.mul_add(r2, p, r), simd.splat(1.0));
-    let half = simd.round(simd.mul(n, simd.splat(0.5)));
-    let rest = simd.sub(n, half);
-    simd.scale_by_pow2(simd.scale_by_pow2(p, half), rest)
+    simd.scale_by_pow2_wide(p, n)
 }
 
 /// `exp(x)` for one f32, by the same steps as [`exp`].

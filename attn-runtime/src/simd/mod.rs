@@ -198,6 +198,16 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn round(self, a: Self::V) -> Self::V;
     /// `a · 2^n` for integral `n` in `[-127, 127]`, exactly when the result is normal.
     fn scale_by_pow2(self, a: Self::V, n: Self::V) -> Self::V;
+    /// `a · 2^n` for `a` in `[0.5, 2]` and integral `n` in `[-160, 0]`: the last step of
+    /// `exp`, whose results below the normal range round to subnormals or 0. By default two
+    /// steps of [`Simd::scale_by_pow2`], each within its range; an instruction set that scales
+    /// into the subnormals in one instruction does it in one.
+    #[inline(always)]
+    fn scale_by_pow2_wide(self, a: Self::V, n: Self::V) -> Self::V {
+        let half = self.round(self.mul(n, self.splat(0.5)));
+        let rest = self.sub(n, half);
+        self.scale_by_pow2(self.scale_by_pow2(a, half), rest)
+    }
     /// `yes` in the lanes where `a < b`, `no` elsewhere (a NaN compares false).
     fn select_lt(self, a: Self::V, b: Self::V, yes: Self::V, no: Self::V) -> Self::V;
     /// The largest lane. A NaN lane may or may not be ignored: the softmax gives NaN for a
