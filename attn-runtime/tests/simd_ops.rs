@@ -116,7 +116,11 @@ fn every_operation_matches_the_one_lane_reference() {
         for (i, &x) in got[12].iter().enumerate() {
             let a = 1.0 + c[i] as f64 * 0.25;
             let n = (c[i] as f64 * 40.0 - 80.0).round_ties_even();
-            assert_eq!(x, (a * n.exp2()) as f32, "{isa}: scale_by_pow2_wide lane {i}");
+            assert_eq!(
+                x,
+                (a * n.exp2()) as f32,
+                "{isa}: scale_by_pow2_wide lane {i}"
+            );
         }
         // Reductions, per vector: the max exactly, the sum to rounding.
         let lanes = got[10].len();
