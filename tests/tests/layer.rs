@@ -15,6 +15,11 @@ attention! {
     /// Grouped-query heads, values of another depth, no output projection: tiny, unrolled.
     fn grouped<x: [1, 3, 6], q: [1, 4, 3, 2], k: [1, 2, 3, 2], v: [1, 2, 3, 3]>;
 
+    /// A layer over padded batches: a key-padding mask and run-time valid lengths, forwarded
+    /// to the attention inside.
+    #[attn(mask = [2, 1, 1, N], valid_lengths)]
+    fn padded<x: [2, N, 8], q: [2, 2, N, 4], k: [2, 2, N, 4], v: [2, 2, N, 4]>;
+
     /// A causal decoder layer that also returns its attention weights.
     #[attn(causal, return_weights)]
     fn decoder<x: [1, N, 32], q: [1, 2, N, 16], k: [1, 2, N, 16], v: [1, 2, N, 16], out: [1, N, 24]>;
@@ -253,4 +258,45 @@ fn token_ids_become_the_layers_embeddings_and_an_id_out_of_range_is_an_error() {
             vocabulary: 50
         }
     );
+}
+
+#[test]
+fn a_layer_forwards_its_mask_and_valid_lengths_to_its_attention() {
+    let mut rng = Rng::new(25);
+    let (wq, wk, wv) = (
+        random_linear(&mut rng, 8, 8, true),
+        random_linear(&mut rng, 8, 8, true),
+        random_linear(&mut rng, 8, 8, true),
+    );
+    let (query, key, value) = (load::<8, 8>("q", &wq), load("k", &wk), load("v", &wv));
+    let x: [[[f32; 8]; 6]; 2] =
+        std::array::from_fn(|_| std::array::from_fn(|_| std::array::from_fn(|_| rng.uniform(1.0))));
+    // Entry 0 hides key 1 by its mask; entry 1 has 4 valid keys of 6.
+    let mut mask = [[[[true; 6]]]; 2];
+    mask[0][0][0][1] = false;
+    let out = padded(&x, &query, &key, &value, &mask, &[6, 4]).unwrap();
+    // The same as projecting by hand and calling the attention inside.
+    let (q, k, v) = (project(&x, &query), project(&x, &key), project(&x, &value));
+    let heads = padded_attention(&q, &k, &v, &mask, &[6, 4]).unwrap();
+    for b in 0..2 {
+        for n in 0..6 {
+            for h in 0..2 {
+                assert_eq!(out[b][n][h * 4..h * 4 + 4], heads[b][h][n]);
+            }
+        }
+    }
+    let error = padded(&x, &query, &key, &value, &mask, &[7, 4]).unwrap_err();
+    assert_eq!((error.batch_entry, error.valid_keys), (0, 7));
+}
+
+/// `x` through `linear`, split into 2 heads of depth 4.
+fn project(x: &[[[f32; 8]; 6]; 2], linear: &Linear<8, 8>) -> [[[[f32; 4]; 6]; 2]; 2] {
+    std::array::from_fn(|b| {
+        std::array::from_fn(|h| {
+            std::array::from_fn(|n| {
+                let y = linear.apply(&x[b][n]);
+                std::array::from_fn(|d| y[h * 4 + d])
+            })
+        })
+    })
 }
