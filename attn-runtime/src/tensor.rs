@@ -3,32 +3,44 @@
 //! A [`Tensor<A>`] owns one `A`, a row-major nested array such as `[[[f32; 64]; 4096]; 1]`,
 //! on the heap, and derefs to it: a kernel declared with `attention!` takes `&tensor` where
 //! it takes `&[[[f32; 64]; 4096]; 1]`. Building one from a slice or a `Vec` checks the length.
+//! The elements are those of the kernels' `dtype`s: f32, f64, f16 and bf16.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
-/// A row-major nested array of `f32`: `f32` itself, or `[A; N]` for an array `A`.
+/// A row-major nested array of one element type: the element itself (`f32`, `f64`,
+/// `half::f16` or `half::bf16`), or `[A; N]` for an array `A`. All-zero bytes are zeros.
 ///
 /// ```
 /// use attn_runtime::Array;
 /// assert_eq!(<[[f32; 3]; 2] as Array>::LEN, 6);
 /// assert_eq!(<[[f32; 3]; 2] as Array>::dims(), vec![2, 3]);
+/// assert_eq!(<[attn_runtime::half::f16; 4] as Array>::LEN, 4);
 /// ```
 pub trait Array: bytemuck::Pod {
-    /// The number of `f32` values.
+    /// The element type: `f32`, `f64`, `f16` or `bf16`.
+    type Element: bytemuck::Pod;
+    /// The number of elements.
     const LEN: usize;
     /// The sizes of the axes, outermost first.
     fn dims() -> Vec<usize>;
 }
 
-impl Array for f32 {
-    const LEN: usize = 1;
-    fn dims() -> Vec<usize> {
-        Vec::new()
-    }
+macro_rules! element {
+    ($($t:ty),*) => {$(
+        impl Array for $t {
+            type Element = $t;
+            const LEN: usize = 1;
+            fn dims() -> Vec<usize> {
+                Vec::new()
+            }
+        }
+    )*};
 }
+element!(f32, f64, half::f16, half::bf16);
 
 impl<A: Array, const N: usize> Array for [A; N] {
+    type Element = A::Element;
     const LEN: usize = N * A::LEN;
     fn dims() -> Vec<usize> {
         let mut dims = vec![N];
@@ -110,7 +122,7 @@ impl<A: Array> Tensor<A> {
     /// assert_eq!(*t, [1.0, 2.0]);
     /// # Ok::<(), attn_runtime::ShapeError>(())
     /// ```
-    pub fn from_slice(values: &[f32]) -> Result<Self, ShapeError> {
+    pub fn from_slice(values: &[A::Element]) -> Result<Self, ShapeError> {
         check_len::<A>(values.len())?;
         let mut tensor = Self::zeros();
         tensor.as_flat_mut().copy_from_slice(values);
@@ -125,11 +137,11 @@ impl<A: Array> Tensor<A> {
     /// assert_eq!(*t, [[1.0, 2.0]]);
     /// # Ok::<(), attn_runtime::ShapeError>(())
     /// ```
-    pub fn from_vec(values: Vec<f32>) -> Result<Self, ShapeError> {
+    pub fn from_vec(values: Vec<A::Element>) -> Result<Self, ShapeError> {
         check_len::<A>(values.len())?;
-        let boxed: Box<[f32]> = values.into_boxed_slice();
-        // `A` is `LEN` consecutive f32 with f32's alignment, so the length check above makes
-        // each cast below succeed; the fallback copy is only there so that none can panic.
+        let boxed: Box<[A::Element]> = values.into_boxed_slice();
+        // `A` is `LEN` consecutive elements with the element's alignment, so the length check
+        // above makes each cast below succeed; if one did not, the error is returned.
         let one: Result<Box<[A]>, _> = bytemuck::allocation::try_cast_slice_box(boxed);
         let array = one.ok().and_then(|one| <Box<[A; 1]>>::try_from(one).ok());
         match array.and_then(|array| bytemuck::allocation::try_cast_box::<[A; 1], A>(array).ok()) {
@@ -149,7 +161,7 @@ impl<A: Array> Tensor<A> {
     /// assert_eq!(t.as_flat(), &[1.0, 2.0, 3.0, 4.0]);
     /// # Ok::<(), attn_runtime::ShapeError>(())
     /// ```
-    pub fn as_flat(&self) -> &[f32] {
+    pub fn as_flat(&self) -> &[A::Element] {
         bytemuck::cast_slice(std::slice::from_ref(&*self.data))
     }
 
@@ -160,7 +172,7 @@ impl<A: Array> Tensor<A> {
     /// t.as_flat_mut()[3] = 5.0;
     /// assert_eq!(t[1][1], 5.0);
     /// ```
-    pub fn as_flat_mut(&mut self) -> &mut [f32] {
+    pub fn as_flat_mut(&mut self) -> &mut [A::Element] {
         bytemuck::cast_slice_mut(std::slice::from_mut(&mut *self.data))
     }
 }
@@ -219,6 +231,19 @@ mod tests {
         );
         let long = Tensor::<[[f32; 4]; 3]>::from_slice(&[0.0; 13]).unwrap_err();
         assert_eq!((long.expected, long.actual), (12, 13));
+    }
+
+    #[test]
+    fn every_element_type_makes_tensors() {
+        use half::{bf16, f16};
+        let t = Tensor::<[[f64; 2]; 2]>::from_vec(vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert_eq!(t[1], [3.0, 4.0]);
+        let h = Tensor::<[[f16; 3]; 1]>::from_slice(&[f16::ONE; 3]).unwrap();
+        assert_eq!(h.as_flat(), &[f16::ONE; 3]);
+        let b = Tensor::<[[bf16; 4096]; 512]>::zeros();
+        assert!(b.as_flat().iter().all(|x| *x == bf16::ZERO));
+        let short = Tensor::<[f64; 3]>::from_vec(vec![0.0; 2]).unwrap_err();
+        assert_eq!((short.expected, short.actual), (3, 2));
     }
 
     #[test]

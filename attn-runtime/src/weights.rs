@@ -93,7 +93,10 @@ impl fmt::Display for WeightError {
 impl std::error::Error for WeightError {}
 
 /// `values` as a tensor of shape `A`, or an error naming `tensor` and both sizes.
-fn tensor_from<A: Array>(tensor: &str, values: &[f32]) -> Result<Tensor<A>, WeightError> {
+fn tensor_from<A: Array<Element = f32>>(
+    tensor: &str,
+    values: &[f32],
+) -> Result<Tensor<A>, WeightError> {
     Tensor::from_slice(values).map_err(|_| WeightError::Length {
         tensor: tensor.to_owned(),
         expected: A::dims(),
@@ -353,7 +356,10 @@ mod from_file {
     use ::safetensors::{Dtype, SafeTensorError};
 
     /// The f32 tensor `name` of `file`, of shape `A`: errors name the tensor and both shapes.
-    fn load<A: Array>(file: &SafeTensors, name: &str) -> Result<Tensor<A>, WeightError> {
+    fn load<A: Array<Element = f32>>(
+        file: &SafeTensors,
+        name: &str,
+    ) -> Result<Tensor<A>, WeightError> {
         let view = file.tensor(name).map_err(|error| match error {
             SafeTensorError::TensorNotFound(_) => WeightError::Missing {
                 tensor: name.to_owned(),

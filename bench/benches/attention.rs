@@ -76,7 +76,7 @@ impl Workload {
 
 /// Times attn on `run` (which writes `out`), then plain loops and each peer on the same
 /// inputs, checks every result against attn's, and prints one row.
-fn compare<A: Array>(
+fn compare<A: Array<Element = f32>>(
     w: &Workload,
     inputs: [&[f32]; 3],
     out: &mut Tensor<A>,
@@ -139,7 +139,7 @@ fn time(seconds: f64) -> String {
 
 /// The same workload on 2 threads: the speed-up, and whether the result is bit-identical to
 /// the single-thread one that `out` holds.
-fn on_two_threads<A: Array>(
+fn on_two_threads<A: Array<Element = f32>>(
     w: &Workload,
     single: f64,
     out: &mut Tensor<A>,
@@ -157,7 +157,7 @@ fn on_two_threads<A: Array>(
     );
 }
 
-fn tensor<A: Array>(seed: u64) -> Tensor<A> {
+fn tensor<A: Array<Element = f32>>(seed: u64) -> Tensor<A> {
     Tensor::from_vec(values(A::LEN, seed)).expect("the workload's length")
 }
 

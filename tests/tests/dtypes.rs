@@ -8,7 +8,7 @@
 
 use attn_runtime::half::{bf16, f16};
 use attn_runtime::simd::{Isa, with_isa};
-use attn_runtime::{Plan, attention};
+use attn_runtime::{Plan, Tensor, attention};
 use attn_tests::{Mask, Problem, Rng, assert_lse_accurate, reference};
 
 attention! {
@@ -185,34 +185,17 @@ fn f16_and_bf16_kernels_store_16_bits_and_compute_in_f32() {
     );
     let halves =
         |values: &[f32]| -> Vec<f16> { values.iter().map(|&x| f16::from_f32(x)).collect() };
-    let mut q = Box::new([[[[f16::ZERO; 32]; 70]; 3]; 2]);
-    let mut k = Box::new([[[[f16::ZERO; 32]; 90]; 3]; 2]);
-    let mut v = Box::new([[[[f16::ZERO; 32]; 90]; 3]; 2]);
-    q.as_flattened_mut()
-        .as_flattened_mut()
-        .as_flattened_mut()
-        .copy_from_slice(&halves(&qv));
-    k.as_flattened_mut()
-        .as_flattened_mut()
-        .as_flattened_mut()
-        .copy_from_slice(&halves(&kv));
-    v.as_flattened_mut()
-        .as_flattened_mut()
-        .as_flattened_mut()
-        .copy_from_slice(&halves(&vv));
+    // Tensors hold f16 as they hold f32.
+    let q = Tensor::<[[[[f16; 32]; 70]; 3]; 2]>::from_vec(halves(&qv)).unwrap();
+    let k = Tensor::<[[[[f16; 32]; 90]; 3]; 2]>::from_vec(halves(&kv)).unwrap();
+    let v = Tensor::<[[[[f16; 32]; 90]; 3]; 2]>::from_vec(halves(&vv)).unwrap();
     let problem = Problem::with_default_scale(6, 70, 90, 32, 32);
     let expected = reference(&problem, &qv, &kv, &vv);
     for isa in Isa::supported() {
-        let mut out = Box::new([[[[f16::ZERO; 32]; 70]; 3]; 2]);
+        let mut out = Tensor::<[[[[f16; 32]; 70]; 3]; 2]>::zeros();
         let mut lse = Box::new([[[0.0f32; 70]; 3]; 2]);
         with_isa(isa, || half_into(&q, &k, &v, &mut out, &mut lse)).unwrap();
-        let out: Vec<f64> = out
-            .as_flattened()
-            .as_flattened()
-            .as_flattened()
-            .iter()
-            .map(|x| x.to_f64())
-            .collect();
+        let out: Vec<f64> = out.as_flat().iter().map(|x| x.to_f64()).collect();
         assert_close(&format!("f16 on {isa}"), &out, &expected, 2f64.powi(-10));
         assert_lse_accurate(
             "f16 lse",

@@ -38,7 +38,12 @@ fn repeat_heads(
 
 /// Runs a grouped kernel on random inputs and checks it against the reference.
 #[allow(clippy::too_many_arguments)]
-fn check<Q: Array, K: Array, V: Array, O: Array>(
+fn check<
+    Q: Array<Element = f32>,
+    K: Array<Element = f32>,
+    V: Array<Element = f32>,
+    O: Array<Element = f32>,
+>(
     what: &str,
     batch: usize,
     (heads, kv_heads): (usize, usize),

@@ -80,7 +80,12 @@ attention! {
 }
 
 /// Runs `kernel` on random inputs of `magnitude` and checks it against the reference.
-fn check<Q: Array, K: Array, V: Array, O: Array>(
+fn check<
+    Q: Array<Element = f32>,
+    K: Array<Element = f32>,
+    V: Array<Element = f32>,
+    O: Array<Element = f32>,
+>(
     what: &str,
     problem: Problem,
     magnitude: f32,

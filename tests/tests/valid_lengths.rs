@@ -26,7 +26,13 @@ type Padded<Q, K, V, O, const B: usize> =
 
 /// Runs `kernel` with `valid` lengths (per batch entry) on every instruction set and checks
 /// it against the reference, where each of the `heads` problems of an entry has its length.
-fn check<Q: Array, K: Array, V: Array, O: Array, const B: usize>(
+fn check<
+    Q: Array<Element = f32>,
+    K: Array<Element = f32>,
+    V: Array<Element = f32>,
+    O: Array<Element = f32>,
+    const B: usize,
+>(
     what: &str,
     problem: Problem,
     heads: usize,
