@@ -4,60 +4,108 @@
 use crate::simd::{Isa, Simd, WithSimd, dispatch};
 use crate::weights::Linear;
 
-/// Calls `emit(r, o, W[o] · x[r] + b[o])` for every input row `r` and output feature `o`, on
-/// the active instruction set.
+/// `y[r] = W · x[r] + b` for every input row `r`, on the active instruction set and, with the
+/// `threads` feature, split by rows over threads when the work pays (each row is computed
+/// the same way on any thread).
 ///
-/// Four output features share each load of the input row, and each keeps its own vector of
-/// partial sums, reduced once at the end of the row.
+/// Blocks of 4 rows x 4 output features share their loads (see [`block`]).
 pub(crate) fn rows<const IN: usize, const OUT: usize>(
     x: &[[f32; IN]],
     linear: &Linear<IN, OUT>,
-    emit: impl FnMut(usize, usize, f32),
+    y: &mut [[f32; OUT]],
 ) {
-    dispatch(Isa::active(), Rows { x, linear, emit });
+    let isa = Isa::active();
+    #[cfg(feature = "threads")]
+    {
+        let flops = (x.len() * IN * OUT * 2) as u64;
+        let threads = crate::threads::for_work(flops);
+        if threads > 1 {
+            let chunk = x.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let mut parts = x.chunks(chunk).zip(y.chunks_mut(chunk));
+                // The calling thread takes the first share itself.
+                let first = parts.next();
+                for (x, y) in parts {
+                    scope.spawn(move || dispatch(isa, Rows { x, linear, y }));
+                }
+                if let Some((x, y)) = first {
+                    dispatch(isa, Rows { x, linear, y });
+                }
+            });
+            return;
+        }
+    }
+    dispatch(isa, Rows { x, linear, y });
 }
 
-struct Rows<'a, const IN: usize, const OUT: usize, E> {
+struct Rows<'a, const IN: usize, const OUT: usize> {
     x: &'a [[f32; IN]],
     linear: &'a Linear<IN, OUT>,
-    emit: E,
+    y: &'a mut [[f32; OUT]],
 }
 
-impl<const IN: usize, const OUT: usize, E: FnMut(usize, usize, f32)> WithSimd
-    for Rows<'_, IN, OUT, E>
-{
+impl<const IN: usize, const OUT: usize> WithSimd for Rows<'_, IN, OUT> {
     type Output = ();
     #[inline(always)]
-    fn with_simd<S: Simd>(mut self, simd: S) {
-        const FEATURES: usize = 4;
-        let weight = self.linear.weight();
-        let bias = self.linear.bias();
-        let vectors = IN / S::LANES;
-        for (r, row) in self.x.iter().enumerate() {
-            'features: for first in (0..OUT).step_by(FEATURES) {
-                let features = FEATURES.min(OUT - first);
-                let mut acc = [simd.splat(0.0); FEATURES];
-                for c in 0..vectors {
-                    let input = simd.load(&row[c * S::LANES..]);
-                    for (f, acc) in acc.iter_mut().enumerate().take(features) {
-                        let w = simd.load(&weight[first + f][c * S::LANES..]);
-                        *acc = simd.mul_add(w, input, *acc);
-                    }
+    fn with_simd<S: Simd>(self, simd: S) {
+        let mut rows = self.x.chunks_exact(ROWS);
+        let mut outputs = self.y.chunks_exact_mut(ROWS);
+        for (x, y) in (&mut rows).zip(&mut outputs) {
+            block::<S, ROWS, IN, OUT>(simd, x, self.linear, y);
+        }
+        for (x, y) in rows
+            .remainder()
+            .chunks(1)
+            .zip(outputs.into_remainder().chunks_mut(1))
+        {
+            block::<S, 1, IN, OUT>(simd, x, self.linear, y);
+        }
+    }
+}
+
+/// Input rows per block: each load of a weight row serves this many rows.
+const ROWS: usize = 4;
+/// Output features per block: each load of an input row serves this many features.
+const FEATURES: usize = 4;
+
+/// `y[r] = W · x[r] + b` for `MR` rows: blocks of `MR` rows x 4 features, each with its own
+/// vector of partial sums over the input, reduced once at the end. A row's arithmetic is the
+/// same in a block of 4 as alone.
+#[inline(always)]
+fn block<S: Simd, const MR: usize, const IN: usize, const OUT: usize>(
+    simd: S,
+    x: &[[f32; IN]],
+    linear: &Linear<IN, OUT>,
+    y: &mut [[f32; OUT]],
+) {
+    let (weight, bias) = (linear.weight(), linear.bias());
+    let vectors = IN / S::LANES;
+    for first in (0..OUT).step_by(FEATURES) {
+        let features = FEATURES.min(OUT - first);
+        let mut acc = [[simd.splat(0.0); FEATURES]; MR];
+        for c in 0..vectors {
+            let mut w = [simd.splat(0.0); FEATURES];
+            for (f, w) in w.iter_mut().enumerate().take(features) {
+                *w = simd.load(&weight[first + f][c * S::LANES..]);
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let input = simd.load(&x[r][c * S::LANES..]);
+                for (f, acc) in acc.iter_mut().enumerate().take(features) {
+                    *acc = simd.mul_add(w[f], input, *acc);
                 }
-                for (f, acc) in acc.iter().enumerate().take(features) {
-                    let o = first + f;
-                    let mut value = simd.reduce_sum(*acc);
-                    for i in vectors * S::LANES..IN {
-                        value += weight[o][i] * row[i];
-                    }
-                    if let Some(bias) = bias {
-                        value += bias[o];
-                    }
-                    (self.emit)(r, o, value);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (f, acc) in acc.iter().enumerate().take(features) {
+                let o = first + f;
+                let mut value = simd.reduce_sum(*acc);
+                for i in vectors * S::LANES..IN {
+                    value += weight[o][i] * x[r][i];
                 }
-                if features < FEATURES {
-                    break 'features;
+                if let Some(bias) = bias {
+                    value += bias[o];
                 }
+                y[r][o] = value;
             }
         }
     }
@@ -93,8 +141,15 @@ pub fn project_heads<
             "a projection to H heads of depth D has H·D features"
         )
     };
+    let mut features = crate::Tensor::<[[f32; W]; N]>::zeros();
     for (x, out) in x.iter().zip(out.iter_mut()) {
-        rows(x, linear, |n, o, value| out[o / D][n][o % D] = value);
+        rows(x, linear, &mut features[..]);
+        // Feature h·D + d of token n is lane d of head h's row n.
+        for (n, token) in features.iter().enumerate() {
+            for (h, head) in out.iter_mut().enumerate() {
+                head[n].copy_from_slice(&token[h * D..][..D]);
+            }
+        }
     }
 }
 
@@ -152,6 +207,6 @@ pub fn merge_heads_project<
     let mut merged = crate::Tensor::<[[[f32; W]; N]; 1]>::zeros();
     for (b, out) in out.iter_mut().enumerate() {
         merge_heads(std::array::from_ref(&heads[b]), &mut merged);
-        rows(&merged[0], linear, |n, o, value| out[n][o] = value);
+        rows(&merged[0], linear, out);
     }
 }

@@ -194,9 +194,9 @@ impl<const IN: usize, const OUT: usize> Linear<IN, OUT> {
     /// # Ok::<(), attn_runtime::WeightError>(())
     /// ```
     pub fn apply(&self, x: &[f32; IN]) -> [f32; OUT] {
-        let mut y = [0.0; OUT];
-        crate::project::rows(std::slice::from_ref(x), self, |_, o, value| y[o] = value);
-        y
+        let mut y = [[0.0; OUT]];
+        crate::project::rows(std::slice::from_ref(x), self, &mut y);
+        y[0]
     }
 }
 

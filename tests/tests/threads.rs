@@ -2,7 +2,7 @@
 
 use attn_runtime::simd::{Isa, with_isa};
 use attn_runtime::threads::with_threads;
-use attn_runtime::{Tensor, attention};
+use attn_runtime::{Linear, Tensor, attention};
 use attn_tests::Rng;
 
 attention! {
@@ -11,6 +11,8 @@ attention! {
     /// The same with a mask, the weights and the log-sum-exp: every output split alike.
     #[attn(mask = [2, 1, 300, N], return_weights, return_lse)]
     fn split_weights<q: [2, 3, 300, 40], k: [2, 3, N, 40], v: [2, 3, N, 24]>;
+    /// A layer whose projections are large enough to be split too.
+    fn layer<x: [1, 300, 128], q: [1, 4, 300, 32], k: [1, 4, 300, 32], v: [1, 4, 300, 32], out: [1, 300, 128]>;
 }
 
 #[test]
@@ -78,5 +80,36 @@ fn weights_and_log_sum_exp_are_bit_identical_on_any_number_of_threads() {
             "weights on {threads} threads"
         );
         assert!(l == lse, "lse on {threads} threads");
+    }
+}
+
+#[test]
+fn a_layer_is_bit_identical_on_any_number_of_threads() {
+    let mut rng = Rng::new(9);
+    let x = Tensor::<[[[f32; 128]; 300]; 1]>::from_vec(rng.values(300 * 128, 1.0)).unwrap();
+    let linears: Vec<Linear<128, 128>> = (0..4)
+        .map(|i| {
+            let weight = rng.values(128 * 128, 0.1);
+            let bias = rng.values(128, 0.1);
+            Linear::from_slices(&format!("w{i}"), &weight, Some(&bias)).unwrap()
+        })
+        .collect();
+    let run = |threads: usize| {
+        let mut out = Tensor::<[[[f32; 128]; 300]; 1]>::zeros();
+        with_threads(threads, || {
+            layer_into(
+                &x,
+                &linears[0],
+                &linears[1],
+                &linears[2],
+                &linears[3],
+                &mut out,
+            )
+        });
+        out
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        assert!(run(threads).as_flat() == one.as_flat(), "{threads} threads");
     }
 }
