@@ -8,14 +8,14 @@ pub const UNROLL_LIMIT: u64 = 1024;
 
 /// Query rows per block, the unit of work (and of threading): large enough that packing a
 /// block of keys is paid back over many rows, small enough that the rows' output stays in
-/// the core's L2 cache and that long sequences split into blocks for threads.
-const QUERY_BLOCK: u64 = 128;
+/// the core's L2 cache and that long sequences split into blocks for threads. 22 whole tiles.
+const QUERY_BLOCK: u64 = 132;
 
 /// Up to this many query rows, a problem is one block: its keys are packed once.
 const WHOLE_PROBLEM: u64 = 256;
 
 /// Query rows per micro-kernel tile (the runtime's `TILE_ROWS`): a block is a multiple.
-const TILE_ROWS: u64 = 4;
+const TILE_ROWS: u64 = 6;
 
 /// Keys per block: 64 is 4 vectors of AVX-512 (16 lanes) and 8 of AVX2 (8 lanes), so one
 /// block size serves every instruction set the runtime dispatches to. A block is always a

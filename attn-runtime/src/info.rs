@@ -42,7 +42,7 @@ pub struct KernelShape {
 ///     fn long<q: [1, N, 64], k: [1, N, 64], v: [1, N, 64]>;
 /// }
 /// assert_eq!(tiny::INFO.plan, Plan::Unrolled);
-/// assert_eq!(long::info::<4096>().plan, Plan::Tiled { query_block: 128, key_block: 64 });
+/// assert_eq!(long::info::<4096>().plan, Plan::Tiled { query_block: 132, key_block: 64 });
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {
@@ -51,7 +51,7 @@ pub enum Plan {
     /// One query row at a time in plain f64 arithmetic (`dtype = f64`), without vectors.
     Scalar,
     /// Blocks of `query_block` query rows, each walking the keys in blocks of `key_block`
-    /// with the softmax computed online, in micro-kernel tiles of 4 rows.
+    /// with the softmax computed online, in micro-kernel tiles of 6 rows.
     Tiled {
         /// Query rows per block: the unit of work and of threading.
         query_block: u64,

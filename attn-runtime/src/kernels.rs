@@ -6,7 +6,7 @@
 //!
 //! 1. [`scores`]: `S = Q_tile · K_blockᵀ · scale`, the tile's scores, from keys packed as
 //!    `[depth][key]` by [`pack_keys`] so that a vector of scores is one fused multiply-add
-//!    per depth step (register-blocked: 4 rows x 4 vectors of accumulators on AVX-512, 4 x 2
+//!    per depth step (register-blocked: 6 rows x 4 vectors of accumulators on AVX-512, 6 x 2
 //!    with 16 registers);
 //! 2. [`online_softmax`]: per row, the running max `m` and sum `l` advance over the block:
 //!    `m' = max(m, max_j S_j)`, `P_j = exp(S_j - m')`, `l' = l · exp(m - m') + Σ_j P_j`, and
@@ -19,12 +19,16 @@
 
 use crate::simd::{Isa, Simd, WithSimd, dispatch, exp, exp_f32, tanh};
 
-/// Query rows per micro-kernel tile.
-pub const TILE_ROWS: usize = 4;
+/// Query rows per micro-kernel tile: 6, the most rows whose accumulators (6 x 4 vectors),
+/// with a pass's 4 loads and a broadcast, fit AVX-512's 32 registers. Each load of keys or
+/// values then serves 6 rows: measured against tiles of 4, W3 and W4 are about 10% faster on
+/// AVX-512 and on AVX2 (A/B runs of bench/examples/profile_w3.rs).
+pub const TILE_ROWS: usize = 6;
 
-/// Vectors per row in one pass of a micro-kernel, for `S`: with AVX-512's 32 registers, 4
-/// rows x 4 vectors of accumulators (twice the FMA latency times the two FMA ports, so the
-/// ports never wait) plus 4 loads and a broadcast; with 16 registers, 4 rows x 2 vectors.
+/// Vectors per row in one pass of a micro-kernel, for `S`: with AVX-512's 32 registers, 6
+/// rows x 4 vectors of accumulators (more than twice the FMA latency times the two FMA
+/// ports, so the ports never wait) plus 4 loads and a broadcast; with 16 registers, 6 rows x
+/// 2 vectors.
 #[inline(always)]
 const fn pass_vectors<S: Simd>() -> usize {
     if S::LANES >= 16 { 4 } else { 2 }

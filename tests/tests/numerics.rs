@@ -179,15 +179,15 @@ fn unbound_lengths_at_several_instantiations() {
 
 #[test]
 fn sizes_around_the_tiles() {
-    // Query tiles of 4 and key blocks of 64: one below, at and above each, and two blocks.
+    // Query tiles of 6 and key blocks of 64: one below, at and above each, and two of each.
     any_shape_at!(
         1.0,
-        (1, 3, 63, 8, 8),
-        (1, 4, 64, 8, 8),
-        (1, 5, 65, 8, 8),
-        (1, 7, 127, 8, 8),
-        (1, 8, 128, 8, 8),
-        (1, 9, 129, 8, 8),
+        (1, 5, 63, 8, 8),
+        (1, 6, 64, 8, 8),
+        (1, 7, 65, 8, 8),
+        (1, 11, 127, 8, 8),
+        (1, 12, 128, 8, 8),
+        (1, 13, 129, 8, 8),
     );
 }
 
@@ -292,11 +292,12 @@ fn long_sequences() {
 fn sixteen_thousand_keys_need_no_more_than_a_tile_of_scratch() {
     let info = one_query::info::<16384>();
     assert_eq!(info.scratch_bytes, one_query::info::<128>().scratch_bytes);
-    // One block of 64 packed keys of depth 64, one tile of 4 x 64 scores, and for each of the
-    // 4 rows of a query block a running max and 16 partial sums.
+    // One block of 64 packed keys of depth 64, one tile of 6 x 64 scores, and for each of the
+    // 6 rows of a query block (one query, rounded up to a tile) a running max and 16 partial
+    // sums.
     assert_eq!(
         info.scratch_bytes,
-        4 * (64 * 64 + 4 * 64 + 4 * (1 + 16)),
+        4 * (64 * 64 + 6 * 64 + 6 * (1 + 16)),
         "{info}"
     );
     check(
@@ -353,7 +354,7 @@ macro_rules! causal_at {
 
 #[test]
 fn causal_masks_against_the_reference() {
-    // Around the tiles (4 rows), the key blocks (64) and the query blocks (128), with more
+    // Around the tiles (6 rows), the key blocks (64) and the query blocks (132), with more
     // keys than queries, more queries than keys, and one of each.
     causal_at!(
         (1, 1),
@@ -498,7 +499,7 @@ fn deep_keys_in_short_key_blocks() {
     assert_eq!(
         deep::info::<70>().plan,
         Plan::Tiled {
-            query_block: 8,
+            query_block: 6,
             key_block: 16
         }
     );

@@ -6,7 +6,7 @@ use attn_runtime::{Linear, Tensor, attention};
 use attn_tests::Rng;
 
 attention! {
-    /// Enough work to be split: 6 problems of 300 queries (blocks of 128: 3 per problem).
+    /// Enough work to be split: 6 problems of 300 queries (blocks of 132: 3 per problem).
     fn split<q: [2, 3, 300, 40], k: [2, 3, N, 40], v: [2, 3, N, 24]>;
     /// The same with a mask, the weights and the log-sum-exp: every output split alike.
     #[attn(mask = [2, 1, 300, N], return_weights, return_lse)]

@@ -42,8 +42,8 @@ fn unrolled_code_is_bounded_by_the_unroll_limit() {
 #[test]
 fn blocks_shrink_to_small_known_sizes() {
     let text = expand("fn f<q: [1, 2, 300], k: [1, 40, 300], v: [1, 40, 300]>;").to_string();
-    // Rounded up to a whole tile of 4 rows and a whole 16-lane vector of keys.
-    assert!(text.contains("const QUERY_BLOCK : usize = 4"), "{text}");
+    // Rounded up to a whole tile of 6 rows and a whole 16-lane vector of keys.
+    assert!(text.contains("const QUERY_BLOCK : usize = 6"), "{text}");
     assert!(text.contains("const KEY_BLOCK : usize = 48"), "{text}");
 }
 
