@@ -32,11 +32,13 @@ fn main() {
             });
         }
         Some("w4") => {
-            let q =
-                Tensor::<[[[f32; 64]; 256]; 96]>::from_vec(attn_bench::values(96 * 256 * 64, 1))
-                    .unwrap();
+            // Distinct q, k and v, as in the benchmark: W4 streams them from memory.
+            let [q, k, v] = [1, 2, 3].map(|seed| {
+                Tensor::<[[[f32; 64]; 256]; 96]>::from_vec(attn_bench::values(96 * 256 * 64, seed))
+                    .unwrap()
+            });
             let mut out = Tensor::<[[[f32; 64]; 256]; 96]>::zeros();
-            repeat(heads::INFO.flops, || heads_into(&q, &q, &q, &mut out));
+            repeat(heads::INFO.flops, || heads_into(&q, &k, &v, &mut out));
         }
         _ => {
             let q = Tensor::<[[[f32; 64]; 2048]; 1]>::from_vec(attn_bench::values(2048 * 64, 1))
