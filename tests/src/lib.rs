@@ -215,10 +215,45 @@ impl Rng {
         (0..n).map(|_| self.uniform(magnitude)).collect()
     }
 
+    /// A tensor of shape `A` of values uniform in `[-magnitude, magnitude]`.
+    pub fn tensor<A: attn_runtime::Array<Element = f32>>(
+        &mut self,
+        magnitude: f32,
+    ) -> attn_runtime::Tensor<A> {
+        let values = self.values(A::LEN, magnitude);
+        attn_runtime::Tensor::from_vec(values).expect("A::LEN values")
+    }
+
     /// A random index below `n`.
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
     }
+}
+
+/// The textbook example's q `[1, 2, 3]`, k `[1, 4, 3]` and v `[1, 4, 3]`.
+pub type Textbook = ([[[f32; 3]; 2]; 1], [[[f32; 3]; 4]; 1], [[[f32; 3]; 4]; 1]);
+
+/// The textbook example's inputs: two queries over four tokens, depth three.
+///
+/// ```
+/// let (q, k, v) = attn_tests::textbook();
+/// assert_eq!((q[0][1], k[0][3], v[0][0]), ([0.0, 2.0, 0.0], [1.0; 3], [1.0, 2.0, 3.0]));
+/// ```
+pub fn textbook() -> Textbook {
+    let q = [[[1.0, 0.0, 1.0], [0.0, 2.0, 0.0]]];
+    let k = [[
+        [1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 0.0, 1.0],
+        [1.0, 1.0, 1.0],
+    ]];
+    let v = [[
+        [1.0, 2.0, 3.0],
+        [4.0, 5.0, 6.0],
+        [7.0, 8.0, 9.0],
+        [10.0, 11.0, 12.0],
+    ]];
+    (q, k, v)
 }
 
 /// softmax(q kᵀ · scale) v in f64, from f32 inputs: the reference every kernel is held to.

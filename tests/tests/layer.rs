@@ -66,7 +66,7 @@ fn an_encoder_layer_matches_the_f64_reference_on_every_instruction_set() {
         value: view(&ws[2]),
         output: Some(view(&ws[3])),
     };
-    let x = Tensor::<[[[f32; 64]; 37]; 2]>::from_vec(rng.values(2 * 37 * 64, 1.0)).unwrap();
+    let x = rng.tensor::<[[[f32; 64]; 37]; 2]>(1.0);
     let shape = LayerShape {
         batch: 2,
         tokens: 37,
@@ -146,7 +146,7 @@ fn a_causal_layer_returns_the_weights_of_its_heads() {
         random_linear(&mut rng, 32, 32, true),
         random_linear(&mut rng, 32, 24, true),
     );
-    let x = Tensor::<[[[f32; 32]; 70]; 1]>::from_vec(rng.values(70 * 32, 1.0)).unwrap();
+    let x = rng.tensor::<[[[f32; 32]; 70]; 1]>(1.0);
     let mut out = Tensor::<[[[f32; 24]; 70]; 1]>::zeros();
     let mut attention_weights = Tensor::<[[[[f32; 70]; 70]; 2]; 1]>::zeros();
     decoder_into(

@@ -82,9 +82,9 @@ fn the_log_sum_exp_of_each_row() {
 #[test]
 fn rows_that_see_no_key_have_a_log_sum_exp_of_minus_infinity() {
     let mut rng = Rng::new(71);
-    let q = Tensor::<[[[[f32; 8]; 6]; 2]; 2]>::from_vec(rng.values(2 * 2 * 6 * 8, 1.0)).unwrap();
-    let k = Tensor::<[[[[f32; 8]; 10]; 2]; 2]>::from_vec(rng.values(2 * 2 * 10 * 8, 1.0)).unwrap();
-    let v = Tensor::<[[[[f32; 8]; 10]; 2]; 2]>::from_vec(rng.values(2 * 2 * 10 * 8, 1.0)).unwrap();
+    let q = rng.tensor::<[[[[f32; 8]; 6]; 2]; 2]>(1.0);
+    let k = rng.tensor::<[[[[f32; 8]; 10]; 2]; 2]>(1.0);
+    let v = rng.tensor::<[[[[f32; 8]; 10]; 2]; 2]>(1.0);
     // Entry 0 has 3 valid keys: with the 6 queries aligned to the last of them, queries 0..3
     // see none. Entry 1 has all 10.
     let valid = [3, 10];

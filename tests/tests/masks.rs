@@ -67,12 +67,9 @@ fn keep(rng: &mut Rng, n: usize) -> Vec<bool> {
 #[test]
 fn a_mask_broadcast_over_heads_hides_keys_and_weights_match() {
     let mut rng = Rng::new(11);
-    let q =
-        Tensor::<[[[[f32; 16]; 70]; 3]; 2]>::from_vec(rng.values(2 * 3 * 70 * 16, 2.0)).unwrap();
-    let k =
-        Tensor::<[[[[f32; 16]; 130]; 3]; 2]>::from_vec(rng.values(2 * 3 * 130 * 16, 2.0)).unwrap();
-    let v =
-        Tensor::<[[[[f32; 8]; 130]; 3]; 2]>::from_vec(rng.values(2 * 3 * 130 * 8, 1.0)).unwrap();
+    let q = rng.tensor::<[[[[f32; 16]; 70]; 3]; 2]>(2.0);
+    let k = rng.tensor::<[[[[f32; 16]; 130]; 3]; 2]>(2.0);
+    let v = rng.tensor::<[[[[f32; 8]; 130]; 3]; 2]>(1.0);
     let mut mask = Box::new([[[[true; 130]; 70]; 1]; 2]);
     let flat = mask
         .as_flattened_mut()
@@ -112,12 +109,9 @@ fn a_mask_broadcast_over_heads_hides_keys_and_weights_match() {
 #[test]
 fn a_bias_broadcast_over_the_batch_adds_to_the_scores_under_causal() {
     let mut rng = Rng::new(12);
-    let q =
-        Tensor::<[[[[f32; 24]; 67]; 2]; 2]>::from_vec(rng.values(2 * 2 * 67 * 24, 1.0)).unwrap();
-    let k =
-        Tensor::<[[[[f32; 24]; 67]; 2]; 2]>::from_vec(rng.values(2 * 2 * 67 * 24, 1.0)).unwrap();
-    let v =
-        Tensor::<[[[[f32; 24]; 67]; 2]; 2]>::from_vec(rng.values(2 * 2 * 67 * 24, 1.0)).unwrap();
+    let q = rng.tensor::<[[[[f32; 24]; 67]; 2]; 2]>(1.0);
+    let k = rng.tensor::<[[[[f32; 24]; 67]; 2]; 2]>(1.0);
+    let v = rng.tensor::<[[[[f32; 24]; 67]; 2]; 2]>(1.0);
     // ALiBi: a slope per head times the distance to the key.
     let mut bias = [[[[0.0f32; 67]; 67]; 2]; 1];
     for (h, head) in bias[0].iter_mut().enumerate() {
@@ -196,19 +190,7 @@ fn a_mask_and_a_bias_combine_in_rank_3_with_a_soft_cap() {
 
 #[test]
 fn weights_of_tiny_kernels_unrolled_and_tiled_agree_with_the_reference() {
-    let q = [[[1.0, 0.0, 1.0], [0.0, 2.0, 0.0]]];
-    let k = [[
-        [1.0, 0.0, 0.0],
-        [0.0, 1.0, 0.0],
-        [0.0, 0.0, 1.0],
-        [1.0, 1.0, 1.0],
-    ]];
-    let v = [[
-        [1.0, 2.0, 3.0],
-        [4.0, 5.0, 6.0],
-        [7.0, 8.0, 9.0],
-        [0.0, 1.0, 0.0],
-    ]];
+    let (q, k, v) = attn_tests::textbook();
     assert_eq!(tiny::INFO.plan, Plan::Unrolled);
     assert!(matches!(tiny_masked::INFO.plan, Plan::Tiled { .. }));
     let flat = |x: &[[[f32; 3]; 4]; 1]| x.as_flattened().as_flattened().to_vec();

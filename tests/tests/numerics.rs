@@ -124,19 +124,7 @@ macro_rules! any_shape_at {
 
 #[test]
 fn textbook_matches_the_reference() {
-    let q = [[[1.0, 0.0, 1.0], [0.0, 2.0, 0.0]]];
-    let k = [[
-        [1.0, 0.0, 0.0],
-        [0.0, 1.0, 0.0],
-        [0.0, 0.0, 1.0],
-        [1.0, 1.0, 1.0],
-    ]];
-    let v = [[
-        [1.0, 2.0, 3.0],
-        [4.0, 5.0, 6.0],
-        [7.0, 8.0, 9.0],
-        [10.0, 11.0, 12.0],
-    ]];
+    let (q, k, v) = attn_tests::textbook();
     let out = textbook(&q, &k, &v);
     let flat = |x: &[[[f32; 3]; 4]; 1]| x.iter().flatten().flatten().copied().collect::<Vec<_>>();
     let q_flat: Vec<f32> = q.iter().flatten().flatten().copied().collect();

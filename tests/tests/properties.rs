@@ -55,9 +55,9 @@ fn permuting_keys_and_values_together_changes_nothing() {
     const NK: usize = 130;
     for seed in 0..5u64 {
         let mut rng = Rng::new(1000 + seed);
-        let q = Tensor::<[[[[f32; 8]; NQ]; 2]; 2]>::from_vec(rng.values(4 * NQ * 8, 2.0)).unwrap();
-        let k = Tensor::<[[[[f32; 8]; NK]; 2]; 2]>::from_vec(rng.values(4 * NK * 8, 2.0)).unwrap();
-        let v = Tensor::<[[[[f32; 6]; NK]; 2]; 2]>::from_vec(rng.values(4 * NK * 6, 1.0)).unwrap();
+        let q = rng.tensor::<[[[[f32; 8]; NQ]; 2]; 2]>(2.0);
+        let k = rng.tensor::<[[[[f32; 8]; NK]; 2]; 2]>(2.0);
+        let v = rng.tensor::<[[[[f32; 6]; NK]; 2]; 2]>(1.0);
         // A random permutation of the keys, the same for every batch entry and head.
         let mut order: Vec<usize> = (0..NK).collect();
         for i in (1..NK).rev() {

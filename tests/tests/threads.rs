@@ -18,12 +18,9 @@ attention! {
 #[test]
 fn threads_give_bit_identical_results() {
     let mut rng = Rng::new(7);
-    let q =
-        Tensor::<[[[[f32; 40]; 300]; 3]; 2]>::from_vec(rng.values(2 * 3 * 300 * 40, 1.0)).unwrap();
-    let k =
-        Tensor::<[[[[f32; 40]; 517]; 3]; 2]>::from_vec(rng.values(2 * 3 * 517 * 40, 1.0)).unwrap();
-    let v =
-        Tensor::<[[[[f32; 24]; 517]; 3]; 2]>::from_vec(rng.values(2 * 3 * 517 * 24, 1.0)).unwrap();
+    let q = rng.tensor::<[[[[f32; 40]; 300]; 3]; 2]>(1.0);
+    let k = rng.tensor::<[[[[f32; 40]; 517]; 3]; 2]>(1.0);
+    let v = rng.tensor::<[[[[f32; 24]; 517]; 3]; 2]>(1.0);
     for isa in Isa::supported() {
         let run = |threads: usize| {
             let mut out = Tensor::<[[[[f32; 24]; 300]; 3]; 2]>::zeros();
@@ -46,12 +43,9 @@ fn threads_give_bit_identical_results() {
 #[test]
 fn weights_and_log_sum_exp_are_bit_identical_on_any_number_of_threads() {
     let mut rng = Rng::new(8);
-    let q =
-        Tensor::<[[[[f32; 40]; 300]; 3]; 2]>::from_vec(rng.values(2 * 3 * 300 * 40, 1.0)).unwrap();
-    let k =
-        Tensor::<[[[[f32; 40]; 200]; 3]; 2]>::from_vec(rng.values(2 * 3 * 200 * 40, 1.0)).unwrap();
-    let v =
-        Tensor::<[[[[f32; 24]; 200]; 3]; 2]>::from_vec(rng.values(2 * 3 * 200 * 24, 1.0)).unwrap();
+    let q = rng.tensor::<[[[[f32; 40]; 300]; 3]; 2]>(1.0);
+    let k = rng.tensor::<[[[[f32; 40]; 200]; 3]; 2]>(1.0);
+    let v = rng.tensor::<[[[[f32; 24]; 200]; 3]; 2]>(1.0);
     let mut mask = Box::new([[[[true; 200]; 300]; 1]; 2]);
     for (i, keep) in mask
         .as_flattened_mut()
@@ -86,7 +80,7 @@ fn weights_and_log_sum_exp_are_bit_identical_on_any_number_of_threads() {
 #[test]
 fn a_layer_is_bit_identical_on_any_number_of_threads() {
     let mut rng = Rng::new(9);
-    let x = Tensor::<[[[f32; 128]; 300]; 1]>::from_vec(rng.values(300 * 128, 1.0)).unwrap();
+    let x = rng.tensor::<[[[f32; 128]; 300]; 1]>(1.0);
     let linears: Vec<Linear<128, 128>> = (0..4)
         .map(|i| {
             let weight = rng.values(128 * 128, 0.1);
