@@ -33,6 +33,11 @@ attention! {
     #[attn(return_weights, return_lse)]
     fn tiny<q: [1, 2, 3], k: [1, 4, 3], v: [1, 4, 3]>;
 
+    /// A mask and a bias broadcast over the keys: a row attends to all keys or to none, and a
+    /// per-row constant added to every score changes nothing.
+    #[attn(mask = [B, Nq, 1], bias = [1, Nq, 1])]
+    fn rows_only<q: [B, Nq, 8], k: [B, 70, 8], v: [B, 70, 8]> where B = 2, Nq = 9;
+
     /// Weights of a sliding window, tiled.
     #[attn(causal, window = 20, return_weights)]
     fn windowed<q: [1, 100, 16], k: [1, 100, 16], v: [1, 100, 16]>;
@@ -298,5 +303,45 @@ fn a_nan_or_plus_infinite_bias_gives_nan_in_its_row_only() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn a_mask_or_bias_broadcast_over_the_keys_acts_on_whole_rows() {
+    let mut rng = Rng::new(13);
+    let q = rng.tensor::<[[[f32; 8]; 9]; 2]>(1.0);
+    let k = rng.tensor::<[[[f32; 8]; 70]; 2]>(1.0);
+    let v = rng.tensor::<[[[f32; 8]; 70]; 2]>(1.0);
+    let mask: [[[bool; 1]; 9]; 2] =
+        std::array::from_fn(|b| std::array::from_fn(|i| [(b + i) % 3 != 0]));
+    let bias: [[[f32; 1]; 9]; 1] = [std::array::from_fn(|i| [i as f32 * 100.0])];
+    let keep = expand(
+        mask.as_flattened().as_flattened(),
+        [2, 1, 9, 1],
+        [2, 1, 9, 70],
+    );
+    let bias_full = expand(
+        bias.as_flattened().as_flattened(),
+        [1, 1, 9, 1],
+        [2, 1, 9, 70],
+    );
+    let problem = Problem::with_default_scale(2, 9, 70, 8, 8)
+        .with_keep(keep)
+        .with_bias(bias_full);
+    for isa in Isa::supported() {
+        let out = with_isa(isa, || rows_only(&q, &k, &v, &mask, &bias)).unwrap();
+        let what = format!("rows_only on {isa}");
+        assert_accurate(
+            &what,
+            &problem,
+            q.as_flat(),
+            k.as_flat(),
+            v.as_flat(),
+            out.as_flattened().as_flattened(),
+        );
+        assert_eq!(
+            out[0][0], [0.0; 8],
+            "a row whose one mask entry is false gives 0"
+        );
     }
 }
