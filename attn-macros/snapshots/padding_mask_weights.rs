@@ -132,6 +132,12 @@ pub fn padded_into<const N: usize>(
             }
             ::attn_runtime::__private::normalize(simd, out, &running_sum);
             weight_rows.fill([0.0f32; N]);
+            let mut inverse_sums = [0.0f32; 132];
+            ::attn_runtime::__private::inverse_sums(
+                simd,
+                &running_sum,
+                &mut inverse_sums,
+            );
             'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
                 let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                 let keys = &k[first_key..last_key];
@@ -165,7 +171,7 @@ pub fn padded_into<const N: usize>(
                         simd,
                         weights,
                         &running_max[first..last],
-                        &running_sum[first..last],
+                        &inverse_sums[first..last],
                         &mut weight_rows[first..last],
                         first_key,
                         keys.len(),

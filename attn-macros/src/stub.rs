@@ -150,36 +150,32 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
     }
 }
 
-/// Whether the kernel's options include `option`, however they parse otherwise.
-fn asks_for(decl: &KernelDecl, option: &str) -> bool {
-    decl.attrs.iter().any(|attr| {
-        attr.path().is_ident("attn")
-            && attr.meta.require_list().is_ok_and(|list| {
-                list.tokens
-                    .clone()
-                    .into_iter()
-                    .any(|t| t.to_string() == option)
-            })
-    })
-}
-
-/// The token after `option =` in the kernel's options, however they parse otherwise.
-fn option_value(decl: &KernelDecl, option: &str) -> Option<TokenTree> {
+/// The tokens of each `#[attn(..)]` list of the kernel, however they parse otherwise.
+fn option_lists(decl: &KernelDecl) -> impl Iterator<Item = Vec<TokenTree>> + '_ {
     decl.attrs
         .iter()
         .filter(|attr| attr.path().is_ident("attn"))
         .filter_map(|attr| attr.meta.require_list().ok())
-        .find_map(|list| {
-            let tokens: Vec<TokenTree> = list.tokens.clone().into_iter().collect();
-            tokens.windows(3).find_map(|window| match window {
-                [TokenTree::Ident(name), TokenTree::Punct(eq), value]
-                    if name == option && eq.as_char() == '=' =>
-                {
-                    Some(value.clone())
-                }
-                _ => None,
-            })
+        .map(|list| list.tokens.clone().into_iter().collect())
+}
+
+/// Whether the kernel's options include `option`.
+fn asks_for(decl: &KernelDecl, option: &str) -> bool {
+    option_lists(decl).any(|tokens| tokens.iter().any(|t| t.to_string() == option))
+}
+
+/// The token after `option =` in the kernel's options.
+fn option_value(decl: &KernelDecl, option: &str) -> Option<TokenTree> {
+    option_lists(decl).find_map(|tokens| {
+        tokens.windows(3).find_map(|window| match window {
+            [TokenTree::Ident(name), TokenTree::Punct(eq), value]
+                if name == option && eq.as_char() == '=' =>
+            {
+                Some(value.clone())
+            }
+            _ => None,
         })
+    })
 }
 
 /// The rank of the shape of `option = [..]` in the kernel's options.

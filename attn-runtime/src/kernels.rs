@@ -174,9 +174,7 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
         let old = running_max[r];
         let new = old.max(simd.reduce_max(block_max));
         running_max[r] = new;
-        // A row that has seen only masked keys (all -inf) shifts by 0: its weights are then
-        // exp(-inf) = 0, where exp(-inf - -inf) would be NaN.
-        shift[r] = if new == f32::NEG_INFINITY { 0.0 } else { new };
+        shift[r] = shift_of(new);
         if new != old {
             decrease[r] = old - new;
             // Before the first key the sum and the output row are still zero: the factor
@@ -368,17 +366,54 @@ pub fn keep_only<const KB: usize>(
     }
 }
 
+/// The shift that turns a row's scores into the arguments of its exponentials: its max, or 0
+/// for a row that has seen only masked keys (all -inf), whose weights are then exp(-inf) = 0
+/// where exp(-inf - -inf) would be NaN.
+#[inline(always)]
+fn shift_of(max: f32) -> f32 {
+    if max == f32::NEG_INFINITY { 0.0 } else { max }
+}
+
+/// A row's softmax sum: the total of its partial sums.
+#[inline(always)]
+fn row_sum<S: Simd>(simd: S, partial: &[f32; MAX_LANES]) -> f32 {
+    simd.reduce_sum(simd.load(partial))
+}
+
+/// `1 / sum`, or 0 for a row that saw no key (sum 0); a NaN sum gives NaN.
+#[inline(always)]
+fn reciprocal(sum: f32) -> f32 {
+    if sum == 0.0 { 0.0 } else { 1.0 / sum }
+}
+
+/// Each row's `1 / sum` (0 for a row that saw no key), once its statistics are final: what
+/// [`write_weights`] scales by, computed once per row rather than once per key block.
+///
+/// ```
+/// use attn_runtime::simd::Portable;
+/// let mut sums = [[0.0f32; 16]; 2];
+/// sums[0][0] = 4.0;
+/// let mut inverse = [9.0f32; 2];
+/// attn_runtime::__private::inverse_sums(Portable, &sums, &mut inverse);
+/// assert_eq!(inverse, [0.25, 0.0]);
+/// ```
+#[inline(always)]
+pub fn inverse_sums<S: Simd>(simd: S, running_sum: &[[f32; MAX_LANES]], inverse: &mut [f32]) {
+    for (inverse, partial) in inverse.iter_mut().zip(running_sum) {
+        *inverse = reciprocal(row_sum(simd, partial));
+    }
+}
+
 /// The attention weights of a tile, once its rows' softmax statistics are final:
-/// `weights[r][first_key + j] = exp(scores[r][j] - max_r) / sum_r` for the block's first
-/// `keys` columns. A row that saw no key (max `-inf`, sum 0) gets weights 0.
+/// `weights[r][first_key + j] = exp(scores[r][j] - max_r) · inverse_r` for the block's first
+/// `keys` columns, `inverse_r` from [`inverse_sums`]. A row that saw no key (max `-inf`,
+/// inverse 0) gets weights 0.
 ///
 /// ```
 /// use attn_runtime::simd::Portable;
 /// let mut scores = [[0.0f32; 16]; 1];
-/// let mut sums = [[0.0f32; 16]; 1];
-/// sums[0][0] = 4.0;
 /// let mut weights = [[9.0f32; 4]; 1];
-/// attn_runtime::__private::write_weights(Portable, &mut scores, &[0.0], &sums, &mut weights, 0, 4);
+/// attn_runtime::__private::write_weights(Portable, &mut scores, &[0.0], &[0.25], &mut weights, 0, 4);
 /// assert_eq!(weights, [[0.25; 4]]);
 /// ```
 #[inline(always)]
@@ -386,21 +421,20 @@ pub fn write_weights<S: Simd, const KB: usize, const NK: usize>(
     simd: S,
     scores: &mut [[f32; KB]],
     running_max: &[f32],
-    running_sum: &[[f32; MAX_LANES]],
+    inverse_sums: &[f32],
     weights: &mut [[f32; NK]],
     first_key: usize,
     keys: usize,
 ) {
     let keys = keys.min(KB);
-    for (((row, &max), partial), dest) in scores
+    for (((row, &max), &inverse), dest) in scores
         .iter_mut()
         .zip(running_max)
-        .zip(running_sum)
+        .zip(inverse_sums)
         .zip(weights)
     {
-        let sum = simd.reduce_sum(simd.load(partial));
-        let inverse = simd.splat(if sum == 0.0 { 0.0 } else { 1.0 / sum });
-        let shift = simd.splat(if max == f32::NEG_INFINITY { 0.0 } else { max });
+        let inverse = simd.splat(inverse);
+        let shift = simd.splat(shift_of(max));
         for chunk in row.chunks_exact_mut(S::LANES) {
             let weight = simd.mul(exp(simd, simd.sub(simd.load(chunk), shift)), inverse);
             simd.store(chunk, weight);
@@ -521,9 +555,7 @@ pub fn normalize<S: Simd, const DV: usize>(
     running_sum: &[[f32; MAX_LANES]],
 ) {
     for (row, partial) in out.iter_mut().zip(running_sum) {
-        let sum = simd.reduce_sum(simd.load(partial));
-        let inverse = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-        scale_row(simd, row, inverse);
+        scale_row(simd, row, reciprocal(row_sum(simd, partial)));
     }
 }
 
@@ -546,7 +578,7 @@ pub fn log_sum_exp<S: Simd>(
     lse: &mut [f32],
 ) {
     for ((out, &max), partial) in lse.iter_mut().zip(running_max).zip(running_sum) {
-        let sum = simd.reduce_sum(simd.load(partial));
+        let sum = row_sum(simd, partial);
         *out = if sum == 0.0 {
             f32::NEG_INFINITY
         } else {
