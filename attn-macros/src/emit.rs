@@ -883,9 +883,11 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 Some((window, _)) => {
                     let window = Literal::u64_unsuffixed(window);
                     (
+                        // Rounded down to a whole key block, so that keys fall into the
+                        // same blocks whichever block of queries (and thread) walks them.
                         quote! {
                             #private::visible_keys(first_query, #queries, #keys, #bottom_right)
-                                .saturating_sub(#window)
+                                .saturating_sub(#window) / KEY_BLOCK * KEY_BLOCK
                         },
                         quote! {
                             if #private::visible_keys(first_query + first, #queries, #keys, #bottom_right)

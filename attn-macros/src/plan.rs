@@ -6,13 +6,12 @@ use crate::check::{Kernel, Size};
 /// Above it the code would grow with the shape; the tiled loop nest does not.
 pub const UNROLL_LIMIT: u64 = 1024;
 
-/// Query rows per block, the unit of work (and of threading): large enough that packing a
-/// block of keys is paid back over many rows, small enough that the rows' output stays in
-/// the core's L2 cache and that long sequences split into blocks for threads. 22 whole tiles.
-const QUERY_BLOCK: u64 = 132;
-
-/// Up to this many query rows, a problem is one block: its keys are packed once.
-const WHOLE_PROBLEM: u64 = 256;
+/// The most query rows per block: a block packs each block of keys once for all its rows, so
+/// longer blocks read the keys less often (W3, 2,048 queries: 516 rows are 5-8% faster than
+/// 132 in A/B runs of bench/examples/profile_w3.rs), while 516 rows of output and queries of
+/// depth 64 (260 KiB) still sit in the core's L2 cache. The runtime splits a thread's run of
+/// rows into equal blocks of at most this many, so the length costs no balance. 86 tiles.
+const QUERY_BLOCK: u64 = 516;
 
 /// Query rows per micro-kernel tile (the runtime's `TILE_ROWS`): a block is a multiple.
 const TILE_ROWS: u64 = 6;
@@ -64,11 +63,10 @@ pub fn plan(kernel: &Kernel) -> Plan {
     match multiply_adds() {
         Some(n) if n <= UNROLL_LIMIT && !runtime_keys => Plan::Unrolled,
         _ => Plan::Tiled {
-            // Short sequences get smaller blocks, rounded up to whole tiles and vectors.
-            query_block: match known(kernel.queries()) {
-                Some(n) if n <= WHOLE_PROBLEM => n.next_multiple_of(TILE_ROWS),
-                _ => QUERY_BLOCK,
-            },
+            // Short sequences get smaller blocks (and scratch), rounded up to whole tiles.
+            query_block: known(kernel.queries()).map_or(QUERY_BLOCK, |n| {
+                n.next_multiple_of(TILE_ROWS).min(QUERY_BLOCK)
+            }),
             key_block: {
                 let by_depth = known(kernel.depth()).map_or(KEY_BLOCK, |depth| {
                     (PACKED_KEYS / depth.max(1) / WIDEST_LANES * WIDEST_LANES)

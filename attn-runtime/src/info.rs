@@ -42,7 +42,7 @@ pub struct KernelShape {
 ///     fn long<q: [1, N, 64], k: [1, N, 64], v: [1, N, 64]>;
 /// }
 /// assert_eq!(tiny::INFO.plan, Plan::Unrolled);
-/// assert_eq!(long::info::<4096>().plan, Plan::Tiled { query_block: 132, key_block: 64 });
+/// assert_eq!(long::info::<4096>().plan, Plan::Tiled { query_block: 516, key_block: 64 });
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {

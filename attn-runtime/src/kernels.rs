@@ -595,7 +595,8 @@ pub trait Kernel: Sync {
     type WeightsRow: Send;
     /// Query rows per problem (one batch entry and head).
     const QUERIES: usize;
-    /// Query rows per block: the unit of work, and of threading.
+    /// The most query rows per block, a whole number of tiles: a block packs its keys once
+    /// for all its rows. A run of rows is split into equal blocks no longer than this.
     const QUERY_BLOCK: usize;
     /// Floating-point operations per query row, to decide whether threads pay.
     const FLOPS_PER_ROW: u64;
@@ -636,10 +637,27 @@ impl<'a, K: Kernel + ?Sized> Rows<'a, K> {
 /// The blocks of a range of output rows, run on one instruction set.
 struct Blocks<'a, K: Kernel> {
     kernel: &'a K,
-    /// Rows starting at the start of a block.
+    /// Rows starting at a tile boundary of their problem.
     rows: Rows<'a, K>,
     /// The index, among all output rows, of `rows.out[0]`.
     first_row: usize,
+}
+
+/// The length of each block that `rows` query rows (a run of one problem, starting at a tile
+/// boundary) are split into: as few blocks as `query_block` allows, of equal length in whole
+/// tiles, so that a run never ends in a block of a few rows that pays for packing every key.
+///
+/// ```
+/// use attn_runtime::__private::block_length;
+/// assert_eq!(block_length(2048, 516), 516);
+/// assert_eq!(block_length(1026, 516), 516);
+/// assert_eq!(block_length(600, 516), 300);
+/// assert_eq!(block_length(100, 516), 100);
+/// ```
+pub fn block_length(rows: usize, query_block: usize) -> usize {
+    let tiles = rows.div_ceil(TILE_ROWS);
+    let blocks = tiles.div_ceil((query_block / TILE_ROWS).max(1));
+    (tiles.div_ceil(blocks.max(1)) * TILE_ROWS).min(rows)
 }
 
 impl<K: Kernel> WithSimd for Blocks<'_, K> {
@@ -650,9 +668,10 @@ impl<K: Kernel> WithSimd for Blocks<'_, K> {
         let mut rest = self.rows;
         while !rest.out.is_empty() {
             let (problem, first_query) = (row / K::QUERIES, row % K::QUERIES);
-            let len = K::QUERY_BLOCK
-                .min(K::QUERIES - first_query)
-                .min(rest.out.len());
+            let run = (K::QUERIES - first_query).min(rest.out.len());
+            // Every block starts at a tile boundary of its problem, wherever the run starts,
+            // so each tile holds the same rows whatever the blocks and threads.
+            let len = block_length(run, K::QUERY_BLOCK);
             let (block, tail) = rest.split_at(len);
             self.kernel.block(simd, problem, first_query, block);
             row += len;
@@ -687,21 +706,24 @@ pub fn run<K: Kernel>(kernel: &K, rows: Rows<'_, K>) {
     );
 }
 
-/// Splits the rows at block boundaries into `threads` runs of about equal length.
+/// Splits the rows into `threads` runs of about equal length, each starting at a tile
+/// boundary of its problem; each thread then splits its run into blocks.
 #[cfg(feature = "threads")]
 fn run_threads<K: Kernel>(kernel: &K, rows: Rows<'_, K>, isa: Isa, threads: usize) {
-    let blocks_per_problem = K::QUERIES.div_ceil(K::QUERY_BLOCK);
-    let problems = rows.out.len() / K::QUERIES;
-    let blocks = problems * blocks_per_problem;
-    // The row where block `b` starts; `start(blocks)` is the end of the output.
-    let start = |b: usize| {
-        (b / blocks_per_problem) * K::QUERIES + (b % blocks_per_problem) * K::QUERY_BLOCK
+    let total = rows.out.len();
+    // The row where share `t` starts: `total · t / threads`, moved to its problem's nearest
+    // tile boundary (or the problem's end).
+    let start = |t: usize| {
+        let row = total * t / threads;
+        let (problem, query) = (row / K::QUERIES, row % K::QUERIES);
+        let query = ((query + TILE_ROWS / 2) / TILE_ROWS * TILE_ROWS).min(K::QUERIES);
+        (problem * K::QUERIES + query).min(total)
     };
     std::thread::scope(|scope| {
         let mut rest = rows;
         let mut taken = 0;
         for t in 0..threads {
-            let end_row = start(blocks * (t + 1) / threads);
+            let end_row = start(t + 1);
             let (mine, tail) = rest.split_at(end_row - taken);
             let first_row = taken;
             taken = end_row;

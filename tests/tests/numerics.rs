@@ -342,9 +342,10 @@ macro_rules! causal_at {
 
 #[test]
 fn causal_masks_against_the_reference() {
-    // Around the tiles (6 rows), the key blocks (64) and the query blocks (132), with more
-    // keys than queries, more queries than keys, and one of each.
+    // Around the tiles (6 rows) and the key blocks (64), with more keys than queries, more
+    // queries than keys, one of each, and three query blocks (1,100 rows, at most 516 each).
     causal_at!(
+        (1100, 1100),
         (1, 1),
         (5, 3),
         (3, 5),
@@ -431,8 +432,10 @@ macro_rules! windowed_at {
 
 #[test]
 fn sliding_windows_against_the_reference() {
-    // Windows inside one key block, across blocks, and longer than the sequence.
+    // Windows inside one key block, across blocks, and longer than the sequence; with three
+    // query blocks, the later ones start their keys at a key block boundary.
     windowed_at!(
+        (1100, 1100),
         (1, 1000),
         (300, 700),
         (700, 300),

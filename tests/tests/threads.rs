@@ -6,13 +6,28 @@ use attn_runtime::{Linear, Tensor, attention};
 use attn_tests::Rng;
 
 attention! {
-    /// Enough work to be split: 6 problems of 300 queries (blocks of 132: 3 per problem).
+    /// Enough work to be split: 6 problems of 300 queries, which threads split within problems.
     fn split<q: [2, 3, 300, 40], k: [2, 3, N, 40], v: [2, 3, N, 24]>;
     /// The same with a mask, the weights and the log-sum-exp: every output split alike.
     #[attn(mask = [2, 1, 300, N], return_weights, return_lse)]
     fn split_weights<q: [2, 3, 300, 40], k: [2, 3, N, 40], v: [2, 3, N, 24]>;
+    /// A causal mask with a sliding window: which key blocks a tile walks depends on its
+    /// rows, never on where a block or a thread's share begins.
+    #[attn(causal(bottom_right), window = 70)]
+    fn split_window<q: [2, 3, 301, 40], k: [2, 3, 333, 40], v: [2, 3, 333, 24]>;
     /// A layer whose projections are large enough to be split too.
     fn layer<x: [1, 300, 128], q: [1, 4, 300, 32], k: [1, 4, 300, 32], v: [1, 4, 300, 32], out: [1, 300, 128]>;
+}
+
+/// Asserts that `run(isa, threads)` gives on each of `threads` threads, bit for bit, what it
+/// gives on one, on every instruction set this machine has.
+fn assert_same_on_any_threads<T: PartialEq>(threads: &[usize], run: impl Fn(Isa, usize) -> T) {
+    for isa in Isa::supported() {
+        let one = run(isa, 1);
+        for &threads in threads {
+            assert!(run(isa, threads) == one, "{isa}, {threads} threads");
+        }
+    }
 }
 
 #[test]
@@ -21,23 +36,30 @@ fn threads_give_bit_identical_results() {
     let q = rng.tensor::<[[[[f32; 40]; 300]; 3]; 2]>(1.0);
     let k = rng.tensor::<[[[[f32; 40]; 517]; 3]; 2]>(1.0);
     let v = rng.tensor::<[[[[f32; 24]; 517]; 3]; 2]>(1.0);
-    for isa in Isa::supported() {
-        let run = |threads: usize| {
-            let mut out = Tensor::<[[[[f32; 24]; 300]; 3]; 2]>::zeros();
-            with_isa(isa, || {
-                with_threads(threads, || split_into(&q, &k, &v, &mut out))
-            })
-            .unwrap();
-            out
-        };
-        let one = run(1);
-        for threads in [2, 3, 5, 8] {
-            assert!(
-                run(threads).as_flat() == one.as_flat(),
-                "{isa}, {threads} threads"
-            );
-        }
-    }
+    assert_same_on_any_threads(&[2, 3, 5, 8], |isa, threads| {
+        let mut out = Tensor::<[[[[f32; 24]; 300]; 3]; 2]>::zeros();
+        with_isa(isa, || {
+            with_threads(threads, || split_into(&q, &k, &v, &mut out))
+        })
+        .unwrap();
+        out.as_flat().to_vec()
+    });
+}
+
+#[test]
+fn causal_windows_give_bit_identical_results() {
+    let mut rng = Rng::new(9);
+    let q = rng.tensor::<[[[[f32; 40]; 301]; 3]; 2]>(1.0);
+    let k = rng.tensor::<[[[[f32; 40]; 333]; 3]; 2]>(1.0);
+    let v = rng.tensor::<[[[[f32; 24]; 333]; 3]; 2]>(1.0);
+    assert_same_on_any_threads(&[2, 3, 4, 7], |isa, threads| {
+        let mut out = Tensor::<[[[[f32; 24]; 301]; 3]; 2]>::zeros();
+        with_isa(isa, || {
+            with_threads(threads, || split_window_into(&q, &k, &v, &mut out))
+        })
+        .unwrap();
+        out.as_flat().to_vec()
+    });
 }
 
 #[test]
