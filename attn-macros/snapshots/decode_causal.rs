@@ -62,9 +62,12 @@ pub fn step_into<const N: usize>(
             const KEY_BLOCK: usize = 64;
             let ::attn_runtime::__private::Rows { out, weights: _, lse: _ } = rows;
             let scale: f32 = 0.125f32;
-            let (b, h) = (problem / 8, problem % 8);
-            let kv_head = h;
-            let (q, k, v) = (&self.q[b][h], &self.k[b][kv_head], &self.v[b][kv_head]);
+            let operands = |problem: usize| {
+                let (b, h) = (problem / 8, problem % 8);
+                let kv_head = h;
+                (&self.q[b][h], &self.k[b][kv_head], &self.v[b][kv_head])
+            };
+            let (q, k, v) = operands(problem);
             let mut running_max = [f32::NEG_INFINITY; 6];
             let mut running_sum = [[0.0f32; ::attn_runtime::__private::MAX_LANES]; 6];
             let mut packed_keys = [[0.0f32; KEY_BLOCK]; 64];
@@ -76,6 +79,19 @@ pub fn step_into<const N: usize>(
                 2,
                 N,
                 true,
+            );
+            let next: [&[f32]; 3] = match problem + 1 {
+                next if next < self.q.len() * 8 && first_query + out.len() == 2 => {
+                    let (q, k, v) = operands(next);
+                    [q.as_flattened(), k.as_flattened(), v.as_flattened()]
+                }
+                _ => [&[]; 3],
+            };
+            let key_blocks = keys_seen.saturating_sub(keys_from).div_ceil(KEY_BLOCK);
+            let ahead = ::attn_runtime::__private::Ahead::new(
+                next,
+                key_blocks,
+                out.len(),
             );
             'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
                 let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
@@ -129,6 +145,12 @@ pub fn step_into<const N: usize>(
                         values,
                         &mut out[first..last],
                     );
+                    ahead
+                        .fetch(
+                            simd,
+                            (first_key - keys_from) / KEY_BLOCK,
+                            first / ::attn_runtime::__private::TILE_ROWS,
+                        );
                 }
             }
             ::attn_runtime::__private::normalize(simd, out, &running_sum);

@@ -872,7 +872,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
     // skips the tiles whose rows have all moved past a key block.
     let (keys_seen, tile_skip, tile_mask) = match kernel.options.causal {
         None => (
-            quote!(let (keys_from, keys_seen) = (0, #keys);),
+            quote!(let (keys_from, keys_seen): (usize, usize) = (0, #keys);),
             quote!(),
             quote!(),
         ),
@@ -982,7 +982,9 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
             }
         }
     });
-    let (problem, rows) = match (kernel.heads(), kernel.kv_heads()) {
+    // `operands(problem)`: a problem's queries, keys and values, for this problem and, to
+    // fetch them early, the next; `problems`: how many there are.
+    let (problem, problems, rows) = match (kernel.heads(), kernel.kv_heads()) {
         (Some(heads), Some(kv_heads)) => {
             let (hq, hkv) = (
                 size(heads, kernel.q[1].span),
@@ -994,23 +996,33 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
             } else {
                 quote!(h / (#hq / #hkv))
             };
+            // The batch entry and head, where a valid length, mask or bias is looked up.
+            let batch_and_head = (valid || kernel.mask.is_some() || kernel.bias.is_some())
+                .then(|| quote!(let (b, h) = (problem / #hq, problem % #hq);));
             (
                 quote! {
-                    let (b, h) = (problem / #hq, problem % #hq);
-                    let kv_head = #kv_head;
-                    let (q, k, v) = (&self.q[b][h], &self.k[b][kv_head], &self.v[b][kv_head]);
+                    let operands = |problem: usize| {
+                        let (b, h) = (problem / #hq, problem % #hq);
+                        let kv_head = #kv_head;
+                        (&self.q[b][h], &self.k[b][kv_head], &self.v[b][kv_head])
+                    };
+                    let (q, k, v) = operands(problem);
+                    #batch_and_head
                     #valid_rank4
                     #extras_rank4
                 },
+                quote!(self.q.len() * #hq),
                 quote!(out.as_flattened_mut().as_flattened_mut()),
             )
         }
         _ => (
             quote! {
-                let (q, k, v) = (&self.q[problem], &self.k[problem], &self.v[problem]);
+                let operands = |problem: usize| (&self.q[problem], &self.k[problem], &self.v[problem]);
+                let (q, k, v) = operands(problem);
                 #valid_rank3
                 #extras_rank3
             },
+            quote!(self.q.len()),
             quote!(out.as_flattened_mut()),
         ),
     };
@@ -1126,6 +1138,17 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 let mut scores = [[0.0f32; KEY_BLOCK]; #private::TILE_ROWS];
                 out.fill([0.0f32; #value_depth]);
                 #keys_seen
+                // While the last block of a problem runs, the next problem's operands are
+                // fetched into the cache, a part per tile.
+                let next: [&[f32]; 3] = match problem + 1 {
+                    next if next < #problems && first_query + out.len() == #queries => {
+                        let (q, k, v) = operands(next);
+                        [q.as_flattened(), k.as_flattened(), v.as_flattened()]
+                    }
+                    _ => [&[]; 3],
+                };
+                let key_blocks = keys_seen.saturating_sub(keys_from).div_ceil(KEY_BLOCK);
+                let ahead = #private::Ahead::new(next, key_blocks, out.len());
                 'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
                     let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                     let (keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
@@ -1140,6 +1163,11 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                             &mut out[first..last],
                         );
                         #private::accumulate_values(simd, weights, values, &mut out[first..last]);
+                        ahead.fetch(
+                            simd,
+                            (first_key - keys_from) / KEY_BLOCK,
+                            first / #private::TILE_ROWS,
+                        );
                     }
                 }
                 #private::normalize(simd, out, &running_sum);

@@ -215,6 +215,13 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn reduce_max(self, a: Self::V) -> f32;
     /// The sum of the lanes.
     fn reduce_sum(self, a: Self::V) -> f32;
+    /// Asks the core to bring the cache line holding `data[0]` into its L2 cache, for a
+    /// later read. Only a hint: it never faults and changes no value; by default it does
+    /// nothing.
+    #[inline(always)]
+    fn prefetch(self, data: &[f32]) {
+        let _ = data;
+    }
 }
 
 /// A computation generic over [`Simd`], run by [`dispatch`] on the active instruction set.
