@@ -124,7 +124,6 @@ pub fn encoder_attention_into<const N: usize>(
                     );
                     ahead
                         .fetch(
-                            simd,
                             (first_key - keys_from) / KEY_BLOCK,
                             first / ::attn_runtime::__private::TILE_ROWS,
                         );

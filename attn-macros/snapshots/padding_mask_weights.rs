@@ -147,7 +147,6 @@ pub fn padded_into<const N: usize>(
                     );
                     ahead
                         .fetch(
-                            simd,
                             (first_key - keys_from) / KEY_BLOCK,
                             first / ::attn_runtime::__private::TILE_ROWS,
                         );

@@ -1164,7 +1164,6 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                         );
                         #private::accumulate_values(simd, weights, values, &mut out[first..last]);
                         ahead.fetch(
-                            simd,
                             (first_key - keys_from) / KEY_BLOCK,
                             first / #private::TILE_ROWS,
                         );

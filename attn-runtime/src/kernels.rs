@@ -17,7 +17,7 @@
 //! than one tile is ever stored. Each row's arithmetic is the same whatever tile or thread
 //! it falls in, so results do not depend on the number of threads.
 
-use crate::simd::{Isa, Simd, WithSimd, dispatch, exp, exp_f32, tanh};
+use crate::simd::{Isa, Simd, WithSimd, dispatch, exp, exp_f32, prefetch, tanh};
 
 /// Query rows per micro-kernel tile: 6, the most rows whose accumulators (6 x 4 vectors),
 /// with a pass's 4 loads and a broadcast, fit AVX-512's 32 registers. Each load of keys or
@@ -449,10 +449,9 @@ pub fn write_weights<S: Simd, const KB: usize, const NK: usize>(
 /// faster in A/B runs of bench/examples/profile_w3.rs.
 ///
 /// ```
-/// use attn_runtime::simd::Portable;
 /// let keys = [1.0f32; 64];
 /// let ahead = attn_runtime::__private::Ahead::new([&keys[..], &[], &[]], 2, 12);
-/// ahead.fetch(Portable, 1, 1);
+/// ahead.fetch(1, 1);
 /// ```
 pub struct Ahead<'a> {
     operands: [&'a [f32]; 3],
@@ -474,12 +473,14 @@ impl<'a> Ahead<'a> {
     }
 
     /// Fetches the part of the operands that belongs to tile `tile` of key block `key_block`.
-    #[inline(always)]
-    pub fn fetch<S: Simd>(&self, simd: S, key_block: usize, tile: usize) {
+    /// Not inlined: one copy in this crate serves every kernel and instruction set, at the
+    /// cost of a call per tile.
+    #[inline(never)]
+    pub fn fetch(&self, key_block: usize, tile: usize) {
         let step = key_block * self.tiles + tile;
         for data in self.operands {
             for at in part(data.len(), step, self.steps).step_by(CACHE_LINE) {
-                simd.prefetch(&data[at..]);
+                prefetch(&data[at..]);
             }
         }
     }

@@ -47,9 +47,9 @@ fn instantiate(shape: &str) -> String {
 }
 
 fn crate_source(kernels: &[(&str, &str)]) -> String {
-    let mut source = String::from("use attn_runtime::{attention, Array, Tensor};\n\n");
+    let mut source = String::from("use attn_runtime::{Array, Tensor};\n\n");
     if !kernels.is_empty() {
-        source += "attention! {\n";
+        source += "attn_runtime::attention! {\n";
         for (name, shape) in kernels {
             source += &format!("    pub fn {name}<{shape}>;\n");
         }

@@ -215,13 +215,28 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn reduce_max(self, a: Self::V) -> f32;
     /// The sum of the lanes.
     fn reduce_sum(self, a: Self::V) -> f32;
-    /// Asks the core to bring the cache line holding `data[0]` into its L2 cache, for a
-    /// later read. Only a hint: it never faults and changes no value; by default it does
-    /// nothing.
-    #[inline(always)]
-    fn prefetch(self, data: &[f32]) {
-        let _ = data;
+}
+
+/// Asks the core to bring the cache line holding `data[0]` into its L2 cache, for a later
+/// read: only a hint, which changes no value. On x86-64 one `prefetcht1` (an SSE instruction,
+/// so every x86-64 CPU has it, whatever the instruction set of the kernel); elsewhere
+/// nothing.
+///
+/// ```
+/// attn_runtime::simd::prefetch(&[1.0, 2.0]);
+/// attn_runtime::simd::prefetch(&[]);
+/// ```
+#[inline(always)]
+pub fn prefetch(data: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(first) = data.first() {
+        use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+        // SAFETY: SSE is part of x86-64, so the instruction exists; a prefetch of the
+        // address of a live f32 never faults and reads nothing the program sees.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(std::ptr::from_ref(first).cast()) }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
 }
 
 /// A computation generic over [`Simd`], run by [`dispatch`] on the active instruction set.

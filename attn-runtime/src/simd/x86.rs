@@ -131,14 +131,6 @@ impl Simd for Avx2 {
             _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps::<0b01>(pairs, pairs)))
         }
     }
-    #[inline(always)]
-    fn prefetch(self, data: &[f32]) {
-        if let Some(first) = data.first() {
-            // SAFETY: a prefetch reads nothing the program sees and never faults; the
-            // address is that of a live f32; SSE, which has the instruction, is available.
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(std::ptr::from_ref(first).cast()) }
-        }
-    }
 }
 
 impl Simd for Avx512 {
@@ -233,13 +225,5 @@ impl Simd for Avx512 {
     fn reduce_sum(self, a: __m512) -> f32 {
         // SAFETY: AVX-512F is available (see the module).
         unsafe { _mm512_reduce_add_ps(a) }
-    }
-    #[inline(always)]
-    fn prefetch(self, data: &[f32]) {
-        if let Some(first) = data.first() {
-            // SAFETY: a prefetch reads nothing the program sees and never faults; the
-            // address is that of a live f32; SSE, which has the instruction, is available.
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(std::ptr::from_ref(first).cast()) }
-        }
     }
 }
