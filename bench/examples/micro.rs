@@ -1,0 +1,78 @@
+//! The two micro-kernels alone, on data that stays in the L1 cache, beside a synthetic loop
+//! of the same instruction mix: how close each comes to the FMA peak by itself, apart from
+//! the softmax, the caches and the loops around them.
+//!
+//! Run: `cargo run --release -p attn-bench --example micro`
+
+use attn_runtime::__private::{TILE_ROWS, accumulate_values, pack_keys, scores};
+use attn_runtime::simd::{Isa, Simd, WithSimd, dispatch};
+
+const DEPTH: usize = 64;
+const KB: usize = 64;
+
+/// What to time for one second.
+#[derive(Clone, Copy)]
+enum Stage {
+    /// `scores`: a tile of 6 query rows against a block of 64 packed keys.
+    Scores,
+    /// `accumulate_values`: the tile's 6 rows of weights times 64 value rows.
+    Values,
+    /// The scores' inner loop without the kernel around it: per depth step 4 loads, 6
+    /// broadcasts from memory and 24 FMAs into 24 accumulators.
+    Mix,
+}
+
+impl WithSimd for Stage {
+    type Output = f64;
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> f64 {
+        let q = std::hint::black_box([[0.01f32; DEPTH]; TILE_ROWS]);
+        let keys = std::hint::black_box([[0.02f32; DEPTH]; KB]);
+        let values = std::hint::black_box([[0.03f32; DEPTH]; KB]);
+        let mut packed = [[0.0f32; KB]; DEPTH];
+        pack_keys(&keys, &mut packed);
+        let mut tile = [[0.0f32; KB]; TILE_ROWS];
+        let mut out = [[0.0f32; DEPTH]; TILE_ROWS];
+        let mut acc = [simd.splat(0.0); 24];
+        let start = std::time::Instant::now();
+        let mut tiles = 0u64;
+        while start.elapsed().as_secs_f64() < 1.0 {
+            for _ in 0..1000 {
+                match self {
+                    Stage::Scores => scores(simd, &q, &packed, KB, 0.125, &mut tile),
+                    Stage::Values => accumulate_values(simd, &tile, &values, &mut out),
+                    Stage::Mix => {
+                        for (d, keys) in packed.iter().enumerate() {
+                            let k = [0, 1, 2, 3].map(|c| simd.load(&keys[c * KB / 4..]));
+                            for (r, row) in q.iter().enumerate() {
+                                let query = simd.splat(row[d]);
+                                for c in 0..4 {
+                                    acc[r * 4 + c] = simd.mul_add(query, k[c], acc[r * 4 + c]);
+                                }
+                            }
+                        }
+                    }
+                }
+                std::hint::black_box((&mut tile, &mut out));
+            }
+            tiles += 1000;
+        }
+        let mut sink = [0.0f32; 16];
+        for a in acc {
+            simd.store(&mut sink, a);
+            std::hint::black_box(&sink);
+        }
+        let flops = tiles as f64 * (2 * TILE_ROWS * KB * DEPTH) as f64;
+        flops / start.elapsed().as_secs_f64() / 1e9
+    }
+}
+
+fn main() {
+    let isa = Isa::active();
+    for round in 1..=3 {
+        let [qk, pv, mix] = [Stage::Scores, Stage::Values, Stage::Mix].map(|s| dispatch(isa, s));
+        println!(
+            "{isa}, round {round}: Q·Kᵀ {qk:.1} GFLOP/s, P·V {pv:.1} GFLOP/s, the same mix alone {mix:.1} GFLOP/s"
+        );
+    }
+}
