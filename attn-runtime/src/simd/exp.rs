@@ -30,11 +30,11 @@ const TAYLOR: [f32; 6] = [
 ///
 /// ```
 /// use attn_runtime::simd::{Portable, Simd, exp};
-/// let out = exp(Portable, [0.0, -1.0, -200.0, f32::NEG_INFINITY, f32::NAN, -0.5, -87.0, -103.0]);
+/// let out = exp(Portable, [0.0, -1.0, -200.0, f32::NEG_INFINITY]);
 /// assert_eq!(out[0], 1.0);
 /// assert_eq!(out[1], (-1.0f32).exp());
 /// assert_eq!((out[2], out[3]), (0.0, 0.0));
-/// assert!(out[4].is_nan());
+/// assert!(exp(Portable, [f32::NAN, -0.5, -87.0, -103.0])[0].is_nan());
 /// ```
 #[inline(always)]
 pub fn exp<S: Simd>(simd: S, x: S::V) -> S::V {
@@ -85,9 +85,10 @@ const TANH_SERIES: [f32; 5] = [
 ///
 /// ```
 /// use attn_runtime::simd::{Portable, tanh};
-/// let out = tanh(Portable, [0.0, 0.1, -0.5, 3.0, f32::INFINITY, f32::NEG_INFINITY, -20.0, 1e-8]);
+/// let out = tanh(Portable, [0.0, 0.1, -0.5, 3.0]);
 /// assert!((out[1] - 0.1f32.tanh()).abs() < 1e-8 && (out[2] - (-0.5f32).tanh()).abs() < 1e-7);
-/// assert_eq!((out[4], out[5], out[6]), (1.0, -1.0, -1.0));
+/// let out = tanh(Portable, [f32::INFINITY, f32::NEG_INFINITY, -20.0, 1e-8]);
+/// assert_eq!((out[0], out[1], out[2]), (1.0, -1.0, -1.0));
 /// ```
 #[inline(always)]
 pub fn tanh<S: Simd>(simd: S, x: S::V) -> S::V {

@@ -33,8 +33,8 @@ use std::sync::OnceLock;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Isa {
-    /// Plain Rust over arrays of 8 lanes: runs everywhere; the compiler vectorizes it for the
-    /// baseline of the target (SSE2 on x86-64, NEON on aarch64).
+    /// Plain Rust over arrays of 4 lanes: runs everywhere; the compiler vectorizes it for the
+    /// baseline of the target (SSE2 on x86-64, NEON on aarch64), one 128-bit register each.
     Portable,
     /// 256-bit AVX2 with FMA, 8 lanes.
     Avx2,
