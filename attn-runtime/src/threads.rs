@@ -1,14 +1,18 @@
 //! How many threads a kernel uses (the `threads` feature).
 //!
-//! A kernel's blocks of query rows are split over scoped threads when its work is large
-//! enough to pay for starting them. Each row is computed the same way on any thread, so the
-//! results are bit-identical to a single-threaded run.
+//! A kernel's query rows are split, in equal shares, over the threads of rayon's global pool
+//! when its work is large enough to pay for handing it over. The pool's threads live for the
+//! whole program, so a call does not wait for threads to start (spawning scoped threads per
+//! call instead cost W3 and W4 on two threads 5-8%, in A/B runs of
+//! `bench/examples/profile_w3.rs`), and kernels called from inside rayon's own parallel
+//! iterators share its threads rather than oversubscribe the cores. Each row is computed the
+//! same way on any thread, so the results are bit-identical to a single-threaded run.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
 
-/// Below this many FLOPs a kernel runs on the calling thread: starting a thread costs about
-/// as much as 10 microseconds of work.
+/// Below this many FLOPs a kernel runs on the calling thread: handing a share to another
+/// thread, and waking it, costs several microseconds; this is about 10 microseconds of work.
 pub const MIN_FLOPS_PER_THREAD: u64 = 1 << 21;
 
 thread_local! {
