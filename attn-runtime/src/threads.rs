@@ -20,7 +20,9 @@ thread_local! {
 }
 
 /// The threads kernels may use: the number forced by [`with_threads`] on this thread, else
-/// `ATTN_THREADS`, else the machine's available parallelism.
+/// `ATTN_THREADS`, else the machine's available parallelism. A kernel also uses no more than
+/// the rayon pool it runs in has (`rayon::current_num_threads`: the global pool, sized by
+/// `RAYON_NUM_THREADS` or the program's own configuration, or the pool of an `install`).
 ///
 /// ```
 /// assert!(attn_runtime::threads::max_threads() >= 1);
@@ -59,5 +61,8 @@ pub fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
 /// The threads to use for `flops` of work.
 pub(crate) fn for_work(flops: u64) -> usize {
     let useful = (flops / MIN_FLOPS_PER_THREAD).max(1);
-    max_threads().min(usize::try_from(useful).unwrap_or(usize::MAX))
+    // More shares than the pool has threads would run one after another on some of them.
+    max_threads()
+        .min(rayon::current_num_threads())
+        .min(usize::try_from(useful).unwrap_or(usize::MAX))
 }
