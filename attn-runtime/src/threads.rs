@@ -2,11 +2,12 @@
 //!
 //! A kernel's query rows are split, in equal shares, over the threads of rayon's global pool
 //! when its work is large enough to pay for handing it over. The pool's threads live for the
-//! whole program, so a call does not wait for threads to start (spawning scoped threads per
-//! call instead cost W3 and W4 on two threads 5-8%, in A/B runs of
-//! `bench/examples/profile_w3.rs`), and kernels called from inside rayon's own parallel
-//! iterators share its threads rather than oversubscribe the cores. Each row is computed the
-//! same way on any thread, so the results are bit-identical to a single-threaded run.
+//! whole program, so a call does not wait 20-50 us for threads to start (against scoped
+//! threads spawned per call, two series of A/B runs of `bench/examples/profile_w3.rs` on two
+//! threads gave W3 4% and 7% faster, W4 1% and 8%), and kernels called from inside rayon's
+//! own parallel iterators share its threads rather than oversubscribe the cores. Each row is
+//! computed the same way on any thread, so the results are bit-identical to a
+//! single-threaded run.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
