@@ -773,7 +773,7 @@ fn run_threads<K: Kernel>(kernel: &K, rows: Rows<'_, K>, isa: Isa, threads: usiz
         let query = ((query + TILE_ROWS / 2) / TILE_ROWS * TILE_ROWS).min(K::QUERIES);
         (problem * K::QUERIES + query).min(total)
     };
-    rayon::scope(|scope| {
+    std::thread::scope(|scope| {
         let mut rest = rows;
         let mut taken = 0;
         for t in 0..threads {
@@ -790,11 +790,11 @@ fn run_threads<K: Kernel>(kernel: &K, rows: Rows<'_, K>, isa: Isa, threads: usiz
                 rows: mine,
                 first_row,
             };
-            // The thread running the scope takes the last share itself rather than wait idle.
+            // The calling thread takes the last share itself rather than wait idle.
             if t + 1 == threads {
                 dispatch(isa, blocks);
             } else {
-                scope.spawn(move |_| dispatch(isa, blocks));
+                scope.spawn(move || dispatch(isa, blocks));
             }
         }
     });

@@ -21,12 +21,12 @@ pub(crate) fn rows<const IN: usize, const OUT: usize>(
         let threads = crate::threads::for_work(flops);
         if threads > 1 {
             let chunk = x.len().div_ceil(threads);
-            rayon::scope(|scope| {
+            std::thread::scope(|scope| {
                 let mut parts = x.chunks(chunk).zip(y.chunks_mut(chunk));
-                // The thread running the scope takes the first share itself.
+                // The calling thread takes the first share itself.
                 let first = parts.next();
                 for (x, y) in parts {
-                    scope.spawn(move |_| dispatch(isa, Rows { x, linear, y }));
+                    scope.spawn(move || dispatch(isa, Rows { x, linear, y }));
                 }
                 if let Some((x, y)) = first {
                     dispatch(isa, Rows { x, linear, y });

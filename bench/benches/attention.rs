@@ -162,17 +162,9 @@ fn tensor<A: Array<Element = f32>>(seed: u64) -> Tensor<A> {
 }
 
 fn main() {
-    // candle's matrix products use as many threads as RAYON_NUM_THREADS says; the comparison
-    // is one thread against one thread.
+    // candle's matrix products use rayon; the comparison is one thread against one thread.
     // SAFETY: no other thread exists yet, so nothing reads the environment concurrently.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
-    // attn's threads come from rayon's global pool, which would read the same variable: it
-    // gets the machine's cores explicitly, for the rows on two threads.
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(cores)
-        .build_global()
-        .expect("the global pool, built once before any use");
     let isa = Isa::active();
     let peak = (0..3).map(|_| dispatch(isa, Peak)).fold(0.0, f64::max);
     println!(

@@ -19,16 +19,6 @@ attention! {
     fn layer<x: [1, 300, 128], q: [1, 4, 300, 32], k: [1, 4, 300, 32], v: [1, 4, 300, 32], out: [1, 300, 128]>;
 }
 
-/// Runs `f` in a rayon pool of `threads` threads, with kernels allowed as many: kernels use no
-/// more threads than their pool has, and this machine's global pool may have fewer.
-fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("a thread pool")
-        .install(|| with_threads(threads, f))
-}
-
 /// Asserts that `run(isa, threads)` gives on each of `threads` threads, bit for bit, what it
 /// gives on one, on every instruction set this machine has.
 fn assert_same_on_any_threads<T: PartialEq>(threads: &[usize], run: impl Fn(Isa, usize) -> T) {
@@ -48,8 +38,8 @@ fn threads_give_bit_identical_results() {
     let v = rng.tensor::<[[[[f32; 24]; 517]; 3]; 2]>(1.0);
     assert_same_on_any_threads(&[2, 3, 5, 8], |isa, threads| {
         let mut out = Tensor::<[[[[f32; 24]; 300]; 3]; 2]>::zeros();
-        on_threads(threads, || {
-            with_isa(isa, || split_into(&q, &k, &v, &mut out))
+        with_isa(isa, || {
+            with_threads(threads, || split_into(&q, &k, &v, &mut out))
         })
         .unwrap();
         out.as_flat().to_vec()
@@ -64,8 +54,8 @@ fn causal_windows_give_bit_identical_results() {
     let v = rng.tensor::<[[[[f32; 24]; 333]; 3]; 2]>(1.0);
     assert_same_on_any_threads(&[2, 3, 4, 7], |isa, threads| {
         let mut out = Tensor::<[[[[f32; 24]; 301]; 3]; 2]>::zeros();
-        on_threads(threads, || {
-            with_isa(isa, || split_window_into(&q, &k, &v, &mut out))
+        with_isa(isa, || {
+            with_threads(threads, || split_window_into(&q, &k, &v, &mut out))
         })
         .unwrap();
         out.as_flat().to_vec()
@@ -92,7 +82,7 @@ fn weights_and_log_sum_exp_are_bit_identical_on_any_number_of_threads() {
         let mut out = Tensor::<[[[[f32; 24]; 300]; 3]; 2]>::zeros();
         let mut weights = Tensor::<[[[[f32; 200]; 300]; 3]; 2]>::zeros();
         let mut lse = Box::new([[[0.0f32; 300]; 3]; 2]);
-        on_threads(threads, || {
+        with_threads(threads, || {
             split_weights_into(&q, &k, &v, &mask, &mut out, &mut weights, &mut lse)
         });
         (out, weights, lse)
@@ -122,7 +112,7 @@ fn a_layer_is_bit_identical_on_any_number_of_threads() {
         .collect();
     let run = |threads: usize| {
         let mut out = Tensor::<[[[f32; 128]; 300]; 1]>::zeros();
-        on_threads(threads, || {
+        with_threads(threads, || {
             layer_into(
                 &x,
                 &linears[0],
