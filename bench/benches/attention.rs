@@ -6,7 +6,7 @@
 
 mod peers;
 
-use attn_bench::{max_difference, median_seconds, plain_loops, values};
+use attn_bench::{max_difference, median_seconds, paired_medians, plain_loops, values};
 use attn_runtime::simd::{Isa, Simd, WithSimd, dispatch};
 use attn_runtime::threads::with_threads;
 use attn_runtime::{Array, Tensor, attention};
@@ -138,16 +138,21 @@ fn time(seconds: f64) -> String {
 }
 
 /// The same workload on 2 threads: the speed-up, and whether the result is bit-identical to
-/// the single-thread one that `out` holds.
+/// the single-thread one that `out` holds. One and two threads are timed in alternation (the
+/// machine's speed drifts by several percent between minutes), each run writing its own
+/// output.
 fn on_two_threads<A: Array<Element = f32>>(
     w: &Workload,
-    single: f64,
     out: &mut Tensor<A>,
     run: impl Fn(&mut Tensor<A>),
 ) {
-    let single_out = out.as_flat().to_vec();
-    let two = with_threads(2, || median_seconds(3.0, || run(out)));
-    let identical = out.as_flat() == single_out.as_slice();
+    let mut two_out = Tensor::<A>::zeros();
+    let (single, two) = paired_medians(
+        6.0,
+        || with_threads(1, || run(out)),
+        || with_threads(2, || run(&mut two_out)),
+    );
+    let identical = out.as_flat() == two_out.as_flat();
     println!(
         "{:<30} {:>11} {:>8.1}  on 2 threads: {:.2}x the single-thread speed, bit-identical: {identical}",
         w.name,
@@ -233,7 +238,7 @@ fn main() {
     );
     let mut out = Tensor::<[[[f32; 64]; 256]; 96]>::zeros();
     let run = |out: &mut Tensor<[[[f32; 64]; 256]; 96]>| heads_into(&q, &k, &v, out);
-    let single = compare(
+    compare(
         &w4,
         [q.as_flat(), k.as_flat(), v.as_flat()],
         &mut out,
@@ -249,7 +254,7 @@ fn main() {
             }
         },
     );
-    on_two_threads(&w4, single, &mut out, run);
+    on_two_threads(&w4, &mut out, run);
 
     // W5: the peers have no grouped-query attention of their own (a user repeats the key and
     // value heads); attn alone, against the FMA peak.
@@ -302,7 +307,7 @@ fn one_head_workload<const N: usize>(name: &'static str, peak: f64, threads: boo
         },
     );
     if threads {
-        on_two_threads(&w, single, &mut out, run);
+        on_two_threads(&w, &mut out, run);
         let causal = with_threads(1, || {
             median_seconds(3.0, || causal_head_into(&q, &k, &v, &mut out))
         });

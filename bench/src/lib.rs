@@ -29,6 +29,41 @@ pub fn median_seconds<R>(budget: f64, mut f: impl FnMut() -> R) -> f64 {
     times[times.len() / 2]
 }
 
+/// The median times of `a` and of `b`, in seconds, timed in alternation for about `budget`
+/// seconds (at least 5 of each), so that a machine whose speed drifts from minute to minute
+/// slows both alike: their ratio is then steadier than that of two separate medians.
+///
+/// ```
+/// let (a, b) = attn_bench::paired_medians(0.01, || std::hint::black_box(1), || std::hint::black_box(2));
+/// assert!(a >= 0.0 && b >= 0.0);
+/// ```
+pub fn paired_medians<R, S>(
+    budget: f64,
+    mut a: impl FnMut() -> R,
+    mut b: impl FnMut() -> S,
+) -> (f64, f64) {
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed().as_secs_f64()
+    };
+    let (mut a_times, mut b_times) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    while a_times.len() < 5 || start.elapsed().as_secs_f64() < budget {
+        a_times.push(time(&mut || {
+            std::hint::black_box(a());
+        }));
+        b_times.push(time(&mut || {
+            std::hint::black_box(b());
+        }));
+    }
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    (median(a_times), median(b_times))
+}
+
 /// splitmix64 values uniform in [-1, 1]: the same inputs for every implementation.
 pub fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut state = seed;
