@@ -445,7 +445,7 @@ pub fn write_weights<S: Simd, const KB: usize, const NK: usize>(
 
 /// The next problem's queries, keys and values, fetched into the L2 cache a part per tile
 /// while the last block of this problem runs, so that the next problem's first tiles do not
-/// wait on memory: with operands larger than the cache (W4, 96 problems of 192 KiB), 6-8%
+/// wait on memory: with operands larger than the cache (W4, 96 problems of 192 KiB), 4-6%
 /// faster in A/B runs of bench/examples/profile_w3.rs.
 ///
 /// ```
