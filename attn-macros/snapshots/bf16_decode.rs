@@ -118,7 +118,9 @@ pub fn step_into<const N: usize>(
                         &k[first_key..last_key],
                         &v[first_key..last_key],
                     );
-                    ::attn_runtime::__private::pack_keys(keys, &mut packed_keys);
+                    if !Self::DIRECT {
+                        ::attn_runtime::__private::pack_keys(keys, &mut packed_keys);
+                    }
                     'query_tiles: for first in (0..out.len())
                         .step_by(::attn_runtime::__private::TILE_ROWS)
                     {
@@ -136,14 +138,24 @@ pub fn step_into<const N: usize>(
                             continue 'query_tiles;
                         }
                         let queries = &q[first_query + first..first_query + last];
-                        ::attn_runtime::__private::scores(
-                            simd,
-                            queries,
-                            &packed_keys,
-                            keys.len(),
-                            scale,
-                            &mut scores,
-                        );
+                        if Self::DIRECT {
+                            ::attn_runtime::__private::scores_direct(
+                                simd,
+                                queries,
+                                keys,
+                                scale,
+                                &mut scores,
+                            );
+                        } else {
+                            ::attn_runtime::__private::scores(
+                                simd,
+                                queries,
+                                &packed_keys,
+                                keys.len(),
+                                scale,
+                                &mut scores,
+                            );
+                        }
                         let weights = &mut scores[..last - first];
                         ::attn_runtime::__private::mask_causal(
                             weights,

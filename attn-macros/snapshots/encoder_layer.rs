@@ -91,7 +91,9 @@ pub fn encoder_attention_into<const N: usize>(
             'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
                 let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                 let (keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
-                ::attn_runtime::__private::pack_keys(keys, &mut packed_keys);
+                if !Self::DIRECT {
+                    ::attn_runtime::__private::pack_keys(keys, &mut packed_keys);
+                }
                 'query_tiles: for first in (0..out.len())
                     .step_by(::attn_runtime::__private::TILE_ROWS)
                 {
@@ -100,14 +102,24 @@ pub fn encoder_attention_into<const N: usize>(
                         out.len(),
                     );
                     let queries = &q[first_query + first..first_query + last];
-                    ::attn_runtime::__private::scores(
-                        simd,
-                        queries,
-                        &packed_keys,
-                        keys.len(),
-                        scale,
-                        &mut scores,
-                    );
+                    if Self::DIRECT {
+                        ::attn_runtime::__private::scores_direct(
+                            simd,
+                            queries,
+                            keys,
+                            scale,
+                            &mut scores,
+                        );
+                    } else {
+                        ::attn_runtime::__private::scores(
+                            simd,
+                            queries,
+                            &packed_keys,
+                            keys.len(),
+                            scale,
+                            &mut scores,
+                        );
+                    }
                     let weights = &mut scores[..last - first];
                     ::attn_runtime::__private::online_softmax(
                         simd,

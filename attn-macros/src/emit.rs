@@ -1070,7 +1070,11 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
         let last = ::core::cmp::min(first + #private::TILE_ROWS, out.len());
         #tile_skip
         let queries = &q[first_query + first..first_query + last];
-        #private::scores(simd, queries, &packed_keys, keys.len(), scale, &mut scores);
+        if Self::DIRECT {
+            #private::scores_direct(simd, queries, keys, scale, &mut scores);
+        } else {
+            #private::scores(simd, queries, &packed_keys, keys.len(), scale, &mut scores);
+        }
         let weights = &mut scores[..last - first];
         #tile_softcap
         #tile_extras
@@ -1089,7 +1093,9 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
                     let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                     let keys = &k[first_key..last_key];
-                    #private::pack_keys(keys, &mut packed_keys);
+                    if !Self::DIRECT {
+                        #private::pack_keys(keys, &mut packed_keys);
+                    }
                     'query_tiles: for first in (0..out.len()).step_by(#private::TILE_ROWS) {
                         #tile_scores
                         #private::write_weights(
@@ -1152,7 +1158,9 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
                     let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                     let (keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
-                    #private::pack_keys(keys, &mut packed_keys);
+                    if !Self::DIRECT {
+                        #private::pack_keys(keys, &mut packed_keys);
+                    }
                     'query_tiles: for first in (0..out.len()).step_by(#private::TILE_ROWS) {
                         #tile_scores
                         #private::online_softmax(

@@ -4,7 +4,7 @@
 pub use crate::kernels::{
     Ahead, Kernel, MAX_LANES, Rows, TILE_ROWS, accumulate_values, add_bias, block_length,
     inverse_sums, keep_only, log_sum_exp, mask_causal, normalize, online_softmax, pack_keys, run,
-    scores, softcap_scores, visible_keys, write_weights,
+    scores, scores_direct, softcap_scores, visible_keys, write_weights,
 };
 pub use crate::project::{merge_heads, merge_heads_project, project_heads};
 pub use crate::simd::Simd;

@@ -143,6 +143,75 @@ fn scores_pass<S: Simd, const MR: usize, const N: usize, const DEPTH: usize, con
     }
 }
 
+/// `scores` for a problem of fewer query rows than a tile, straight from the keys as they are
+/// stored: `scores[r][j] = (q[r] · keys[j]) · scale`, `-inf` for `j >= keys.len()`. With so
+/// few rows, packing the keys would cost more than the products (one query of depth 128
+/// against 4,096 keys: 3.3 ms packed, see `bench/examples/decode.rs`); each key is read once,
+/// along its depth.
+///
+/// ```
+/// use attn_runtime::simd::Portable;
+/// let q = [[1.0f32, 2.0]];
+/// let keys = [[3.0f32, 4.0], [5.0, 6.0]];
+/// let mut scores = [[0.0f32; 16]; 6];
+/// attn_runtime::__private::scores_direct(Portable, &q, &keys, 0.5, &mut scores);
+/// assert_eq!(&scores[0][..3], &[5.5, 8.5, f32::NEG_INFINITY]);
+/// ```
+#[inline(always)]
+pub fn scores_direct<S: Simd, const DEPTH: usize, const KB: usize>(
+    simd: S,
+    q: &[[f32; DEPTH]],
+    keys: &[[f32; DEPTH]],
+    scale: f32,
+    scores: &mut [[f32; KB]; TILE_ROWS],
+) {
+    let keys = &keys[..keys.len().min(KB)];
+    for (query, row) in q.iter().zip(scores.iter_mut()) {
+        // Four keys at a time: four independent chains of multiply-adds keep the FMA units
+        // busy while each waits on its last result.
+        let mut groups = keys.chunks_exact(4);
+        let mut j = 0;
+        for group in &mut groups {
+            let dots = dot_products(simd, query, [&group[0], &group[1], &group[2], &group[3]]);
+            for dot in dots {
+                row[j] = dot * scale;
+                j += 1;
+            }
+        }
+        for key in groups.remainder() {
+            row[j] = dot_products(simd, query, [key])[0] * scale;
+            j += 1;
+        }
+        row[j..].fill(f32::NEG_INFINITY);
+    }
+}
+
+/// `query · key` for each of `N` keys: vectors along the depth, then the lanes summed, then
+/// the last `DEPTH % LANES` products one at a time.
+#[inline(always)]
+fn dot_products<S: Simd, const DEPTH: usize, const N: usize>(
+    simd: S,
+    query: &[f32; DEPTH],
+    keys: [&[f32; DEPTH]; N],
+) -> [f32; N] {
+    let full = DEPTH / S::LANES * S::LANES;
+    let mut acc = [simd.splat(0.0); N];
+    for d in (0..full).step_by(S::LANES) {
+        let q = simd.load(&query[d..]);
+        for (acc, key) in acc.iter_mut().zip(keys) {
+            *acc = simd.mul_add(q, simd.load(&key[d..]), *acc);
+        }
+    }
+    let mut dots = [0.0f32; N];
+    for ((dot, acc), key) in dots.iter_mut().zip(acc).zip(keys) {
+        *dot = simd.reduce_sum(acc);
+        for d in full..DEPTH {
+            *dot += query[d] * key[d];
+        }
+    }
+    dots
+}
+
 /// The widest vector of any instruction set, in lanes: a row's running sum is kept as this
 /// many partial sums, reduced once at the end rather than once per block.
 pub const MAX_LANES: usize = 16;
@@ -465,6 +534,15 @@ impl<'a> Ahead<'a> {
     #[inline(always)]
     pub fn new(operands: [&'a [f32]; 3], key_blocks: usize, rows: usize) -> Self {
         let tiles = rows.div_ceil(TILE_ROWS);
+        // A next problem larger than this would push the current one out of the L2 cache
+        // before it is read (decoding over a long context streams each key once anyway).
+        let values: usize = operands.iter().map(|data| data.len()).sum();
+        let none: &[f32] = &[];
+        let operands = if values <= AHEAD_MOST {
+            operands
+        } else {
+            [none; 3]
+        };
         Ahead {
             operands,
             tiles,
@@ -488,6 +566,10 @@ impl<'a> Ahead<'a> {
 
 /// f32 per cache line.
 const CACHE_LINE: usize = 16;
+
+/// The most f32 of a next problem's operands that [`Ahead`] fetches: 512 KiB, a quarter of a
+/// core's L2 cache on the machines measured (W4's problems hold 192 KiB).
+const AHEAD_MOST: usize = 128 * 1024;
 
 /// Part `step` of `steps` of `len` values, in whole cache lines: the parts of all steps
 /// cover `0..len` once.
@@ -654,6 +736,11 @@ pub trait Kernel: Sync {
     const QUERY_BLOCK: usize;
     /// Floating-point operations per query row, to decide whether threads pay.
     const FLOPS_PER_ROW: u64;
+    /// Whether a problem has fewer query rows than a tile (decoding has one): its keys are
+    /// then read as stored, by [`scores_direct`], rather than packed for each block by
+    /// [`pack_keys`] for [`scores`]. A property of the kernel, so every row of a problem takes
+    /// the same path whatever the threads.
+    const DIRECT: bool = Self::QUERIES < TILE_ROWS;
     /// Computes the rows `first_query..first_query + out.len()` of problem `problem`, their
     /// attention weights into `weights` and their log-sum-exp into `lse`, each when it is not
     /// empty (then it is as long as `out`).
