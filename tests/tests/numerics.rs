@@ -2,6 +2,7 @@
 //! ones, odd sizes, sizes around every tile and unroll threshold, rank 4, unbound lengths at
 //! several instantiations, a single query, long sequences and large magnitudes.
 
+use attn_runtime::simd::{Isa, with_isa};
 use attn_runtime::{Array, Plan, Tensor, attention};
 use attn_tests::{Mask, Problem, Rng, assert_accurate};
 
@@ -97,16 +98,20 @@ fn check<
     let q = Tensor::<Q>::from_vec(rng.values(nq, magnitude)).expect("q's length");
     let k = Tensor::<K>::from_vec(rng.values(nk, magnitude)).expect("k's length");
     let v = Tensor::<V>::from_vec(rng.values(nv, 1.0)).expect("v's length");
-    let mut out = Tensor::<O>::zeros();
-    kernel(&q, &k, &v, &mut out);
-    assert_accurate(
-        what,
-        &problem,
-        q.as_flat(),
-        k.as_flat(),
-        v.as_flat(),
-        out.as_flat(),
-    );
+    // Each instruction set has its own tiles and vector widths (unrolled kernels have none,
+    // and give the same result on each).
+    for isa in Isa::supported() {
+        let mut out = Tensor::<O>::zeros();
+        with_isa(isa, || kernel(&q, &k, &v, &mut out)).expect("a supported instruction set");
+        assert_accurate(
+            &format!("{what} on {isa}"),
+            &problem,
+            q.as_flat(),
+            k.as_flat(),
+            v.as_flat(),
+            out.as_flat(),
+        );
+    }
 }
 
 /// Checks `any_shape` at each `(B, Nq, Nk, Dk, Dv)`.
