@@ -6,8 +6,8 @@
 
 mod peers;
 
-use attn_bench::{max_difference, median_seconds, paired_medians, plain_loops, values};
-use attn_runtime::simd::{Isa, Simd, WithSimd, dispatch};
+use attn_bench::{Peak, max_difference, median_seconds, paired_medians, plain_loops, values};
+use attn_runtime::simd::{Isa, dispatch};
 use attn_runtime::threads::with_threads;
 use attn_runtime::{Array, Tensor, attention};
 use peers::Problem;
@@ -24,29 +24,6 @@ attention! {
     fn grouped<q: [1, 16, 512, 64], k: [1, 4, 512, 64], v: [1, 4, 512, 64]>;
     /// W4: 96 problems (batch x heads) of 256 x 256.
     fn heads<q: [96, 256, 64], k: [96, 256, 64], v: [96, 256, 64]>;
-}
-
-/// A long run of independent FMAs on one core: its peak, measured.
-struct Peak;
-
-impl WithSimd for Peak {
-    type Output = f64;
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) -> f64 {
-        const CHAINS: usize = 12;
-        let iterations = 50_000_000 / S::LANES;
-        let (a, b) = (simd.splat(0.999_999), simd.splat(1e-7));
-        let mut acc = [simd.splat(1.0); CHAINS];
-        let start = std::time::Instant::now();
-        for _ in 0..iterations {
-            for x in &mut acc {
-                *x = simd.mul_add(*x, a, b);
-            }
-        }
-        let seconds = start.elapsed().as_secs_f64();
-        std::hint::black_box(acc.iter().map(|&x| simd.reduce_sum(x)).sum::<f32>());
-        (iterations * CHAINS * S::LANES * 2) as f64 / seconds / 1e9
-    }
 }
 
 /// A peer's attention over one problem, into `out`.
@@ -171,7 +148,9 @@ fn main() {
     // SAFETY: no other thread exists yet, so nothing reads the environment concurrently.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
     let isa = Isa::active();
-    let peak = (0..3).map(|_| dispatch(isa, Peak)).fold(0.0, f64::max);
+    let peak = (0..3)
+        .map(|_| dispatch(isa, Peak { seconds: 0.3 }))
+        .fold(0.0, f64::max);
     println!(
         "attn on {isa}, one thread unless said; FMA peak of one core, measured: {peak:.1} GFLOP/s"
     );

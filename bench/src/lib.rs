@@ -5,6 +5,7 @@
 //! assert!(t >= 0.0);
 //! ```
 
+use attn_runtime::simd::{Simd, WithSimd};
 use std::time::Instant;
 
 /// The median time of one call of `f`, in seconds, over repeated runs for about `budget`
@@ -178,4 +179,51 @@ unsafe fn zero_high_registers() {
             options(nomem, nostack, preserves_flags),
         );
     }
+}
+
+/// The multiply-add peak of one core on an instruction set, in GFLOP/s: independent chains of
+/// `x = x · a + b` for about `seconds`. 12 chains on AVX2 and AVX-512 (more than the FMA
+/// latency times the two FMA ports); 8 on the portable path, whose separate multiply and add
+/// would spill 12 chains of SSE2 registers and measure the spills instead (10 GFLOP/s
+/// against 28).
+///
+/// ```
+/// use attn_runtime::simd::{Isa, dispatch};
+/// assert!(dispatch(Isa::active(), attn_bench::Peak { seconds: 0.01 }) > 0.0);
+/// ```
+pub struct Peak {
+    /// How long to run.
+    pub seconds: f64,
+}
+
+impl WithSimd for Peak {
+    type Output = f64;
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> f64 {
+        if S::LANES >= 8 {
+            chains::<S, 12>(simd, self.seconds)
+        } else {
+            chains::<S, 8>(simd, self.seconds)
+        }
+    }
+}
+
+/// `CHAINS` independent chains of multiply-adds for about `seconds`: GFLOP/s.
+#[inline(always)]
+fn chains<S: Simd, const CHAINS: usize>(simd: S, seconds: f64) -> f64 {
+    let (a, b) = (simd.splat(0.999_999), simd.splat(1e-7));
+    let mut acc = [simd.splat(1.0); CHAINS];
+    let start = Instant::now();
+    let mut iterations = 0usize;
+    while start.elapsed().as_secs_f64() < seconds {
+        for _ in 0..100_000 {
+            for x in &mut acc {
+                *x = simd.mul_add(*x, a, b);
+            }
+        }
+        iterations += 100_000;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    std::hint::black_box(acc.iter().map(|&x| simd.reduce_sum(x)).sum::<f32>());
+    (iterations * CHAINS * S::LANES * 2) as f64 / elapsed / 1e9
 }
