@@ -91,7 +91,7 @@ fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
     let error = quote!(::attn_runtime::ValidLengthError);
     let attention_out = kernel.out();
     let lse_dims = &attention_out[..attention_out.len() - 1];
-    let (element, zero) = computed(kernel);
+    let (element, zero) = dtype(kernel).computed();
     let (lse_ty, lse_zeros) = (
         array_of(lse_dims, element.clone()),
         zeros_of(lse_dims, zero.clone()),
@@ -229,7 +229,7 @@ fn into_attrs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
 fn attention(kernel: &Kernel, plan: Plan, name: &Ident, attrs: &[syn::Attribute]) -> TokenStream {
     let vis = &kernel.vis;
     let generics = generics(kernel);
-    let (element, zero) = stored(kernel);
+    let (element, zero) = dtype(kernel).stored();
     let (q_ty, k_ty, v_ty) = (
         array_of(&kernel.q, element.clone()),
         array_of(&kernel.k, element.clone()),
@@ -259,9 +259,9 @@ fn attention(kernel: &Kernel, plan: Plan, name: &Ident, attrs: &[syn::Attribute]
         } => tiled_body(kernel, query_block, key_block),
         Plan::Scalar => scalar_body(kernel),
     };
-    let body = match kernel.options.dtype {
-        Some((Dtype::F16 | Dtype::Bf16, _)) => widened(kernel, body),
-        _ => body,
+    let body = match dtype(kernel) {
+        Dtype::F16 | Dtype::Bf16 => widened(kernel, body),
+        Dtype::F32 | Dtype::F64 => body,
     };
     let info = info(kernel, plan, name);
     let where_clause = heads_bound(kernel);
@@ -562,29 +562,9 @@ fn zeros_of(dims: &[Dim], zero: TokenStream) -> TokenStream {
     })
 }
 
-/// The type in which a kernel stores q, k, v and the output, and its zero.
-fn stored(kernel: &Kernel) -> (TokenStream, TokenStream) {
-    match kernel.options.dtype.map_or(Dtype::F32, |(d, _)| d) {
-        Dtype::F32 => (quote!(f32), quote!(0.0f32)),
-        Dtype::F64 => (quote!(f64), quote!(0.0f64)),
-        Dtype::F16 => (
-            quote!(::attn_runtime::half::f16),
-            quote!(::attn_runtime::half::f16::ZERO),
-        ),
-        Dtype::Bf16 => (
-            quote!(::attn_runtime::half::bf16),
-            quote!(::attn_runtime::half::bf16::ZERO),
-        ),
-    }
-}
-
-/// The type in which a kernel computes, of its bias, weights and log-sum-exp, and its zero:
-/// f64 for f64 kernels, f32 for all others.
-fn computed(kernel: &Kernel) -> (TokenStream, TokenStream) {
-    match kernel.options.dtype {
-        Some((Dtype::F64, _)) => (quote!(f64), quote!(0.0f64)),
-        _ => (quote!(f32), quote!(0.0f32)),
-    }
+/// The kernel's element type: its `dtype`, f32 by default.
+fn dtype(kernel: &Kernel) -> Dtype {
+    kernel.options.dtype.map_or(Dtype::F32, |(dtype, _)| dtype)
 }
 
 /// `.as_flattened()` enough times to make a nested array of `rank` axes one slice.
@@ -1205,8 +1185,7 @@ fn info(kernel: &Kernel, plan: Plan, name: &Ident) -> TokenStream {
     let rank = Literal::u64_unsuffixed(kernel.rank() as u64);
     let (queries, keys) = (shape(kernel.queries()), shape(kernel.keys()));
     let (depth, value_depth) = (shape(kernel.depth()), shape(kernel.value_depth()));
-    let element_bytes =
-        Literal::u64_unsuffixed(kernel.options.dtype.map_or(4, |(dtype, _)| dtype.bytes()));
+    let element_bytes = Literal::u64_unsuffixed(dtype(kernel).bytes());
     let plan = match plan {
         Plan::Unrolled => quote!(::attn_runtime::Plan::Unrolled),
         Plan::Scalar => quote!(::attn_runtime::Plan::Scalar),

@@ -18,7 +18,8 @@
 
 use crate::ast::TensorDecl;
 use crate::errors::{Errors, error};
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
 use syn::parse::ParseStream;
 use syn::{Attribute, Ident, Lit, Token};
 
@@ -88,12 +89,42 @@ impl Dtype {
         }
     }
 
+    /// The element type named `name`, as the user writes it.
+    pub fn named(name: &str) -> Option<Dtype> {
+        Dtype::ALL.into_iter().find(|dtype| dtype.name() == name)
+    }
+
     /// Bytes of one element.
     pub fn bytes(self) -> u64 {
         match self {
             Dtype::F32 => 4,
             Dtype::F64 => 8,
             Dtype::F16 | Dtype::Bf16 => 2,
+        }
+    }
+
+    /// The Rust type q, k, v and the output are stored in, and its zero.
+    pub fn stored(self) -> (TokenStream, TokenStream) {
+        match self {
+            Dtype::F32 => (quote!(f32), quote!(0.0f32)),
+            Dtype::F64 => (quote!(f64), quote!(0.0f64)),
+            Dtype::F16 => (
+                quote!(::attn_runtime::half::f16),
+                quote!(::attn_runtime::half::f16::ZERO),
+            ),
+            Dtype::Bf16 => (
+                quote!(::attn_runtime::half::bf16),
+                quote!(::attn_runtime::half::bf16::ZERO),
+            ),
+        }
+    }
+
+    /// The Rust type a kernel computes in, that of its bias, weights and log-sum-exp, and its
+    /// zero: f64 for f64 kernels, f32 for all others.
+    pub fn computed(self) -> (TokenStream, TokenStream) {
+        match self {
+            Dtype::F64 => Dtype::F64.stored(),
+            Dtype::F32 | Dtype::F16 | Dtype::Bf16 => Dtype::F32.stored(),
         }
     }
 }
@@ -304,8 +335,8 @@ fn apply(options: &mut Options, name: Ident, value: Value, errors: &mut Errors) 
         }
         "dtype" => {
             let dtype = match value {
-                Value::Word(word) => match Dtype::ALL.iter().find(|d| word == d.name()) {
-                    Some(dtype) => Some((*dtype, word.span())),
+                Value::Word(word) => match Dtype::named(&word.to_string()) {
+                    Some(dtype) => Some((dtype, word.span())),
                     None => {
                         errors.at(
                             word.span(),

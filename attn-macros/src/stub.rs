@@ -7,6 +7,7 @@
 //! arguments, so the stub accepts whatever the caller passes.
 
 use crate::ast::{DimToken, KernelDecl, SizeToken};
+use crate::options::Dtype;
 use proc_macro2::{Delimiter, Literal, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 use std::collections::HashMap;
@@ -199,18 +200,14 @@ fn declared_rank(decl: &KernelDecl, option: &str) -> Option<usize> {
 }
 
 /// The element types the kernel's options ask for: the stored one (q, k, v, out) and the
-/// computed one (bias, weights, log-sum-exp).
+/// computed one (bias, weights, log-sum-exp); f32 when `dtype` names no element type.
 fn elements(decl: &KernelDecl) -> (TokenStream, TokenStream) {
     let dtype = match option_value(decl, "dtype") {
-        Some(TokenTree::Ident(dtype)) => Some(dtype.to_string()),
+        Some(TokenTree::Ident(name)) => Dtype::named(&name.to_string()),
         _ => None,
-    };
-    match dtype.as_deref() {
-        Some("f64") => (quote!(f64), quote!(f64)),
-        Some("f16") => (quote!(::attn_runtime::half::f16), quote!(f32)),
-        Some("bf16") => (quote!(::attn_runtime::half::bf16), quote!(f32)),
-        _ => (quote!(f32), quote!(f32)),
     }
+    .unwrap_or_default();
+    (dtype.stored().0, dtype.computed().0)
 }
 
 /// The sizes of the stub's signature.
