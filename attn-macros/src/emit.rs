@@ -964,7 +964,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
     });
     // `operands(problem)`: a problem's queries, keys and values, for this problem and, to
     // fetch them early, the next; `problems`: how many there are.
-    let (problem, problems, rows) = match (kernel.heads(), kernel.kv_heads()) {
+    let (problem, problems) = match (kernel.heads(), kernel.kv_heads()) {
         (Some(heads), Some(kv_heads)) => {
             let (hq, hkv) = (
                 size(heads, kernel.q[1].span),
@@ -992,7 +992,6 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                     #extras_rank4
                 },
                 quote!(self.q.len() * #hq),
-                quote!(out.as_flattened_mut().as_flattened_mut()),
             )
         }
         _ => (
@@ -1003,19 +1002,16 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 #extras_rank3
             },
             quote!(self.q.len()),
-            quote!(out.as_flattened_mut()),
         ),
     };
-    // The weights and the log-sum-exp, when returned: a row of each for each output row, in
-    // the same order.
-    let flat = match kernel.heads() {
-        Some(_) => quote!(.as_flattened_mut().as_flattened_mut()),
-        None => quote!(.as_flattened_mut()),
-    };
+    // The output, and the weights and the log-sum-exp when returned, as one slice of rows
+    // each (a row of each for each output row, in the same order): all axes but the last
+    // of the output, flattened.
+    let rows = flat(rank - 1, true);
     let (lse_rows, lse_rows_write) = match kernel.options.return_lse {
         None => (quote!(&mut []), quote!()),
         Some(_) => (
-            quote!(lse #flat),
+            quote!(lse #rows),
             quote!(#private::log_sum_exp(simd, &running_max, &running_sum, lse);),
         ),
     };
@@ -1065,7 +1061,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
     let (weight_rows, weights_pass) = match kernel.options.return_weights {
         None => (quote!(&mut []), quote!()),
         Some(_) => (
-            quote!(weights #flat),
+            quote!(weights #rows),
             quote! {
                 weight_rows.fill([0.0f32; #all_keys]);
                 let mut inverse_sums = [0.0f32; #query_block];
@@ -1164,7 +1160,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
         }
         #private::run(
             &Attention { #q, #k, #v, #(#field_inits)* },
-            #private::Rows { out: #rows, weights: #weight_rows, lse: #lse_rows },
+            #private::Rows { out: out #rows, weights: #weight_rows, lse: #lse_rows },
         );
     }
 }
