@@ -151,19 +151,24 @@ pub fn run(problem: &Problem, out: &mut [f64], weights: &mut [f64], lse: &mut [f
                     .iter()
                     .fold(f64::NEG_INFINITY, |m, &s| if s > m { s } else { m });
                 let shift = if max == f64::NEG_INFINITY { 0.0 } else { max };
-                let sum: f64 = scores.iter().map(|&s| (s - shift).exp()).sum();
+                // Each score becomes its exponential once, for the sum, the output and the
+                // weights alike.
+                for s in scores.iter_mut() {
+                    *s = (*s - shift).exp();
+                }
+                let sum: f64 = scores.iter().sum();
                 let inverse = if sum == 0.0 { 0.0 } else { 1.0 / sum };
                 let out_row = &mut out[row * value_depth..][..value_depth];
                 out_row.fill(0.0);
-                for (j, &s) in scores.iter().enumerate().take(to).skip(from) {
-                    let weight = (s - shift).exp() * inverse;
+                for (j, &e) in scores.iter().enumerate().take(to).skip(from) {
+                    let weight = e * inverse;
                     for (o, &x) in out_row.iter_mut().zip(&v[j * value_depth..][..value_depth]) {
                         *o += weight * x;
                     }
                 }
                 if !weights.is_empty() {
-                    for (w, &s) in weights[row * keys..][..keys].iter_mut().zip(&scores) {
-                        *w = (s - shift).exp() * inverse;
+                    for (w, &e) in weights[row * keys..][..keys].iter_mut().zip(&scores) {
+                        *w = e * inverse;
                     }
                 }
                 if !lse.is_empty() {
