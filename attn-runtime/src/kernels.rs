@@ -534,28 +534,36 @@ impl<'a> Ahead<'a> {
     #[inline(always)]
     pub fn new(operands: [&'a [f32]; 3], key_blocks: usize, rows: usize) -> Self {
         let tiles = rows.div_ceil(TILE_ROWS);
-        // A next problem larger than this would push the current one out of the L2 cache
-        // before it is read (decoding over a long context streams each key once anyway).
+        // Nothing to fetch without a next problem; and a next problem larger than this would
+        // push the current one out of the L2 cache before it is read (decoding over a long
+        // context streams each key once anyway). Then no step fetches anything.
         let values: usize = operands.iter().map(|data| data.len()).sum();
-        let none: &[f32] = &[];
-        let operands = if values <= AHEAD_MOST {
-            operands
+        let steps = if values == 0 || values > AHEAD_MOST {
+            0
         } else {
-            [none; 3]
+            key_blocks * tiles
         };
         Ahead {
             operands,
             tiles,
-            steps: key_blocks * tiles,
+            steps,
         }
     }
 
-    /// Fetches the part of the operands that belongs to tile `tile` of key block `key_block`.
-    /// Not inlined: one copy in this crate serves every kernel and instruction set, at the
-    /// cost of a call per tile.
-    #[inline(never)]
+    /// Fetches the part of the operands that belongs to tile `tile` of key block `key_block`:
+    /// inline, so that a tile with nothing to fetch (most of them) costs one comparison
+    /// rather than a call.
+    #[inline(always)]
     pub fn fetch(&self, key_block: usize, tile: usize) {
-        let step = key_block * self.tiles + tile;
+        if self.steps != 0 {
+            self.fetch_step(key_block * self.tiles + tile);
+        }
+    }
+
+    /// Not inlined: one copy in this crate serves every kernel and instruction set, at the
+    /// cost of a call per tile that fetches.
+    #[inline(never)]
+    fn fetch_step(&self, step: usize) {
         for data in self.operands {
             for at in part(data.len(), step, self.steps).step_by(CACHE_LINE) {
                 prefetch(&data[at..]);
