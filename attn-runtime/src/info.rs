@@ -53,7 +53,8 @@ pub enum Plan {
     /// Blocks of `query_block` query rows, each walking the keys in blocks of `key_block`
     /// with the softmax computed online, in micro-kernel tiles of 6 rows.
     Tiled {
-        /// Query rows per block: the unit of work and of threading.
+        /// The most query rows per block: the runtime cuts each run of rows into equal
+        /// blocks of whole tiles no longer than this (threads share rows, not blocks).
         query_block: u64,
         /// Keys per block.
         key_block: u64,
