@@ -868,31 +868,23 @@ fn run_threads<K: Kernel>(kernel: &K, rows: Rows<'_, K>, isa: Isa, threads: usiz
         let query = ((query + TILE_ROWS / 2) / TILE_ROWS * TILE_ROWS).min(K::QUERIES);
         (problem * K::QUERIES + query).min(total)
     };
-    std::thread::scope(|scope| {
-        let mut rest = rows;
-        let mut taken = 0;
-        for t in 0..threads {
-            let end_row = start(t + 1);
-            let (mine, tail) = rest.split_at(end_row - taken);
-            let first_row = taken;
-            taken = end_row;
-            rest = tail;
-            if mine.out.is_empty() {
-                continue;
-            }
-            let blocks = Blocks {
+    let mut shares = Vec::with_capacity(threads);
+    let mut rest = rows;
+    let mut taken = 0;
+    for t in 0..threads {
+        let end_row = start(t + 1);
+        let (mine, tail) = rest.split_at(end_row - taken);
+        if !mine.out.is_empty() {
+            shares.push(Blocks {
                 kernel,
                 rows: mine,
-                first_row,
-            };
-            // The calling thread takes the last share itself rather than wait idle.
-            if t + 1 == threads {
-                dispatch(isa, blocks);
-            } else {
-                scope.spawn(move || dispatch(isa, blocks));
-            }
+                first_row: taken,
+            });
         }
-    });
+        taken = end_row;
+        rest = tail;
+    }
+    crate::threads::run_shares(shares, |blocks| dispatch(isa, blocks));
 }
 
 #[cfg(test)]

@@ -21,17 +21,12 @@ pub(crate) fn rows<const IN: usize, const OUT: usize>(
         let threads = crate::threads::for_work(flops);
         if threads > 1 {
             let chunk = x.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                let mut parts = x.chunks(chunk).zip(y.chunks_mut(chunk));
-                // The calling thread takes the first share itself.
-                let first = parts.next();
-                for (x, y) in parts {
-                    scope.spawn(move || dispatch(isa, Rows { x, linear, y }));
-                }
-                if let Some((x, y)) = first {
-                    dispatch(isa, Rows { x, linear, y });
-                }
-            });
+            let shares = x
+                .chunks(chunk)
+                .zip(y.chunks_mut(chunk))
+                .map(|(x, y)| Rows { x, linear, y })
+                .collect();
+            crate::threads::run_shares(shares, |rows| dispatch(isa, rows));
             return;
         }
     }

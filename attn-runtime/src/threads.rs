@@ -1,7 +1,7 @@
-//! How many threads a kernel uses (the `threads` feature).
+//! How many threads a kernel uses, and how its work is run on them (the `threads` feature).
 //!
-//! A kernel's blocks of query rows are split over scoped threads when its work is large
-//! enough to pay for starting them. Each row is computed the same way on any thread, so the
+//! A kernel's query rows are split, in equal shares that start at a tile boundary, over
+//! scoped threads when its work is large enough to pay for starting them. Each row is computed the same way on any thread, so the
 //! results are bit-identical to a single-threaded run.
 
 use std::cell::Cell;
@@ -56,4 +56,21 @@ pub fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
 pub(crate) fn for_work(flops: u64) -> usize {
     let useful = (flops / MIN_FLOPS_PER_THREAD).max(1);
     max_threads().min(usize::try_from(useful).unwrap_or(usize::MAX))
+}
+
+/// Runs `run` on each of `shares`: the last on the calling thread, rather than have it wait
+/// idle, and each other on a scoped thread of its own. The kernels' blocks and the layer's
+/// projections are split this way.
+pub(crate) fn run_shares<T: Send>(shares: Vec<T>, run: impl Fn(T) + Sync) {
+    let run = &run;
+    std::thread::scope(|scope| {
+        let mut shares = shares.into_iter();
+        let last = shares.next_back();
+        for share in shares {
+            scope.spawn(move || run(share));
+        }
+        if let Some(share) = last {
+            run(share);
+        }
+    });
 }
