@@ -2,9 +2,10 @@
 //! macro, which is always the same version as this crate.
 
 pub use crate::kernels::{
-    Ahead, Kernel, MAX_LANES, Rows, TILE_ROWS, accumulate_values, add_bias, block_length,
-    inverse_sums, keep_only, log_sum_exp, mask_causal, normalize, online_softmax, pack_keys, run,
-    scores, scores_direct, softcap_scores, visible_keys, write_weights,
+    Ahead, Kernel, MAX_LANES, Rows, TILE_ROWS, accumulate_values, accumulate_values_by_row,
+    add_bias, block_length, inverse_sums, keep_only, log_sum_exp, mask_causal, normalize,
+    online_softmax, pack_keys, run, scores, scores_direct, softcap_scores, visible_keys,
+    write_weights,
 };
 pub use crate::project::{merge_heads, merge_heads_project, project_heads};
 pub use crate::simd::Simd;
@@ -124,7 +125,7 @@ pub fn exp_shifted<const N: usize>(scores: [f32; N], max: f32) -> [f32; N] {
 /// ```
 #[inline(always)]
 pub fn max_of<const N: usize>(row: [f32; N]) -> f32 {
-    tree(&row, &|a, b| if a > b { a } else { b })
+    tree(row, &|a, b| if a > b { a } else { b })
 }
 
 /// The sum of a row of weights, as a balanced tree of additions.
@@ -134,19 +135,23 @@ pub fn max_of<const N: usize>(row: [f32; N]) -> f32 {
 /// ```
 #[inline(always)]
 pub fn sum_of<const N: usize>(row: [f32; N]) -> f32 {
-    tree(&row, &|a, b| a + b)
+    tree(row, &|a, b| a + b)
 }
 
+/// A balanced tree over a row: each pass combines the first half with the second, so a row
+/// of `N` waits on `log2(N)` steps. A loop, not recursion: recursion is not inlined, and a
+/// call per node cost the textbook kernel more than its arithmetic.
 #[inline(always)]
-fn tree(values: &[f32], combine: &impl Fn(f32, f32) -> f32) -> f32 {
-    match values {
-        [] => f32::NEG_INFINITY,
-        [one] => *one,
-        _ => {
-            let (left, right) = values.split_at(values.len() / 2);
-            combine(tree(left, combine), tree(right, combine))
+fn tree<const N: usize>(mut values: [f32; N], combine: &impl Fn(f32, f32) -> f32) -> f32 {
+    let mut live = N;
+    while live > 1 {
+        let upper = live.div_ceil(2);
+        for i in 0..live - upper {
+            values[i] = combine(values[i], values[i + upper]);
         }
+        live = upper;
     }
+    values.first().copied().unwrap_or(f32::NEG_INFINITY)
 }
 
 /// The soft cap of one score of an unrolled kernel: `cap · tanh(score / cap)`.
