@@ -173,12 +173,21 @@ pub fn step_into<const N: usize>(
                             &mut running_sum[first..last],
                             &mut out[first..last],
                         );
-                        ::attn_runtime::__private::accumulate_values(
-                            simd,
-                            weights,
-                            values,
-                            &mut out[first..last],
-                        );
+                        if Self::DIRECT {
+                            ::attn_runtime::__private::accumulate_values_by_row(
+                                simd,
+                                weights,
+                                values,
+                                &mut out[first..last],
+                            );
+                        } else {
+                            ::attn_runtime::__private::accumulate_values(
+                                simd,
+                                weights,
+                                values,
+                                &mut out[first..last],
+                            );
+                        }
                         ahead
                             .fetch(
                                 (first_key - keys_from) / KEY_BLOCK,

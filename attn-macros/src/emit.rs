@@ -1146,7 +1146,16 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                             &mut running_sum[first..last],
                             &mut out[first..last],
                         );
-                        #private::accumulate_values(simd, weights, values, &mut out[first..last]);
+                        if Self::DIRECT {
+                            #private::accumulate_values_by_row(
+                                simd,
+                                weights,
+                                values,
+                                &mut out[first..last],
+                            );
+                        } else {
+                            #private::accumulate_values(simd, weights, values, &mut out[first..last]);
+                        }
                         ahead.fetch(
                             (first_key - keys_from) / KEY_BLOCK,
                             first / #private::TILE_ROWS,
