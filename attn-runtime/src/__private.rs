@@ -105,8 +105,8 @@ pub fn default_scale(depth: usize) -> f32 {
 }
 
 /// The weights of one row of an unrolled kernel before normalization: `exp(score - max)`
-/// for each score. Written over an array so that the compiler computes the exponentials of
-/// a row in one vector.
+/// for each score, `max` being at least every score (the row's max). Written over an array so
+/// that the compiler computes the exponentials of a row in one vector.
 ///
 /// ```
 /// let weights = attn_runtime::__private::exp_shifted([2.0, 1.0], 2.0);
@@ -114,7 +114,7 @@ pub fn default_scale(depth: usize) -> f32 {
 /// ```
 #[inline(always)]
 pub fn exp_shifted<const N: usize>(scores: [f32; N], max: f32) -> [f32; N] {
-    scores.map(|score| crate::simd::exp_f32(score - max))
+    scores.map(|score| crate::simd::exp_of_nonpositive(crate::simd::Lane, score - max))
 }
 
 /// The largest of a row of scores, as a balanced tree of `max` so that a short row waits on

@@ -17,7 +17,7 @@
 //! than one tile is ever stored. Each row's arithmetic is the same whatever tile or thread
 //! it falls in, so results do not depend on the number of threads.
 
-use crate::simd::{Isa, Simd, WithSimd, dispatch, exp, exp_f32, prefetch, tanh};
+use crate::simd::{Isa, Lane, Simd, WithSimd, dispatch, exp_of_nonpositive, prefetch, tanh};
 
 /// Query rows per micro-kernel tile: 6, the most rows whose accumulators (6 x 4 vectors),
 /// with a pass's 4 loads and a broadcast, fit AVX-512's 32 registers. Each load of keys or
@@ -267,10 +267,13 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
     }
     if any_change {
         if S::LANES >= TILE_ROWS {
-            simd.store(&mut correction, exp(simd, simd.load(&decrease)));
+            simd.store(
+                &mut correction,
+                exp_of_nonpositive(simd, simd.load(&decrease)),
+            );
         } else {
             for (factor, &d) in correction.iter_mut().zip(&decrease).take(rows) {
-                *factor = exp_f32(d);
+                *factor = exp_of_nonpositive(Lane, d);
             }
         }
     }
@@ -278,7 +281,7 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
         let shift = simd.splat(shift[r]);
         let mut block_sum = simd.splat(0.0);
         for chunk in scores[r].chunks_exact_mut(S::LANES) {
-            let weights = exp(simd, simd.sub(simd.load(chunk), shift));
+            let weights = exp_of_nonpositive(simd, simd.sub(simd.load(chunk), shift));
             simd.store(chunk, weights);
             block_sum = simd.add(block_sum, weights);
         }
@@ -509,7 +512,10 @@ pub fn write_weights<S: Simd, const KB: usize, const NK: usize>(
         let inverse = simd.splat(inverse);
         let shift = simd.splat(shift_of(max));
         for chunk in row.chunks_exact_mut(S::LANES) {
-            let weight = simd.mul(exp(simd, simd.sub(simd.load(chunk), shift)), inverse);
+            let weight = simd.mul(
+                exp_of_nonpositive(simd, simd.sub(simd.load(chunk), shift)),
+                inverse,
+            );
             simd.store(chunk, weight);
         }
         dest[first_key..first_key + keys].copy_from_slice(&row[..keys]);

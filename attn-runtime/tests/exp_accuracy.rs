@@ -162,3 +162,27 @@ fn tanh_within_four_ulp_on_every_instruction_set() {
         assert!(worst.0 <= 4, "{isa}: {} ulp at x = {:e}", worst.0, worst.1);
     }
 }
+
+#[test]
+fn positive_arguments_within_two_ulp_then_infinity() {
+    // Every 101st f32 of (0, 88.72], where exp is finite, then arguments whose exp overflows:
+    // before `exp` clamped from above, exp(200) came back 0 and exp(+inf) NaN on the paths
+    // without AVX-512.
+    let mut xs: Vec<f32> = (0.0f32.to_bits()..=88.72f32.to_bits())
+        .step_by(101)
+        .map(f32::from_bits)
+        .collect();
+    xs.resize(xs.len().next_multiple_of(16), 1.0);
+    let overflow = [88.73, 89.0, 200.0, 1e4, 1e7, 1e30, f32::MAX, f32::INFINITY];
+    for isa in Isa::supported() {
+        let (error, at) = worst_ulps(isa, &xs);
+        assert!(error <= 2, "{isa}: {error} ulp at x = {at:e}");
+        let mut big = overflow.to_vec();
+        big.resize(16, 88.73);
+        let out = map_all(isa, Function::Exp, &big);
+        assert!(out.iter().all(|y| *y == f32::INFINITY), "{isa}: {out:?}");
+    }
+    for x in overflow {
+        assert_eq!(exp_f32(x), f32::INFINITY, "exp_f32({x:e})");
+    }
+}

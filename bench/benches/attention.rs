@@ -2,7 +2,8 @@
 //! issue, in one process: each result checked against the others, then time, GFLOP/s, the
 //! ratio to each peer and the share of the FMA peak this program measures itself.
 //!
-//! Run: `cargo bench -p attn-bench --bench attention`
+//! Run: `cargo bench -p attn-bench --bench attention`; add workload names (`-- W1 W3`) to run
+//! only those.
 
 mod peers;
 
@@ -167,6 +168,29 @@ fn main() {
         "candle"
     );
 
+    let chosen: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    let selected = |name: &str| chosen.is_empty() || chosen.iter().any(|c| name.starts_with(c));
+    if selected("W1") {
+        textbook_workload(peak);
+    }
+    if selected("W2") {
+        one_head_workload::<128>("W2 one head [1, 128, 128, 64]", peak, false);
+    }
+    if selected("W3") {
+        one_head_workload::<2048>("W3 long [1, 2048, 2048, 64]", peak, true);
+    }
+    if selected("W4") {
+        heads_workload(peak);
+    }
+    if selected("W5") {
+        grouped_workload(peak);
+    }
+}
+
+fn textbook_workload(peak: f64) {
     let w1_load = Workload {
         name: "W1 textbook [1, 2, 4, 3]",
         problems: 1,
@@ -199,10 +223,9 @@ fn main() {
             theirs.copy_from_slice(rows.as_flattened());
         },
     );
+}
 
-    one_head_workload::<128>("W2 one head [1, 128, 128, 64]", peak, false);
-    one_head_workload::<2048>("W3 long [1, 2048, 2048, 64]", peak, true);
-
+fn heads_workload(peak: f64) {
     let w4 = Workload {
         name: "W4 heads [96, 256, 256, 64]",
         problems: 96,
@@ -234,7 +257,9 @@ fn main() {
         },
     );
     on_two_threads(&w4, &mut out, run);
+}
 
+fn grouped_workload(peak: f64) {
     // W5: the peers have no grouped-query attention of their own (a user repeats the key and
     // value heads); attn alone, against the FMA peak.
     let q = tensor::<[[[[f32; 64]; 512]; 16]; 1]>(1);

@@ -12,6 +12,10 @@ use super::{Lane, Simd};
 /// Below this every result rounds to 0 (exp(-104) is already under half the smallest
 /// subnormal); clamping here keeps `n` small and turns -inf into 0.
 const CLAMP: f32 = -110.0;
+/// Above this every result overflows (exp(88.73) is already past `f32::MAX`); clamping here
+/// keeps `n` within what [`Simd::round`] and [`Simd::scale_by_pow2_wide`] take, and turns
+/// +inf into +inf.
+const CLAMP_ABOVE: f32 = 89.0;
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 = LN2_HI + LN2_LO, with LN2_HI = 355/512 exact in 9 bits, so `n · LN2_HI` is exact.
 const LN2_HI: f32 = 0.693_359_4;
@@ -38,7 +42,15 @@ const TAYLOR: [f32; 6] = [
 /// ```
 #[inline(always)]
 pub fn exp<S: Simd>(simd: S, x: S::V) -> S::V {
-    // `max` returns its second operand when either is NaN, so a NaN passes through.
+    // `min` returns its second operand when either is NaN, so a NaN passes.
+    exp_of_nonpositive(simd, simd.min(simd.splat(CLAMP_ABOVE), x))
+}
+
+/// [`exp`] for `x <= 0` (or NaN, or at most [`CLAMP_ABOVE`]): the softmax's `s - max`, which
+/// needs no clamp from above. That clamp, one instruction per vector, cost W3 2%.
+#[inline(always)]
+pub(crate) fn exp_of_nonpositive<S: Simd>(simd: S, x: S::V) -> S::V {
+    // `max` returns its second operand when either is NaN, so a NaN passes.
     let x = simd.max(simd.splat(CLAMP), x);
     let n = simd.round(simd.mul(x, simd.splat(LOG2_E)));
     let r = simd.mul_add(n, simd.splat(-LN2_HI), x);
@@ -96,7 +108,7 @@ pub fn tanh<S: Simd>(simd: S, x: S::V) -> S::V {
     let negative = simd.sub(zero, x);
     let magnitude = simd.max(x, negative);
     // Large |x|: tanh|x| = (1 - t) / (1 + t), t = exp(-2|x|); the sign restored by select.
-    let t = exp(simd, simd.mul(magnitude, simd.splat(-2.0)));
+    let t = exp_of_nonpositive(simd, simd.mul(magnitude, simd.splat(-2.0)));
     let one = simd.splat(1.0);
     let large = simd.div(simd.sub(one, t), simd.add(one, t));
     let large = simd.select_lt(x, zero, simd.sub(zero, large), large);
@@ -119,4 +131,22 @@ pub fn tanh<S: Simd>(simd: S, x: S::V) -> S::V {
 #[inline(always)]
 pub fn tanh_f32(x: f32) -> f32 {
     tanh(Lane, x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_softmax_form_is_exp_on_nonpositive_arguments() {
+        for bits in (0.0f32.to_bits()..=110.0f32.to_bits()).step_by(9_973) {
+            let x = -f32::from_bits(bits);
+            assert_eq!(
+                exp_of_nonpositive(Lane, x).to_bits(),
+                exp_f32(x).to_bits(),
+                "{x:e}"
+            );
+        }
+        assert!(exp_of_nonpositive(Lane, f32::NAN).is_nan());
+    }
 }

@@ -15,6 +15,7 @@ mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+pub(crate) use exp::exp_of_nonpositive;
 pub use exp::{exp, exp_f32, tanh, tanh_f32};
 pub use portable::{Lane, Portable};
 #[cfg(target_arch = "x86_64")]
@@ -194,12 +195,17 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// `max(a, b)` per lane; a NaN in `b` is returned, a NaN in `a` is not (as x86 `maxps`).
     fn max(self, a: Self::V, b: Self::V) -> Self::V;
-    /// Rounds each lane to the nearest integer, ties to even.
+    /// `min(a, b)` per lane; a NaN in `b` is returned, a NaN in `a` is not (as x86 `minps`).
+    fn min(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Rounds each lane to the nearest integer, ties to even, for `|a| < 2^22`: larger
+    /// values may come back wrong (the portable paths round by two additions, exact only
+    /// there; [`exp`] keeps its arguments within ±160).
     fn round(self, a: Self::V) -> Self::V;
     /// `a · 2^n` for integral `n` in `[-127, 127]`, exactly when the result is normal.
     fn scale_by_pow2(self, a: Self::V, n: Self::V) -> Self::V;
-    /// `a · 2^n` for `a` in `[0.5, 2]` and integral `n` in `[-160, 0]`: the last step of
-    /// `exp`, whose results below the normal range round to subnormals or 0. By default two
+    /// `a · 2^n` for `a` in `[0.5, 2]` and integral `n` in `[-160, 128]`: the last step of
+    /// `exp`, whose results below the normal range round to subnormals or 0, and above it
+    /// overflow to infinity. By default two
     /// steps of [`Simd::scale_by_pow2`], each within its range; an instruction set that scales
     /// into the subnormals in one instruction does it in one.
     #[inline(always)]

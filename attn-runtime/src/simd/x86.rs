@@ -96,6 +96,11 @@ impl Simd for Avx2 {
         unsafe { _mm256_max_ps(a, b) }
     }
     #[inline(always)]
+    fn min(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX is available (see the module).
+        unsafe { _mm256_min_ps(a, b) }
+    }
+    #[inline(always)]
     fn round(self, a: __m256) -> __m256 {
         // SAFETY: AVX is available (see the module).
         unsafe { _mm256_round_ps::<NEAREST>(a) }
@@ -183,6 +188,11 @@ impl Simd for Avx512 {
     fn max(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: AVX-512F is available (see the module).
         unsafe { _mm512_max_ps(a, b) }
+    }
+    #[inline(always)]
+    fn min(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F is available (see the module).
+        unsafe { _mm512_min_ps(a, b) }
     }
     #[inline(always)]
     fn round(self, a: __m512) -> __m512 {
