@@ -12,6 +12,7 @@ use attn_runtime::simd::{Isa, dispatch};
 use attn_runtime::threads::with_threads;
 use attn_runtime::{Array, Tensor, attention};
 use peers::Problem;
+use std::hint::black_box;
 
 attention! {
     /// W1: the textbook example.
@@ -63,7 +64,19 @@ fn compare<A: Array<Element = f32>>(
     run: impl Fn(&mut Tensor<A>),
     plain: impl Fn(&mut [f32]),
 ) -> f64 {
-    let ours = with_threads(1, || median_seconds(budget, || run(out)));
+    // attn and plain loops timed in alternation: the ratio the goals are set on is then
+    // free of the machine's drift.
+    let mut theirs = vec![0.0f32; out.as_flat().len()];
+    let (ours, mut plain_time) = with_threads(1, || {
+        paired_medians(2.0 * budget, || run(out), || plain(&mut theirs))
+    });
+    // The plain loops' W1 depends on where their output lands (69 ns at one address, 38 ns
+    // one float further on: a store that aliases a later load). Their best of three
+    // placements is the one compared, which can only favour them.
+    for shift in [1, 17] {
+        let mut shifted = vec![0.0f32; theirs.len() + shift];
+        plain_time = plain_time.min(median_seconds(budget, || plain(&mut shifted[shift..])));
+    }
     let gflops = w.flops() / ours / 1e9;
     let mut line = format!(
         "{:<30} {:>11} {:>8.1} {:>6.1}%",
@@ -72,8 +85,6 @@ fn compare<A: Array<Element = f32>>(
         gflops,
         100.0 * gflops / peak
     );
-    let mut theirs = vec![0.0f32; out.as_flat().len()];
-    let plain_time = median_seconds(budget, || plain(&mut theirs));
     check(w.name, "plain loops", out.as_flat(), &theirs);
     line += &format!(" | {:>11} {:>6.1}x", time(plain_time), plain_time / ours);
     let [q, k, v] = inputs;
@@ -210,13 +221,15 @@ fn textbook_workload(peak: f64) {
         &mut out,
         0.5,
         peak,
-        |out| **out = w1(std::hint::black_box(&q), &k, &v),
+        // Every input opaque to the optimizer on both sides: with k and v visible, the plain
+        // loops measured 66 ns instead of 38 (and attn 24 either way).
+        |out| **out = w1(black_box(&q), black_box(&k), black_box(&v)),
         |theirs| {
             let mut rows = [[0.0f32; 3]; 2];
             plain_loops(
-                std::hint::black_box(&q[0]),
-                &k[0],
-                &v[0],
+                black_box(&q[0]),
+                black_box(&k[0]),
+                black_box(&v[0]),
                 &mut rows,
                 &mut [0.0; 4],
             );
