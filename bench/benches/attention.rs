@@ -64,19 +64,19 @@ fn compare<A: Array<Element = f32>>(
     run: impl Fn(&mut Tensor<A>),
     plain: impl Fn(&mut [f32]),
 ) -> f64 {
-    // attn and plain loops timed in alternation: the ratio the goals are set on is then
-    // free of the machine's drift.
-    let mut theirs = vec![0.0f32; out.as_flat().len()];
-    let (ours, mut plain_time) = with_threads(1, || {
-        paired_medians(2.0 * budget, || run(out), || plain(&mut theirs))
-    });
+    let ours = with_threads(1, || median_seconds(budget, || run(out)));
     // The plain loops' W1 depends on where their output lands (69 ns at one address, 38 ns
     // one float further on: a store that aliases a later load). Their best of three
-    // placements is the one compared, which can only favour them.
-    for shift in [1, 17] {
+    // placements is the one compared, which can only favour them. (Timing them in
+    // alternation with attn was tried: it cost W2 10%, the core switching between its
+    // scalar and 512-bit speeds at every call.)
+    let mut theirs = vec![0.0f32; out.as_flat().len()];
+    let mut plain_time = f64::INFINITY;
+    for shift in [0, 1, 17] {
         let mut shifted = vec![0.0f32; theirs.len() + shift];
         plain_time = plain_time.min(median_seconds(budget, || plain(&mut shifted[shift..])));
     }
+    plain(&mut theirs);
     let gflops = w.flops() / ours / 1e9;
     let mut line = format!(
         "{:<30} {:>11} {:>8.1} {:>6.1}%",

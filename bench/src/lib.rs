@@ -32,8 +32,7 @@ pub fn median_seconds<R>(budget: f64, mut f: impl FnMut() -> R) -> f64 {
 
 /// The median times of `a` and of `b`, in seconds, timed in alternation for about `budget`
 /// seconds (at least 5 of each), so that a machine whose speed drifts from minute to minute
-/// slows both alike: their ratio is then steadier than that of two separate medians. Calls
-/// shorter than 20 µs are timed in batches, as in [`median_seconds`].
+/// slows both alike: their ratio is then steadier than that of two separate medians.
 ///
 /// ```
 /// let (a, b) = attn_bench::paired_medians(0.01, || std::hint::black_box(1), || std::hint::black_box(2));
@@ -44,26 +43,20 @@ pub fn paired_medians<R, S>(
     mut a: impl FnMut() -> R,
     mut b: impl FnMut() -> S,
 ) -> (f64, f64) {
-    let time = |f: &mut dyn FnMut(), batch: usize| {
+    let time = |f: &mut dyn FnMut()| {
         let start = Instant::now();
-        for _ in 0..batch {
-            f();
-        }
-        start.elapsed().as_secs_f64() / batch as f64
+        f();
+        start.elapsed().as_secs_f64()
     };
-    let mut a = || {
-        std::hint::black_box(a());
-    };
-    let mut b = || {
-        std::hint::black_box(b());
-    };
-    let batch = |once: f64| ((20e-6 / once.max(1e-9)).ceil() as usize).max(1);
-    let (a_batch, b_batch) = (batch(time(&mut a, 1)), batch(time(&mut b, 1)));
     let (mut a_times, mut b_times) = (Vec::new(), Vec::new());
     let start = Instant::now();
     while a_times.len() < 5 || start.elapsed().as_secs_f64() < budget {
-        a_times.push(time(&mut a, a_batch));
-        b_times.push(time(&mut b, b_batch));
+        a_times.push(time(&mut || {
+            std::hint::black_box(a());
+        }));
+        b_times.push(time(&mut || {
+            std::hint::black_box(b());
+        }));
     }
     let median = |mut times: Vec<f64>| {
         times.sort_by(f64::total_cmp);
