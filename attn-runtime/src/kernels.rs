@@ -79,14 +79,16 @@ pub fn scores<S: Simd, const DEPTH: usize, const KB: usize>(
         padded[..rows].copy_from_slice(&q[..rows]);
         &padded[..]
     };
-    scores_rows::<S, TILE_ROWS, DEPTH, KB>(simd, q, packed, scale, scores);
+    scores_rows::<S, DEPTH, KB>(simd, q, packed, scale, scores);
     for row in scores.iter_mut().take(rows) {
         row[keys.min(KB)..].fill(f32::NEG_INFINITY);
     }
 }
 
+/// A whole tile's scores, in passes over the key vectors: the tile is the only shape they are
+/// computed in (a block's tail is padded to one), so the micro-kernel exists once.
 #[inline(always)]
-fn scores_rows<S: Simd, const MR: usize, const DEPTH: usize, const KB: usize>(
+fn scores_rows<S: Simd, const DEPTH: usize, const KB: usize>(
     simd: S,
     q: &[[f32; DEPTH]],
     packed: &[[f32; KB]; DEPTH],
@@ -100,22 +102,22 @@ fn scores_rows<S: Simd, const MR: usize, const DEPTH: usize, const KB: usize>(
     // accumulators stay in registers.
     if pass_vectors::<S>() == 4 {
         while first + 4 <= vectors {
-            scores_pass::<S, MR, 4, DEPTH, KB>(simd, q, packed, scale, first, scores);
+            scores_pass::<S, 4, DEPTH, KB>(simd, q, packed, scale, first, scores);
             first += 4;
         }
     }
     while first + 2 <= vectors {
-        scores_pass::<S, MR, 2, DEPTH, KB>(simd, q, packed, scale, first, scores);
+        scores_pass::<S, 2, DEPTH, KB>(simd, q, packed, scale, first, scores);
         first += 2;
     }
     if first < vectors {
-        scores_pass::<S, MR, 1, DEPTH, KB>(simd, q, packed, scale, first, scores);
+        scores_pass::<S, 1, DEPTH, KB>(simd, q, packed, scale, first, scores);
     }
 }
 
-/// One pass: `N` vectors of keys, starting at vector `first`, for `MR` rows.
+/// One pass: `N` vectors of keys, starting at vector `first`, for the tile's rows.
 #[inline(always)]
-fn scores_pass<S: Simd, const MR: usize, const N: usize, const DEPTH: usize, const KB: usize>(
+fn scores_pass<S: Simd, const N: usize, const DEPTH: usize, const KB: usize>(
     simd: S,
     q: &[[f32; DEPTH]],
     packed: &[[f32; KB]; DEPTH],
@@ -123,21 +125,21 @@ fn scores_pass<S: Simd, const MR: usize, const N: usize, const DEPTH: usize, con
     first: usize,
     scores: &mut [[f32; KB]],
 ) {
-    let q = &q[..MR];
-    let mut acc = [[simd.splat(0.0); N]; MR];
+    let q = &q[..TILE_ROWS];
+    let mut acc = [[simd.splat(0.0); N]; TILE_ROWS];
     for d in 0..DEPTH {
         let mut keys = [simd.splat(0.0); N];
         for (c, key) in keys.iter_mut().enumerate() {
             *key = simd.load(&packed[d][(first + c) * S::LANES..]);
         }
-        for r in 0..MR {
+        for r in 0..TILE_ROWS {
             let query = simd.splat(q[r][d]);
             for c in 0..N {
                 acc[r][c] = simd.mul_add(query, keys[c], acc[r][c]);
             }
         }
     }
-    for r in 0..MR {
+    for r in 0..TILE_ROWS {
         for c in 0..N {
             simd.store(
                 &mut scores[r][(first + c) * S::LANES..],
