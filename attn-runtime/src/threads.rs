@@ -1,8 +1,9 @@
 //! How many threads a kernel uses, and how its work is run on them (the `threads` feature).
 //!
 //! A kernel's query rows are split, in equal shares that start at a tile boundary, over
-//! scoped threads when its work is large enough to pay for starting them. Each row is computed the same way on any thread, so the
-//! results are bit-identical to a single-threaded run.
+//! scoped threads when its work is large enough to pay for starting them. Each row is
+//! computed the same way on any thread, so the results are bit-identical to a
+//! single-threaded run.
 
 use std::cell::Cell;
 use std::sync::OnceLock;

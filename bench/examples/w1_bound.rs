@@ -2,7 +2,7 @@
 //! once for AVX2+FMA (both query rows in one 8-lane vector) and once for SSE2 (the x86-64
 //! baseline, one row per 4-lane vector), against the same plain loops as the benchmark,
 //! all in one process. A bound for the W1 goal, not a kernel of attn: `attention!` emits
-//! straight-line scalar code that needs no dispatch and runs under `no_std`.
+//! straight-line scalar code that needs no dispatch and uses only `core`.
 //!
 //! Run: `cargo run --release -p attn-bench --example w1_bound` (x86-64 only)
 

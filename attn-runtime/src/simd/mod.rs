@@ -205,9 +205,9 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn scale_by_pow2(self, a: Self::V, n: Self::V) -> Self::V;
     /// `a · 2^n` for `a` in `[0.5, 2]` and integral `n` in `[-160, 128]`: the last step of
     /// `exp`, whose results below the normal range round to subnormals or 0, and above it
-    /// overflow to infinity. By default two
-    /// steps of [`Simd::scale_by_pow2`], each within its range; an instruction set that scales
-    /// into the subnormals in one instruction does it in one.
+    /// overflow to infinity. By default two steps of [`Simd::scale_by_pow2`], each within its
+    /// range; an instruction set that scales into the subnormals in one instruction does it
+    /// in one.
     #[inline(always)]
     fn scale_by_pow2_wide(self, a: Self::V, n: Self::V) -> Self::V {
         let half = self.round(self.mul(n, self.splat(0.5)));
