@@ -17,7 +17,10 @@
 //! than one tile is ever stored. Each row's arithmetic is the same whatever tile or thread
 //! it falls in, so results do not depend on the number of threads.
 
-use crate::simd::{Isa, Lane, Simd, WithSimd, dispatch, exp_of_nonpositive, prefetch, tanh};
+use crate::simd::{
+    Isa, Lane, Simd, WithSimd, dispatch, exp_of_nonpositive, exp_of_nonpositive_in_bulk, prefetch,
+    tanh,
+};
 
 /// Query rows per micro-kernel tile: 6, the most rows whose accumulators (6 x 4 vectors),
 /// with a pass's 4 loads and a broadcast, fit AVX-512's 32 registers. Each load of keys or
@@ -283,7 +286,7 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
         let shift = simd.splat(shift[r]);
         let mut block_sum = simd.splat(0.0);
         for chunk in scores[r].chunks_exact_mut(S::LANES) {
-            let weights = exp_of_nonpositive(simd, simd.sub(simd.load(chunk), shift));
+            let weights = exp_of_nonpositive_in_bulk(simd, simd.sub(simd.load(chunk), shift));
             simd.store(chunk, weights);
             block_sum = simd.add(block_sum, weights);
         }
@@ -515,7 +518,7 @@ pub fn write_weights<S: Simd, const KB: usize, const NK: usize>(
         let shift = simd.splat(shift_of(max));
         for chunk in row.chunks_exact_mut(S::LANES) {
             let weight = simd.mul(
-                exp_of_nonpositive(simd, simd.sub(simd.load(chunk), shift)),
+                exp_of_nonpositive_in_bulk(simd, simd.sub(simd.load(chunk), shift)),
                 inverse,
             );
             simd.store(chunk, weight);

@@ -9,11 +9,16 @@ fn ulps(a: f32, b: f32) -> u32 {
 }
 
 /// The vector functions under test.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Function {
     Exp,
+    /// `exp_in_bulk`, the form of the tiled softmax.
+    ExpInBulk,
     Tanh,
 }
+
+/// Both forms of `exp`.
+const EXPS: [Function; 2] = [Function::Exp, Function::ExpInBulk];
 
 /// `function` of every input in `xs`, a vector at a time, on one instruction set.
 struct MapAll<'a> {
@@ -34,6 +39,7 @@ impl WithSimd for MapAll<'_> {
             let x = simd.load(x);
             let fx = match self.function {
                 Function::Exp => attn_runtime::simd::exp(simd, x),
+                Function::ExpInBulk => attn_runtime::simd::exp_in_bulk(simd, x),
                 Function::Tanh => attn_runtime::simd::tanh(simd, x),
             };
             simd.store(y, fx);
@@ -71,8 +77,8 @@ fn inputs(stride: u32) -> Vec<f32> {
     xs
 }
 
-fn worst_ulps(isa: Isa, xs: &[f32]) -> (u32, f32) {
-    let out = map_all(isa, Function::Exp, xs);
+fn worst_ulps(isa: Isa, function: Function, xs: &[f32]) -> (u32, f32) {
+    let out = map_all(isa, function, xs);
     let mut worst = (0, 0.0);
     for (&x, &y) in xs.iter().zip(&out) {
         let exact = (x as f64).exp() as f32;
@@ -89,12 +95,17 @@ fn within_two_ulp_on_every_instruction_set() {
     // About 11 million inputs: every 97th f32 of (-104, 0], which covers every binade.
     let xs = inputs(97);
     for isa in Isa::supported() {
-        let (error, at) = worst_ulps(isa, &xs);
-        println!(
-            "{isa}: worst {error} ulp at x = {at:e} over {} inputs",
-            xs.len()
-        );
-        assert!(error <= 2, "{isa}: {error} ulp at x = {at:e}");
+        for function in EXPS {
+            let (error, at) = worst_ulps(isa, function, &xs);
+            println!(
+                "{function:?} on {isa}: worst {error} ulp at x = {at:e} over {} inputs",
+                xs.len()
+            );
+            assert!(
+                error <= 2,
+                "{function:?} on {isa}: {error} ulp at x = {at:e}"
+            );
+        }
     }
 }
 
@@ -115,10 +126,12 @@ fn flushes_to_zero_below_the_range_and_keeps_nan() {
     for isa in Isa::supported() {
         let mut xs = vec![-105.0, -1000.0, f32::NEG_INFINITY, f32::MIN, f32::NAN];
         xs.resize(16, 0.0);
-        let out = map_all(isa, Function::Exp, &xs);
-        assert_eq!(&out[..4], &[0.0; 4], "{isa}");
-        assert!(out[4].is_nan(), "{isa}");
-        assert_eq!(out[5], 1.0, "{isa}");
+        for function in EXPS {
+            let out = map_all(isa, function, &xs);
+            assert_eq!(&out[..4], &[0.0; 4], "{function:?} on {isa}");
+            assert!(out[4].is_nan(), "{function:?} on {isa}");
+            assert_eq!(out[5], 1.0, "{function:?} on {isa}");
+        }
     }
 }
 
@@ -175,12 +188,20 @@ fn positive_arguments_within_two_ulp_then_infinity() {
     xs.resize(xs.len().next_multiple_of(16), 1.0);
     let overflow = [88.73, 89.0, 200.0, 1e4, 1e7, 1e30, f32::MAX, f32::INFINITY];
     for isa in Isa::supported() {
-        let (error, at) = worst_ulps(isa, &xs);
-        assert!(error <= 2, "{isa}: {error} ulp at x = {at:e}");
-        let mut big = overflow.to_vec();
-        big.resize(16, 88.73);
-        let out = map_all(isa, Function::Exp, &big);
-        assert!(out.iter().all(|y| *y == f32::INFINITY), "{isa}: {out:?}");
+        for function in EXPS {
+            let (error, at) = worst_ulps(isa, function, &xs);
+            assert!(
+                error <= 2,
+                "{function:?} on {isa}: {error} ulp at x = {at:e}"
+            );
+            let mut big = overflow.to_vec();
+            big.resize(16, 88.73);
+            let out = map_all(isa, function, &big);
+            assert!(
+                out.iter().all(|y| *y == f32::INFINITY),
+                "{function:?} on {isa}: {out:?}"
+            );
+        }
     }
     for x in overflow {
         assert_eq!(exp_f32(x), f32::INFINITY, "exp_f32({x:e})");

@@ -15,8 +15,8 @@ mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub(crate) use exp::exp_of_nonpositive;
-pub use exp::{exp, exp_f32, tanh, tanh_f32};
+pub use exp::{exp, exp_f32, exp_in_bulk, tanh, tanh_f32};
+pub(crate) use exp::{exp_of_nonpositive, exp_of_nonpositive_in_bulk};
 pub use portable::{Lane, Portable};
 #[cfg(target_arch = "x86_64")]
 pub use x86::{Avx2, Avx512};
