@@ -250,7 +250,13 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
             block_max = simd.max(block_max, simd.load(chunk));
         }
         let old = running_max[r];
-        let new = old.max(simd.reduce_max(block_max));
+        // Once a row's max has settled, most blocks hold no larger score: one comparison
+        // then replaces the reduction across the lanes and its chain of shuffles.
+        let new = if simd.all_at_most(block_max, simd.splat(old)) {
+            old
+        } else {
+            old.max(simd.reduce_max(block_max))
+        };
         running_max[r] = new;
         shift[r] = shift_of(new);
         if new != old {

@@ -60,6 +60,19 @@ impl WithSimd for AllOps<'_> {
                 results.push(Vec::new());
             }
             results[12].extend(lanes);
+            // all_at_most: one flag per vector, against `b` (mixed), against the vector's
+            // own max (true) and against a NaN (false).
+            let max = simd.splat(simd.reduce_max(a));
+            let flags = [
+                simd.all_at_most(a, b),
+                simd.all_at_most(a, max),
+                simd.all_at_most(a, simd.splat(f32::NAN)),
+                simd.all_at_most(simd.splat(f32::NAN), max),
+            ];
+            if results.len() <= 13 {
+                results.push(Vec::new());
+            }
+            results[13].extend(flags.map(f32::from));
         }
         results
     }
@@ -120,6 +133,17 @@ fn every_operation_matches_the_one_lane_reference() {
                 x,
                 (a * n.exp2()) as f32,
                 "{isa}: scale_by_pow2_wide lane {i}"
+            );
+        }
+        // all_at_most, per vector, against the lanes compared one by one.
+        let lanes = n / got[10].len();
+        for (v, flags) in got[13].chunks(4).enumerate() {
+            let (a, b) = (&a[v * lanes..][..lanes], &b[v * lanes..][..lanes]);
+            let mixed = a.iter().zip(b).all(|(a, b)| a <= b);
+            assert_eq!(
+                flags,
+                [f32::from(mixed), 1.0, 0.0, 0.0],
+                "{isa}: all_at_most"
             );
         }
         // Reductions, per vector: the max exactly, the sum to rounding.

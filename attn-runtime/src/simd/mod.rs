@@ -221,6 +221,9 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn reduce_max(self, a: Self::V) -> f32;
     /// The sum of the lanes.
     fn reduce_sum(self, a: Self::V) -> f32;
+    /// Whether `a <= b` in every lane (false if any lane holds a NaN): one comparison, where
+    /// the softmax would otherwise reduce a block's max only to find the running max held.
+    fn all_at_most(self, a: Self::V, b: Self::V) -> bool;
 }
 
 /// Asks the core to bring the cache line holding `data[0]` into its L2 cache, for a later

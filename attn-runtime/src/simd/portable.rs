@@ -120,6 +120,10 @@ impl Simd for Lane {
     fn reduce_sum(self, a: f32) -> f32 {
         a
     }
+    #[inline(always)]
+    fn all_at_most(self, a: f32, b: f32) -> bool {
+        a <= b
+    }
 }
 
 impl Simd for Portable {
@@ -199,5 +203,9 @@ impl Simd for Portable {
         // Pairwise, as the vector instruction sets reduce.
         let [a0, a1, a2, a3] = a;
         (a0 + a2) + (a1 + a3)
+    }
+    #[inline(always)]
+    fn all_at_most(self, a: Self::V, b: Self::V) -> bool {
+        a.into_iter().zip(b).all(|(a, b)| a <= b)
     }
 }

@@ -136,6 +136,11 @@ impl Simd for Avx2 {
             _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps::<0b01>(pairs, pairs)))
         }
     }
+    #[inline(always)]
+    fn all_at_most(self, a: __m256, b: __m256) -> bool {
+        // SAFETY: AVX is available (see the module).
+        unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(a, b)) == 0xff }
+    }
 }
 
 impl Simd for Avx512 {
@@ -235,5 +240,10 @@ impl Simd for Avx512 {
     fn reduce_sum(self, a: __m512) -> f32 {
         // SAFETY: AVX-512F is available (see the module).
         unsafe { _mm512_reduce_add_ps(a) }
+    }
+    #[inline(always)]
+    fn all_at_most(self, a: __m512, b: __m512) -> bool {
+        // SAFETY: AVX-512F is available (see the module).
+        unsafe { _mm512_cmp_ps_mask::<_CMP_LE_OQ>(a, b) == 0xffff }
     }
 }
