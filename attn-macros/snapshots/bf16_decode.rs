@@ -89,8 +89,17 @@ pub fn step_into<const N: usize>(
                 let (q, k, v) = operands(problem);
                 let mut running_max = [f32::NEG_INFINITY; 6];
                 let mut running_sum = [[0.0f32; ::attn_runtime::__private::MAX_LANES]; 6];
-                let mut packed_keys = [[0.0f32; KEY_BLOCK]; 64];
-                let mut scores = [[0.0f32; KEY_BLOCK]; ::attn_runtime::__private::TILE_ROWS];
+                let mut packed_keys = ::attn_runtime::__private::Aligned(
+                    [[0.0f32; KEY_BLOCK]; 64],
+                );
+                let packed_keys = &mut packed_keys.0;
+                let mut packed_values = ::attn_runtime::__private::Aligned(
+                    [[0.0f32; 64]; 0],
+                );
+                let mut scores = ::attn_runtime::__private::Aligned(
+                    [[0.0f32; KEY_BLOCK]; ::attn_runtime::__private::TILE_ROWS],
+                );
+                let scores = &mut scores.0;
                 out.fill([0.0f32; 64]);
                 let keys_from = 0;
                 let keys_seen = ::attn_runtime::__private::visible_keys(
@@ -118,9 +127,16 @@ pub fn step_into<const N: usize>(
                         &k[first_key..last_key],
                         &v[first_key..last_key],
                     );
-                    if !Self::DIRECT {
-                        ::attn_runtime::__private::pack_keys(keys, &mut packed_keys);
-                    }
+                    let values = if Self::DIRECT {
+                        values
+                    } else {
+                        ::attn_runtime::__private::pack_keys(keys, packed_keys);
+                        ::attn_runtime::__private::pack_values(
+                            values,
+                            &mut packed_values.0,
+                        );
+                        &packed_values.0[..values.len()]
+                    };
                     'query_tiles: for first in (0..out.len())
                         .step_by(::attn_runtime::__private::TILE_ROWS)
                     {
@@ -144,16 +160,16 @@ pub fn step_into<const N: usize>(
                                 queries,
                                 keys,
                                 scale,
-                                &mut scores,
+                                scores,
                             );
                         } else {
                             ::attn_runtime::__private::scores(
                                 simd,
                                 queries,
-                                &packed_keys,
+                                packed_keys,
                                 keys.len(),
                                 scale,
-                                &mut scores,
+                                scores,
                             );
                         }
                         let weights = &mut scores[..last - first];

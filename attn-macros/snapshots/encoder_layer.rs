@@ -71,8 +71,17 @@ pub fn encoder_attention_into<const N: usize>(
             let (q, k, v) = operands(problem);
             let mut running_max = [f32::NEG_INFINITY; 516];
             let mut running_sum = [[0.0f32; ::attn_runtime::__private::MAX_LANES]; 516];
-            let mut packed_keys = [[0.0f32; KEY_BLOCK]; 16];
-            let mut scores = [[0.0f32; KEY_BLOCK]; ::attn_runtime::__private::TILE_ROWS];
+            let mut packed_keys = ::attn_runtime::__private::Aligned(
+                [[0.0f32; KEY_BLOCK]; 16],
+            );
+            let packed_keys = &mut packed_keys.0;
+            let mut packed_values = ::attn_runtime::__private::Aligned(
+                [[0.0f32; 16]; KEY_BLOCK],
+            );
+            let mut scores = ::attn_runtime::__private::Aligned(
+                [[0.0f32; KEY_BLOCK]; ::attn_runtime::__private::TILE_ROWS],
+            );
+            let scores = &mut scores.0;
             out.fill([0.0f32; 16]);
             let (keys_from, keys_seen): (usize, usize) = (0, N);
             let next: [&[f32]; 3] = match problem + 1 {
@@ -91,9 +100,13 @@ pub fn encoder_attention_into<const N: usize>(
             'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
                 let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                 let (keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
-                if !Self::DIRECT {
-                    ::attn_runtime::__private::pack_keys(keys, &mut packed_keys);
-                }
+                let values = if Self::DIRECT {
+                    values
+                } else {
+                    ::attn_runtime::__private::pack_keys(keys, packed_keys);
+                    ::attn_runtime::__private::pack_values(values, &mut packed_values.0);
+                    &packed_values.0[..values.len()]
+                };
                 'query_tiles: for first in (0..out.len())
                     .step_by(::attn_runtime::__private::TILE_ROWS)
                 {
@@ -108,16 +121,16 @@ pub fn encoder_attention_into<const N: usize>(
                             queries,
                             keys,
                             scale,
-                            &mut scores,
+                            scores,
                         );
                     } else {
                         ::attn_runtime::__private::scores(
                             simd,
                             queries,
-                            &packed_keys,
+                            packed_keys,
                             keys.len(),
                             scale,
-                            &mut scores,
+                            scores,
                         );
                     }
                     let weights = &mut scores[..last - first];

@@ -817,8 +817,8 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
 ///
 /// Within a block the keys are walked in blocks, with the softmax computed online: each query
 /// row keeps a running max and sum, and its output row is the accumulator, rescaled whenever
-/// the max grows. The scratch is one block of packed keys and one tile of scores, whatever
-/// the sequence lengths.
+/// the max grows. The scratch is one block of packed keys, one of values and one tile of
+/// scores, each on a cache line boundary, whatever the sequence lengths.
 fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream {
     let private = private();
     let scale = scale(kernel);
@@ -840,6 +840,12 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
     };
     let depth = size(kernel.depth(), kernel.q[rank - 1].span);
     let value_depth = size(kernel.value_depth(), kernel.v[rank - 1].span);
+    // A kernel with fewer queries than a tile reads values where they are (`DIRECT`), so
+    // its block of packed values is empty: no scratch to zero on every call.
+    let packed_value_rows = match kernel.queries() {
+        Size::Known(n) if *n < crate::plan::TILE_ROWS => quote!(0),
+        _ => quote!(KEY_BLOCK),
+    };
     let (query_block, key_block) = (
         Literal::u64_unsuffixed(query_block),
         Literal::u64_unsuffixed(key_block),
@@ -1047,9 +1053,9 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
         #tile_skip
         let queries = &q[first_query + first..first_query + last];
         if Self::DIRECT {
-            #private::scores_direct(simd, queries, keys, scale, &mut scores);
+            #private::scores_direct(simd, queries, keys, scale, scores);
         } else {
-            #private::scores(simd, queries, &packed_keys, keys.len(), scale, &mut scores);
+            #private::scores(simd, queries, packed_keys, keys.len(), scale, scores);
         }
         let weights = &mut scores[..last - first];
         #tile_softcap
@@ -1070,7 +1076,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                     let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                     let keys = &k[first_key..last_key];
                     if !Self::DIRECT {
-                        #private::pack_keys(keys, &mut packed_keys);
+                        #private::pack_keys(keys, packed_keys);
                     }
                     'query_tiles: for first in (0..out.len()).step_by(#private::TILE_ROWS) {
                         #tile_scores
@@ -1116,8 +1122,12 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 #problem
                 let mut running_max = [f32::NEG_INFINITY; #query_block];
                 let mut running_sum = [[0.0f32; #private::MAX_LANES]; #query_block];
-                let mut packed_keys = [[0.0f32; KEY_BLOCK]; #depth];
-                let mut scores = [[0.0f32; KEY_BLOCK]; #private::TILE_ROWS];
+                let mut packed_keys = #private::Aligned([[0.0f32; KEY_BLOCK]; #depth]);
+                let packed_keys = &mut packed_keys.0;
+                let mut packed_values =
+                    #private::Aligned([[0.0f32; #value_depth]; #packed_value_rows]);
+                let mut scores = #private::Aligned([[0.0f32; KEY_BLOCK]; #private::TILE_ROWS]);
+                let scores = &mut scores.0;
                 out.fill([0.0f32; #value_depth]);
                 #keys_seen
                 // While the last block of a problem runs, the next problem's operands are
@@ -1134,9 +1144,13 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                 'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
                     let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                     let (keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
-                    if !Self::DIRECT {
-                        #private::pack_keys(keys, &mut packed_keys);
-                    }
+                    let values = if Self::DIRECT {
+                        values
+                    } else {
+                        #private::pack_keys(keys, packed_keys);
+                        #private::pack_values(values, &mut packed_values.0);
+                        &packed_values.0[..values.len()]
+                    };
                     'query_tiles: for first in (0..out.len()).step_by(#private::TILE_ROWS) {
                         #tile_scores
                         #private::online_softmax(

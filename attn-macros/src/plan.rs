@@ -14,7 +14,7 @@ pub const UNROLL_LIMIT: u64 = 1024;
 const QUERY_BLOCK: u64 = 516;
 
 /// Query rows per micro-kernel tile (the runtime's `TILE_ROWS`): a block is a multiple.
-const TILE_ROWS: u64 = 6;
+pub const TILE_ROWS: u64 = 6;
 
 /// Keys per block: 64 is 4 vectors of AVX-512 (16 lanes) and 8 of AVX2 (8 lanes), so one
 /// block size serves every instruction set the runtime dispatches to. A block is always a
@@ -22,9 +22,10 @@ const TILE_ROWS: u64 = 6;
 const KEY_BLOCK: u64 = 64;
 const WIDEST_LANES: u64 = 16;
 
-/// The most f32 a block of packed keys may hold (64 KiB), so that the scratch stays small on
-/// any thread's stack: deep keys get shorter key blocks, down to one vector of 16.
-const PACKED_KEYS: u64 = 16 * 1024;
+/// The most f32 a block of packed keys, or of packed values, may hold (64 KiB each), so that
+/// the scratch stays small on any thread's stack: deep keys or values get shorter key
+/// blocks, down to one vector of 16.
+const PACKED_BLOCK: u64 = 16 * 1024;
 
 /// The strategy chosen for one kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,8 +69,12 @@ pub fn plan(kernel: &Kernel) -> Plan {
                 n.next_multiple_of(TILE_ROWS).min(QUERY_BLOCK)
             }),
             key_block: {
-                let by_depth = known(kernel.depth()).map_or(KEY_BLOCK, |depth| {
-                    (PACKED_KEYS / depth.max(1) / WIDEST_LANES * WIDEST_LANES)
+                let deepest = [kernel.depth(), kernel.value_depth()]
+                    .into_iter()
+                    .filter_map(known)
+                    .max();
+                let by_depth = deepest.map_or(KEY_BLOCK, |depth| {
+                    (PACKED_BLOCK / depth.max(1) / WIDEST_LANES * WIDEST_LANES)
                         .clamp(WIDEST_LANES, KEY_BLOCK)
                 });
                 known(kernel.keys())

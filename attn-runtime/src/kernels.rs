@@ -57,6 +57,34 @@ pub fn pack_keys<const DEPTH: usize, const KB: usize>(
     }
 }
 
+/// A block of packed keys or values, on a 64-byte boundary: a cache line, so that no vector
+/// load of a micro-kernel straddles two lines. One that does costs a second access: the
+/// micro-kernels run about 10% slower with their operands 16 bytes off a line (run
+/// `bench/examples/micro.rs`), and W3 gained 8% from this alignment (A/B of `profile_w3`).
+///
+/// ```
+/// let block = attn_runtime::__private::Aligned([[0.0f32; 16]; 4]);
+/// assert_eq!(&block.0 as *const _ as usize % 64, 0);
+/// ```
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+pub struct Aligned<T>(pub T);
+
+/// Copies a block of value rows into `packed`, rows past the block left as they are: the
+/// values micro-kernel then loads whole cache lines (see [`Aligned`]).
+///
+/// ```
+/// let values = [[1.0f32, 2.0], [3.0, 4.0]];
+/// let mut packed = [[9.0f32; 2]; 3];
+/// attn_runtime::__private::pack_values(&values, &mut packed);
+/// assert_eq!(packed, [[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]]);
+/// ```
+#[inline(always)]
+pub fn pack_values<const DV: usize>(values: &[[f32; DV]], packed: &mut [[f32; DV]]) {
+    let rows = values.len().min(packed.len());
+    packed[..rows].copy_from_slice(&values[..rows]);
+}
+
 /// `scores[r][j] = (q[r] · key_j) · scale` for the first `rows` rows of `q` and the keys of
 /// `packed`; `-inf` for `j >= keys` (the padding of a short last block), so that those keys
 /// get no weight.

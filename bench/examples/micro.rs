@@ -1,10 +1,12 @@
 //! The two micro-kernels alone, on data that stays in the L1 cache, beside a synthetic loop
 //! of the same instruction mix: how close each comes to the FMA peak by itself, apart from
-//! the softmax, the caches and the loops around them.
+//! the softmax, the caches and the loops around them; each with its keys and values on a
+//! cache line boundary, as the kernels place them, and 16 bytes past one, as a `Vec` of a few
+//! hundred KiB often lies (then every vector load touches two lines).
 //!
 //! Run: `cargo run --release -p attn-bench --example micro`
 
-use attn_runtime::__private::{TILE_ROWS, accumulate_values, pack_keys, scores};
+use attn_runtime::__private::{Aligned, TILE_ROWS, accumulate_values, pack_keys, scores};
 use attn_runtime::simd::{Isa, Simd, WithSimd, dispatch};
 
 const DEPTH: usize = 64;
@@ -22,15 +24,38 @@ enum Stage {
     Mix,
 }
 
-impl WithSimd for Stage {
+/// A stage, with its packed keys and values on a cache line boundary or 16 bytes past one.
+#[derive(Clone, Copy)]
+struct Run {
+    stage: Stage,
+    off_line: bool,
+}
+
+/// `data` 16 bytes past a cache line boundary.
+#[repr(C, align(64))]
+struct OffLine<T> {
+    _before: [f32; 4],
+    data: T,
+}
+
+impl WithSimd for Run {
     type Output = f64;
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) -> f64 {
         let q = std::hint::black_box([[0.01f32; DEPTH]; TILE_ROWS]);
         let keys = std::hint::black_box([[0.02f32; DEPTH]; KB]);
-        let values = std::hint::black_box([[0.03f32; DEPTH]; KB]);
-        let mut packed = [[0.0f32; KB]; DEPTH];
-        pack_keys(&keys, &mut packed);
+        let mut on_line = Aligned(([[0.0f32; KB]; DEPTH], [[0.03f32; DEPTH]; KB]));
+        let mut off_line = OffLine {
+            _before: [0.0; 4],
+            data: on_line.0,
+        };
+        let (packed, values) = if self.off_line {
+            (&mut off_line.data.0, &off_line.data.1)
+        } else {
+            (&mut on_line.0.0, &on_line.0.1)
+        };
+        pack_keys(&keys, packed);
+        let (packed, values) = (std::hint::black_box(&*packed), std::hint::black_box(values));
         let mut tile = [[0.0f32; KB]; TILE_ROWS];
         let mut out = [[0.0f32; DEPTH]; TILE_ROWS];
         let mut acc = [simd.splat(0.0); 24];
@@ -38,9 +63,9 @@ impl WithSimd for Stage {
         let mut tiles = 0u64;
         while start.elapsed().as_secs_f64() < 1.0 {
             for _ in 0..1000 {
-                match self {
-                    Stage::Scores => scores(simd, &q, &packed, KB, 0.125, &mut tile),
-                    Stage::Values => accumulate_values(simd, &tile, &values, &mut out),
+                match self.stage {
+                    Stage::Scores => scores(simd, &q, packed, KB, 0.125, &mut tile),
+                    Stage::Values => accumulate_values(simd, &tile, values, &mut out),
                     Stage::Mix => {
                         for (d, keys) in packed.iter().enumerate() {
                             let k = [0, 1, 2, 3].map(|c| simd.load(&keys[c * KB / 4..]));
@@ -70,9 +95,18 @@ impl WithSimd for Stage {
 fn main() {
     let isa = Isa::active();
     for round in 1..=3 {
-        let [qk, pv, mix] = [Stage::Scores, Stage::Values, Stage::Mix].map(|s| dispatch(isa, s));
-        println!(
-            "{isa}, round {round}: Q·Kᵀ {qk:.1} GFLOP/s, P·V {pv:.1} GFLOP/s, the same mix alone {mix:.1} GFLOP/s"
-        );
+        for off_line in [false, true] {
+            let [qk, pv, mix] = [Stage::Scores, Stage::Values, Stage::Mix]
+                .map(|stage| dispatch(isa, Run { stage, off_line }));
+            let placed = if off_line {
+                "16 B off a line"
+            } else {
+                "on a line"
+            };
+            println!(
+                "{isa}, round {round}, operands {placed}: Q·Kᵀ {qk:.1} GFLOP/s, P·V {pv:.1} GFLOP/s, \
+                 the same mix alone {mix:.1} GFLOP/s"
+            );
+        }
     }
 }
