@@ -100,7 +100,6 @@ pub fn step_into<const N: usize>(
                     [[0.0f32; KEY_BLOCK]; ::attn_runtime::__private::TILE_ROWS],
                 );
                 let scores = &mut scores.0;
-                out.fill([0.0f32; 64]);
                 let keys_from = 0;
                 let keys_seen = ::attn_runtime::__private::visible_keys(
                     first_query + out.len() - 1,
@@ -182,7 +181,7 @@ pub fn step_into<const N: usize>(
                             true,
                             usize::MAX,
                         );
-                        ::attn_runtime::__private::online_softmax(
+                        let state = ::attn_runtime::__private::online_softmax(
                             simd,
                             weights,
                             &mut running_max[first..last],
@@ -195,6 +194,7 @@ pub fn step_into<const N: usize>(
                                 weights,
                                 values,
                                 &mut out[first..last],
+                                state,
                             );
                         } else {
                             ::attn_runtime::__private::accumulate_values(
@@ -202,6 +202,7 @@ pub fn step_into<const N: usize>(
                                 weights,
                                 values,
                                 &mut out[first..last],
+                                state,
                             );
                         }
                         ahead

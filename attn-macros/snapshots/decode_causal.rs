@@ -81,7 +81,6 @@ pub fn step_into<const N: usize>(
                 [[0.0f32; KEY_BLOCK]; ::attn_runtime::__private::TILE_ROWS],
             );
             let scores = &mut scores.0;
-            out.fill([0.0f32; 64]);
             let keys_from = 0;
             let keys_seen = ::attn_runtime::__private::visible_keys(
                 first_query + out.len() - 1,
@@ -157,7 +156,7 @@ pub fn step_into<const N: usize>(
                         true,
                         usize::MAX,
                     );
-                    ::attn_runtime::__private::online_softmax(
+                    let state = ::attn_runtime::__private::online_softmax(
                         simd,
                         weights,
                         &mut running_max[first..last],
@@ -170,6 +169,7 @@ pub fn step_into<const N: usize>(
                             weights,
                             values,
                             &mut out[first..last],
+                            state,
                         );
                     } else {
                         ::attn_runtime::__private::accumulate_values(
@@ -177,6 +177,7 @@ pub fn step_into<const N: usize>(
                             weights,
                             values,
                             &mut out[first..last],
+                            state,
                         );
                     }
                     ahead

@@ -82,7 +82,6 @@ pub fn encoder_attention_into<const N: usize>(
                 [[0.0f32; KEY_BLOCK]; ::attn_runtime::__private::TILE_ROWS],
             );
             let scores = &mut scores.0;
-            out.fill([0.0f32; 16]);
             let (keys_from, keys_seen): (usize, usize) = (0, N);
             let next: [&[f32]; 3] = match problem + 1 {
                 next if next < self.q.len() * 4 && first_query + out.len() == N => {
@@ -134,7 +133,7 @@ pub fn encoder_attention_into<const N: usize>(
                         );
                     }
                     let weights = &mut scores[..last - first];
-                    ::attn_runtime::__private::online_softmax(
+                    let state = ::attn_runtime::__private::online_softmax(
                         simd,
                         weights,
                         &mut running_max[first..last],
@@ -147,6 +146,7 @@ pub fn encoder_attention_into<const N: usize>(
                             weights,
                             values,
                             &mut out[first..last],
+                            state,
                         );
                     } else {
                         ::attn_runtime::__private::accumulate_values(
@@ -154,6 +154,7 @@ pub fn encoder_attention_into<const N: usize>(
                             weights,
                             values,
                             &mut out[first..last],
+                            state,
                         );
                     }
                     ahead

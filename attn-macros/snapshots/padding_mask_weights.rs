@@ -97,7 +97,6 @@ pub fn padded_into<const N: usize>(
                 [[0.0f32; KEY_BLOCK]; ::attn_runtime::__private::TILE_ROWS],
             );
             let scores = &mut scores.0;
-            out.fill([0.0f32; 16]);
             let (keys_from, keys_seen): (usize, usize) = (0, N);
             let next: [&[f32]; 3] = match problem + 1 {
                 next if next < self.q.len() * 4 && first_query + out.len() == N => {
@@ -157,7 +156,7 @@ pub fn padded_into<const N: usize>(
                             keys.len(),
                         );
                     }
-                    ::attn_runtime::__private::online_softmax(
+                    let state = ::attn_runtime::__private::online_softmax(
                         simd,
                         weights,
                         &mut running_max[first..last],
@@ -170,6 +169,7 @@ pub fn padded_into<const N: usize>(
                             weights,
                             values,
                             &mut out[first..last],
+                            state,
                         );
                     } else {
                         ::attn_runtime::__private::accumulate_values(
@@ -177,6 +177,7 @@ pub fn padded_into<const N: usize>(
                             weights,
                             values,
                             &mut out[first..last],
+                            state,
                         );
                     }
                     ahead

@@ -1128,7 +1128,6 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                     #private::Aligned([[0.0f32; #value_depth]; #packed_value_rows]);
                 let mut scores = #private::Aligned([[0.0f32; KEY_BLOCK]; #private::TILE_ROWS]);
                 let scores = &mut scores.0;
-                out.fill([0.0f32; #value_depth]);
                 #keys_seen
                 // While the last block of a problem runs, the next problem's operands are
                 // fetched into the cache, a part per tile.
@@ -1153,7 +1152,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                     };
                     'query_tiles: for first in (0..out.len()).step_by(#private::TILE_ROWS) {
                         #tile_scores
-                        #private::online_softmax(
+                        let state = #private::online_softmax(
                             simd,
                             weights,
                             &mut running_max[first..last],
@@ -1166,9 +1165,16 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                                 weights,
                                 values,
                                 &mut out[first..last],
+                                state,
                             );
                         } else {
-                            #private::accumulate_values(simd, weights, values, &mut out[first..last]);
+                            #private::accumulate_values(
+                                simd,
+                                weights,
+                                values,
+                                &mut out[first..last],
+                                state,
+                            );
                         }
                         ahead.fetch(
                             (first_key - keys_from) / KEY_BLOCK,

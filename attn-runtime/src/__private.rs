@@ -2,7 +2,7 @@
 //! macro, which is always the same version as this crate.
 
 pub use crate::kernels::{
-    Ahead, Aligned, Kernel, MAX_LANES, Rows, TILE_ROWS, accumulate_values,
+    Ahead, Aligned, Kernel, MAX_LANES, Output, Rows, TILE_ROWS, accumulate_values,
     accumulate_values_by_row, add_bias, block_length, inverse_sums, keep_only, log_sum_exp,
     mask_causal, normalize, online_softmax, pack_keys, pack_values, run, scores, scores_direct,
     softcap_scores, visible_keys, write_weights,

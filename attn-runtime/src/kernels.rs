@@ -7,11 +7,13 @@
 //! 1. [`scores`]: `S = Q_tile · K_blockᵀ · scale`, the tile's scores, from keys packed as
 //!    `[depth][key]` by [`pack_keys`] so that a vector of scores is one fused multiply-add
 //!    per depth step (register-blocked: 6 rows x 4 vectors of accumulators on AVX-512, 6 x 2
-//!    with 16 registers);
+//!    with 16 registers); the packed keys, a copy of the block's values ([`pack_values`]) and
+//!    the tile's scores sit on cache line boundaries ([`Aligned`]);
 //! 2. [`online_softmax`]: per row, the running max `m` and sum `l` advance over the block:
 //!    `m' = max(m, max_j S_j)`, `P_j = exp(S_j - m')`, `l' = l · exp(m - m') + Σ_j P_j`, and
 //!    the output row, which is the accumulator, is rescaled by `exp(m - m')`;
-//! 3. [`accumulate_values`]: `O_tile += P · V_block`, blocked the same way;
+//! 3. [`accumulate_values`]: `O_tile += P · V_block`, blocked the same way (`O_tile =` for
+//!    the first block the tile sees: the output is never zeroed first, see [`Output`]);
 //!
 //! and at the end [`normalize`] divides each output row by its sum. No score matrix larger
 //! than one tile is ever stored. Each row's arithmetic is the same whatever tile or thread
@@ -253,11 +255,41 @@ fn dot_products<S: Simd, const DEPTH: usize, const N: usize>(
 /// many partial sums, reduced once at the end rather than once per block.
 pub const MAX_LANES: usize = 16;
 
+/// What a tile's output rows hold before a block's values are added: nothing yet, or sums
+/// of earlier blocks.
+///
+/// A kernel does not zero its output first: for operands larger than the cache, zeroing
+/// fetched every output line from memory before the first product (5% of W4's time). The
+/// first block a tile sees writes its rows instead; rows that see no key at all are zeroed
+/// by [`normalize`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// No earlier block gave any row of the tile a weight: the rows hold whatever the caller
+    /// left there, or zeros, and are overwritten.
+    Fresh,
+    /// The rows hold the sums of earlier blocks, which the next products add to.
+    Accumulated,
+}
+
 /// Advances each row's running max and sum over one block of scores, turns the scores into
 /// weights `exp(s - max)`, and rescales the row's output accumulator when the max grows.
+/// Returns whether the tile's output rows are [`Output::Fresh`]: every row's max was still
+/// `-inf`, so no earlier block wrote a weight into them.
 ///
 /// The rows of a tile go through each step together, so that their dependency chains (a
 /// reduction, then the exponentials that wait for it) overlap.
+///
+/// ```
+/// use attn_runtime::__private::{MAX_LANES, Output, online_softmax};
+/// use attn_runtime::simd::Portable;
+/// let mut scores = [[0.0f32; 16]; 1];
+/// let (mut max, mut sum) = ([f32::NEG_INFINITY], [[0.0f32; MAX_LANES]]);
+/// let mut out = [[f32::NAN; 4]; 1];
+/// let state = online_softmax(Portable, &mut scores, &mut max, &mut sum, &mut out);
+/// assert_eq!((state, max[0], scores[0][0]), (Output::Fresh, 0.0, 1.0));
+/// let state = online_softmax(Portable, &mut [[0.0f32; 16]], &mut max, &mut sum, &mut out);
+/// assert_eq!(state, Output::Accumulated);
+/// ```
 #[inline(always)]
 pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
     simd: S,
@@ -265,8 +297,11 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
     running_max: &mut [f32],
     running_sum: &mut [[f32; MAX_LANES]],
     out: &mut [[f32; DV]],
-) {
+) -> Output {
     let rows = scores.len().min(TILE_ROWS);
+    let fresh = running_max[..rows]
+        .iter()
+        .all(|&max| max == f32::NEG_INFINITY);
     // Per row: the new max, and `old - new` for the rescaling factor `exp(old - new)`.
     let mut shift = [0.0f32; TILE_ROWS];
     let mut decrease = [0.0f32; MAX_LANES];
@@ -331,6 +366,11 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
         if rescale[r] {
             scale_row(simd, &mut out[r], correction[r]);
         }
+    }
+    if fresh {
+        Output::Fresh
+    } else {
+        Output::Accumulated
     }
 }
 
@@ -637,15 +677,19 @@ fn part(len: usize, step: usize, steps: usize) -> std::ops::Range<usize> {
 }
 
 /// `out[r] += Σ_j weights[r][j] · values[j]` for each row of a tile (up to [`TILE_ROWS`]
-/// rows, as many as both `weights` and `out` have).
+/// rows, as many as both `weights` and `out` have); `out[r] = Σ_j ..` when `out` is
+/// [`Output::Fresh`].
 ///
 /// ```
+/// use attn_runtime::__private::{Output, accumulate_values};
 /// use attn_runtime::simd::Portable;
 /// let weights = [[0.25f32, 0.75]];
 /// let values = [[4.0f32, 8.0], [8.0, 0.0]];
 /// let mut out = [[1.0f32, 1.0]];
-/// attn_runtime::__private::accumulate_values(Portable, &weights, &values, &mut out);
+/// accumulate_values(Portable, &weights, &values, &mut out, Output::Accumulated);
 /// assert_eq!(out, [[8.0, 3.0]]);
+/// accumulate_values(Portable, &weights, &values, &mut out, Output::Fresh);
+/// assert_eq!(out, [[7.0, 2.0]]);
 /// ```
 #[inline(always)]
 pub fn accumulate_values<S: Simd, const KB: usize, const DV: usize>(
@@ -653,6 +697,7 @@ pub fn accumulate_values<S: Simd, const KB: usize, const DV: usize>(
     weights: &[[f32; KB]],
     values: &[[f32; DV]],
     out: &mut [[f32; DV]],
+    state: Output,
 ) {
     let values = &values[..values.len().min(KB)];
     let rows = out.len().min(weights.len()).min(TILE_ROWS);
@@ -664,10 +709,12 @@ pub fn accumulate_values<S: Simd, const KB: usize, const DV: usize>(
         let (padded_weights, padded_out) =
             padded.insert(([[0.0f32; KB]; TILE_ROWS], [[0.0f32; DV]; TILE_ROWS]));
         padded_weights[..rows].copy_from_slice(&weights[..rows]);
-        padded_out[..rows].copy_from_slice(&out[..rows]);
+        if state == Output::Accumulated {
+            padded_out[..rows].copy_from_slice(&out[..rows]);
+        }
         (&padded_weights[..], &mut padded_out[..])
     };
-    values_rows::<S, TILE_ROWS, KB, DV>(simd, weights, values, tile_out);
+    values_rows::<S, TILE_ROWS, KB, DV>(simd, weights, values, tile_out, state);
     if let Some((_, padded_out)) = &padded {
         out[..rows].copy_from_slice(&padded_out[..rows]);
     }
@@ -677,11 +724,12 @@ pub fn accumulate_values<S: Simd, const KB: usize, const DV: usize>(
 /// (decoding): padding one row to a tile would multiply its work by [`TILE_ROWS`].
 ///
 /// ```
+/// use attn_runtime::__private::{Output, accumulate_values_by_row};
 /// use attn_runtime::simd::Portable;
 /// let weights = [[0.25f32, 0.75]];
 /// let values = [[4.0f32, 8.0], [8.0, 0.0]];
 /// let mut out = [[1.0f32, 1.0]];
-/// attn_runtime::__private::accumulate_values_by_row(Portable, &weights, &values, &mut out);
+/// accumulate_values_by_row(Portable, &weights, &values, &mut out, Output::Accumulated);
 /// assert_eq!(out, [[8.0, 3.0]]);
 /// ```
 #[inline(always)]
@@ -690,11 +738,12 @@ pub fn accumulate_values_by_row<S: Simd, const KB: usize, const DV: usize>(
     weights: &[[f32; KB]],
     values: &[[f32; DV]],
     out: &mut [[f32; DV]],
+    state: Output,
 ) {
     let values = &values[..values.len().min(KB)];
     for (weights, out_row) in weights.iter().zip(out) {
         let (weights, out_row) = (std::slice::from_ref(weights), std::slice::from_mut(out_row));
-        values_rows::<S, 1, KB, DV>(simd, weights, values, out_row);
+        values_rows::<S, 1, KB, DV>(simd, weights, values, out_row, state);
     }
 }
 
@@ -704,26 +753,30 @@ fn values_rows<S: Simd, const MR: usize, const KB: usize, const DV: usize>(
     weights: &[[f32; KB]],
     values: &[[f32; DV]],
     out: &mut [[f32; DV]],
+    state: Output,
 ) {
     let full = DV / S::LANES;
     let mut first = 0;
     if pass_vectors::<S>() == 4 {
         while first + 4 <= full {
-            values_pass::<S, MR, 4, KB, DV>(simd, weights, values, first, out);
+            values_pass::<S, MR, 4, KB, DV>(simd, weights, values, first, out, state);
             first += 4;
         }
     }
     while first + 2 <= full {
-        values_pass::<S, MR, 2, KB, DV>(simd, weights, values, first, out);
+        values_pass::<S, MR, 2, KB, DV>(simd, weights, values, first, out, state);
         first += 2;
     }
     if first < full {
-        values_pass::<S, MR, 1, KB, DV>(simd, weights, values, first, out);
+        values_pass::<S, MR, 1, KB, DV>(simd, weights, values, first, out, state);
     }
     // The last DV % LANES columns, one at a time.
     for r in 0..MR {
         for e in full * S::LANES..DV {
-            let mut acc = out[r][e];
+            let mut acc = match state {
+                Output::Fresh => 0.0,
+                Output::Accumulated => out[r][e],
+            };
             for (j, value) in values.iter().enumerate() {
                 acc += weights[r][j] * value[e];
             }
@@ -740,14 +793,17 @@ fn values_pass<S: Simd, const MR: usize, const N: usize, const KB: usize, const 
     values: &[[f32; DV]],
     first: usize,
     out: &mut [[f32; DV]],
+    state: Output,
 ) {
     let weights = &weights[..MR];
     // `std::array::from_fn` is avoided here and above: its closures are not always inlined,
     // and a call out of a `#[target_feature]` function costs a `vzeroupper` and a spill.
     let mut acc = [[simd.splat(0.0); N]; MR];
-    for (r, row) in acc.iter_mut().enumerate() {
-        for (c, slot) in row.iter_mut().enumerate() {
-            *slot = simd.load(&out[r][(first + c) * S::LANES..]);
+    if state == Output::Accumulated {
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (c, slot) in row.iter_mut().enumerate() {
+                *slot = simd.load(&out[r][(first + c) * S::LANES..]);
+            }
         }
     }
     for (j, value) in values.iter().enumerate() {
@@ -784,7 +840,18 @@ fn scale_row<S: Simd, const N: usize>(simd: S, row: &mut [f32; N], factor: f32) 
 }
 
 /// Divides each output row by its softmax sum, the total of its partial sums. A row that saw
-/// no key (zero keys) has the sum 0 and stays 0; a NaN sum gives NaN.
+/// no key (zero keys, or all masked) has the sum 0 and becomes 0, whatever it held: its tile
+/// may never have been written (see [`Output`]). A NaN sum gives NaN.
+///
+/// ```
+/// use attn_runtime::__private::{MAX_LANES, normalize};
+/// use attn_runtime::simd::Portable;
+/// let mut sums = [[0.0f32; MAX_LANES]; 2];
+/// sums[0][0] = 4.0;
+/// let mut out = [[2.0f32; 4], [f32::NAN; 4]];
+/// normalize(Portable, &mut out, &sums);
+/// assert_eq!(out, [[0.5; 4], [0.0; 4]]);
+/// ```
 #[inline(always)]
 pub fn normalize<S: Simd, const DV: usize>(
     simd: S,
@@ -792,7 +859,12 @@ pub fn normalize<S: Simd, const DV: usize>(
     running_sum: &[[f32; MAX_LANES]],
 ) {
     for (row, partial) in out.iter_mut().zip(running_sum) {
-        scale_row(simd, row, reciprocal(row_sum(simd, partial)));
+        let sum = row_sum(simd, partial);
+        if sum == 0.0 {
+            row.fill(0.0);
+        } else {
+            scale_row(simd, row, 1.0 / sum);
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo run --release -p attn-bench --example micro`
 
-use attn_runtime::__private::{Aligned, TILE_ROWS, accumulate_values, pack_keys, scores};
+use attn_runtime::__private::{Aligned, Output, TILE_ROWS, accumulate_values, pack_keys, scores};
 use attn_runtime::simd::{Isa, Simd, WithSimd, dispatch};
 
 const DEPTH: usize = 64;
@@ -65,7 +65,9 @@ impl WithSimd for Run {
             for _ in 0..1000 {
                 match self.stage {
                     Stage::Scores => scores(simd, &q, packed, KB, 0.125, &mut tile),
-                    Stage::Values => accumulate_values(simd, &tile, values, &mut out),
+                    Stage::Values => {
+                        accumulate_values(simd, &tile, values, &mut out, Output::Accumulated)
+                    }
                     Stage::Mix => {
                         for (d, keys) in packed.iter().enumerate() {
                             let k = [0, 1, 2, 3].map(|c| simd.load(&keys[c * KB / 4..]));
