@@ -101,7 +101,7 @@ pub fn encoder_into<const N: usize>(
                 let values = if Self::DIRECT {
                     values
                 } else {
-                    ::attn_runtime::__private::pack_keys(keys, packed_keys);
+                    ::attn_runtime::__private::pack_keys(simd, keys, packed_keys);
                     ::attn_runtime::__private::pack_values(values, &mut packed_values.0);
                     &packed_values.0[..values.len()]
                 };

@@ -117,7 +117,7 @@ pub fn padded_into<const N: usize>(
                 let values = if Self::DIRECT {
                     values
                 } else {
-                    ::attn_runtime::__private::pack_keys(keys, packed_keys);
+                    ::attn_runtime::__private::pack_keys(simd, keys, packed_keys);
                     ::attn_runtime::__private::pack_values(values, &mut packed_values.0);
                     &packed_values.0[..values.len()]
                 };
@@ -199,7 +199,7 @@ pub fn padded_into<const N: usize>(
                 let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                 let keys = &k[first_key..last_key];
                 if !Self::DIRECT {
-                    ::attn_runtime::__private::pack_keys(keys, packed_keys);
+                    ::attn_runtime::__private::pack_keys(simd, keys, packed_keys);
                 }
                 'query_tiles: for first in (0..out.len())
                     .step_by(::attn_runtime::__private::TILE_ROWS)

@@ -1076,7 +1076,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                     let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
                     let keys = &k[first_key..last_key];
                     if !Self::DIRECT {
-                        #private::pack_keys(keys, packed_keys);
+                        #private::pack_keys(simd, keys, packed_keys);
                     }
                     'query_tiles: for first in (0..out.len()).step_by(#private::TILE_ROWS) {
                         #tile_scores
@@ -1146,7 +1146,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                     let values = if Self::DIRECT {
                         values
                     } else {
-                        #private::pack_keys(keys, packed_keys);
+                        #private::pack_keys(simd, keys, packed_keys);
                         #private::pack_values(values, &mut packed_values.0);
                         &packed_values.0[..values.len()]
                     };

@@ -39,23 +39,88 @@ const fn pass_vectors<S: Simd>() -> usize {
     if S::LANES >= 16 { 4 } else { 2 }
 }
 
-/// Copies up to `KB` keys into `packed` as `[depth][key]`, zero past the last key.
+/// Copies up to `KB` keys into `packed` as `[depth][key]`, zero past the last key, by
+/// [`Simd::pack_keys`].
 ///
 /// ```
+/// use attn_runtime::simd::Portable;
 /// let keys = [[1.0, 2.0], [3.0, 4.0]];
 /// let mut packed = [[9.0; 16]; 2];
-/// attn_runtime::__private::pack_keys(&keys, &mut packed);
+/// attn_runtime::__private::pack_keys(Portable, &keys, &mut packed);
 /// assert_eq!(&packed[1][..3], &[2.0, 4.0, 0.0]);
 /// ```
 #[inline(always)]
-pub fn pack_keys<const DEPTH: usize, const KB: usize>(
+pub fn pack_keys<S: Simd, const DEPTH: usize, const KB: usize>(
+    simd: S,
     keys: &[[f32; DEPTH]],
     packed: &mut [[f32; KB]; DEPTH],
 ) {
-    for (d, packed_row) in packed.iter_mut().enumerate() {
-        for (j, slot) in packed_row.iter_mut().enumerate() {
-            *slot = keys.get(j).map_or(0.0, |key| key[d]);
+    let count = keys.len().min(KB);
+    simd.pack_keys(
+        keys[..count].as_flattened(),
+        DEPTH,
+        count,
+        packed.as_flattened_mut(),
+        KB,
+    );
+}
+
+/// [`Simd::pack_keys`] one element at a time: the portable instruction sets' packing, and
+/// the edges of the others'.
+pub(crate) fn pack_keys_by_element(
+    keys: &[f32],
+    depth: usize,
+    count: usize,
+    packed: &mut [f32],
+    block: usize,
+) {
+    pack_edges(keys, depth, count, packed, block, 0, 0);
+}
+
+/// [`Simd::pack_keys`] by squares of `lanes x lanes`, which `transpose(src, dst)` moves from
+/// `keys[i * depth + j]` to `packed[j * block + i]` (`src` and `dst` start at the square's
+/// first element), and the edges element by element.
+#[inline(always)]
+pub(crate) fn pack_keys_by_squares(
+    keys: &[f32],
+    depth: usize,
+    count: usize,
+    packed: &mut [f32],
+    block: usize,
+    lanes: usize,
+    transpose: impl Fn(&[f32], &mut [f32]),
+) {
+    let (whole_keys, whole_depth) = (count / lanes * lanes, depth / lanes * lanes);
+    for j in (0..whole_keys).step_by(lanes) {
+        for d in (0..whole_depth).step_by(lanes) {
+            transpose(&keys[j * depth + d..], &mut packed[d * block + j..]);
         }
+    }
+    pack_edges(keys, depth, count, packed, block, whole_keys, whole_depth);
+}
+
+/// The elements of a packing that the squares (`whole_keys` keys by `whole_depth`) left:
+/// for `d < whole_depth` the columns from `whole_keys` on, for the deeper rows all of them.
+fn pack_edges(
+    keys: &[f32],
+    depth: usize,
+    count: usize,
+    packed: &mut [f32],
+    block: usize,
+    whole_keys: usize,
+    whole_depth: usize,
+) {
+    assert!(count <= block && keys.len() >= count * depth && packed.len() >= depth * block);
+    // Key by key, each read along its depth (the squares covered the first `whole_depth`
+    // of the first `whole_keys` keys).
+    for (j, key) in keys.chunks_exact(depth.max(1)).take(count).enumerate() {
+        let from = if j < whole_keys { whole_depth } else { 0 };
+        for (d, &x) in key.iter().enumerate().skip(from) {
+            packed[d * block + j] = x;
+        }
+    }
+    for row in packed.chunks_exact_mut(block.max(1)).take(depth) {
+        row[count..].fill(0.0);
     }
 }
 

@@ -213,3 +213,76 @@ fn prefetch_is_only_a_hint() {
     }
     assert!(data.iter().enumerate().all(|(i, &x)| x == i as f32));
 }
+
+/// `pack_keys` for one shape on one instruction set.
+struct Pack<'a, const DEPTH: usize, const KB: usize> {
+    keys: &'a [[f32; DEPTH]],
+}
+
+impl<const DEPTH: usize, const KB: usize> WithSimd for Pack<'_, DEPTH, KB> {
+    type Output = Vec<[f32; KB]>;
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> Vec<[f32; KB]> {
+        // NaN where nothing is written would show through.
+        let mut packed = [[f32::NAN; KB]; DEPTH];
+        attn_runtime::__private::pack_keys(simd, self.keys, &mut packed);
+        packed.to_vec()
+    }
+}
+
+/// Checks `pack_keys` (square blocks by `Simd::transpose`, edges element by element) against
+/// its definition, `packed[d][j] = keys[j][d]` and 0 past the last key, for `keys` counts
+/// around the vector widths, on every instruction set.
+fn check_pack<const DEPTH: usize, const KB: usize>() {
+    let all: Vec<[f32; DEPTH]> = (0..KB + 3)
+        .map(|j| std::array::from_fn(|d| (j * 1000 + d) as f32))
+        .collect();
+    for count in [0, 1, 7, 8, 9, 15, 16, 17, 31, 33, KB - 1, KB, KB + 3] {
+        let keys = &all[..count.min(all.len())];
+        let expected: Vec<[f32; KB]> = (0..DEPTH)
+            .map(|d| std::array::from_fn(|j| keys.get(j).map_or(0.0, |key| key[d])))
+            .collect();
+        for isa in Isa::supported() {
+            let packed = dispatch(isa, Pack::<DEPTH, KB> { keys });
+            assert_eq!(
+                packed, expected,
+                "{isa}: depth {DEPTH}, block {KB}, {count} keys"
+            );
+        }
+    }
+}
+
+#[test]
+fn packed_keys_are_the_keys_transposed_on_every_instruction_set() {
+    check_pack::<64, 64>();
+    check_pack::<3, 16>();
+    check_pack::<40, 48>();
+    check_pack::<17, 64>();
+    check_pack::<128, 32>();
+}
+
+#[test]
+fn packing_from_or_into_a_short_slice_is_a_panic() {
+    /// `Simd::pack_keys` of 32 keys of depth 32 into blocks of 32, with one of the slices a
+    /// value short: the transposes check each square before their unchecked loads and
+    /// stores, the edges each element.
+    struct ShortPack {
+        short_keys: bool,
+    }
+    impl WithSimd for ShortPack {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, simd: S) {
+            let keys = vec![1.0f32; 32 * 32 - usize::from(self.short_keys)];
+            let mut packed = vec![0.0f32; 32 * 32 - usize::from(!self.short_keys)];
+            simd.pack_keys(&keys, 32, 32, &mut packed, 32);
+            std::hint::black_box(&packed);
+        }
+    }
+    for isa in Isa::supported() {
+        for short_keys in [true, false] {
+            let result = std::panic::catch_unwind(|| dispatch(isa, ShortPack { short_keys }));
+            assert!(result.is_err(), "{isa}, short keys: {short_keys}");
+        }
+    }
+}
