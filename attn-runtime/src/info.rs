@@ -88,7 +88,8 @@ pub struct KernelInfo {
     /// Bytes of the output (not of the weights or log-sum-exp, when returned).
     pub bytes_written: u64,
     /// Bytes of scratch memory beyond the output, on the stack of each thread: for a tiled
-    /// kernel one block of packed keys, one tile of scores and a running max and sum per row
+    /// kernel one block of packed keys, one of values (none with fewer queries than a tile,
+    /// whose values are read in place), one tile of scores and a running max and sum per row
     /// of a query block, whatever the sequence lengths; none for an unrolled one.
     pub scratch_bytes: u64,
 }
@@ -118,8 +119,9 @@ impl KernelInfo {
         let written = problems
             .saturating_mul(shape.queries)
             .saturating_mul(shape.value_depth);
-        // A tiled block keeps its keys packed, one tile of scores, and per query row a running
-        // max and a vector of partial sums.
+        // A tiled block keeps its keys packed, a copy of its values (unless it has fewer
+        // queries than a tile), one tile of scores, and per query row a running max and a
+        // vector of partial sums.
         let scratch_values = match plan {
             Plan::Unrolled => 0,
             // One row of scores, in f64.
@@ -129,6 +131,11 @@ impl KernelInfo {
                 key_block,
             } => key_block
                 .saturating_mul(shape.depth)
+                .saturating_add(if shape.queries < TILE_ROWS {
+                    0
+                } else {
+                    key_block.saturating_mul(shape.value_depth)
+                })
                 .saturating_add(key_block.saturating_mul(TILE_ROWS))
                 .saturating_add(query_block.saturating_mul(1 + MAX_LANES)),
         };
