@@ -205,6 +205,13 @@ pub fn step_into<const N: usize>(
                                 state,
                             );
                         }
+                        if false && last_key == keys_seen {
+                            ::attn_runtime::__private::normalize(
+                                simd,
+                                &mut out[first..last],
+                                &running_sum[first..last],
+                            );
+                        }
                         ahead
                             .fetch(
                                 (first_key - keys_from) / KEY_BLOCK,
@@ -212,7 +219,9 @@ pub fn step_into<const N: usize>(
                             );
                     }
                 }
-                ::attn_runtime::__private::normalize(simd, out, &running_sum);
+                if !false || key_blocks == 0 {
+                    ::attn_runtime::__private::normalize(simd, out, &running_sum);
+                }
             }
         }
         ::attn_runtime::__private::run(

@@ -157,6 +157,13 @@ pub fn encoder_attention_into<const N: usize>(
                             state,
                         );
                     }
+                    if true && last_key == keys_seen {
+                        ::attn_runtime::__private::normalize(
+                            simd,
+                            &mut out[first..last],
+                            &running_sum[first..last],
+                        );
+                    }
                     ahead
                         .fetch(
                             (first_key - keys_from) / KEY_BLOCK,
@@ -164,7 +171,9 @@ pub fn encoder_attention_into<const N: usize>(
                         );
                 }
             }
-            ::attn_runtime::__private::normalize(simd, out, &running_sum);
+            if !true || key_blocks == 0 {
+                ::attn_runtime::__private::normalize(simd, out, &running_sum);
+            }
         }
     }
     ::attn_runtime::__private::run(

@@ -180,6 +180,13 @@ pub fn padded_into<const N: usize>(
                             state,
                         );
                     }
+                    if true && last_key == keys_seen {
+                        ::attn_runtime::__private::normalize(
+                            simd,
+                            &mut out[first..last],
+                            &running_sum[first..last],
+                        );
+                    }
                     ahead
                         .fetch(
                             (first_key - keys_from) / KEY_BLOCK,
@@ -187,7 +194,9 @@ pub fn padded_into<const N: usize>(
                         );
                 }
             }
-            ::attn_runtime::__private::normalize(simd, out, &running_sum);
+            if !true || key_blocks == 0 {
+                ::attn_runtime::__private::normalize(simd, out, &running_sum);
+            }
             weight_rows.fill([0.0f32; N]);
             let mut inverse_sums = [0.0f32; 516];
             ::attn_runtime::__private::inverse_sums(

@@ -840,6 +840,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
     };
     let depth = size(kernel.depth(), kernel.q[rank - 1].span);
     let value_depth = size(kernel.value_depth(), kernel.v[rank - 1].span);
+    let normalize_in_place = kernel.options.causal.is_none();
     // A kernel with fewer queries than a tile reads values where they are (`DIRECT`), so
     // its block of packed values is empty: no scratch to zero on every call.
     let packed_value_rows = match kernel.queries() {
@@ -1176,13 +1177,26 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                                 state,
                             );
                         }
+                        // Without a causal mask every tile sees the last key block: its rows
+                        // are final there, and normalized while they are in the cache.
+                        if #normalize_in_place && last_key == keys_seen {
+                            #private::normalize(
+                                simd,
+                                &mut out[first..last],
+                                &running_sum[first..last],
+                            );
+                        }
                         ahead.fetch(
                             (first_key - keys_from) / KEY_BLOCK,
                             first / #private::TILE_ROWS,
                         );
                     }
                 }
-                #private::normalize(simd, out, &running_sum);
+                // Rows that no key block normalized: all of them under a causal mask (a tile
+                // may skip the last blocks), or when there were no keys at all.
+                if !#normalize_in_place || key_blocks == 0 {
+                    #private::normalize(simd, out, &running_sum);
+                }
                 #lse_rows_write
                 #weights_pass
             }
