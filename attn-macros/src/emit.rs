@@ -841,8 +841,9 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
     let depth = size(kernel.depth(), kernel.q[rank - 1].span);
     let value_depth = size(kernel.value_depth(), kernel.v[rank - 1].span);
     let normalize_in_place = kernel.options.causal.is_none();
-    // A kernel with fewer queries than a tile reads values where they are (`DIRECT`), so
-    // its block of packed values is empty: no scratch to zero on every call.
+    // A kernel with fewer queries than a tile reads values where they are (`DIRECT`, the
+    // runtime's `is_direct`), so its block of packed values is empty: no scratch to zero on
+    // every call.
     let packed_value_rows = match kernel.queries() {
         Size::Known(n) if *n < crate::plan::TILE_ROWS => quote!(0),
         _ => quote!(KEY_BLOCK),

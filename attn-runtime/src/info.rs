@@ -131,7 +131,7 @@ impl KernelInfo {
                 key_block,
             } => key_block
                 .saturating_mul(shape.depth)
-                .saturating_add(if shape.queries < TILE_ROWS {
+                .saturating_add(if crate::kernels::is_direct(shape.queries) {
                     0
                 } else {
                     key_block.saturating_mul(shape.value_depth)

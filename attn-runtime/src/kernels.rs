@@ -971,6 +971,18 @@ pub fn log_sum_exp<S: Simd>(
     }
 }
 
+/// Whether a kernel with `queries` query rows per problem reads its keys and values in place
+/// rather than packing them: fewer rows than a tile ([`Kernel::DIRECT`]). [`crate::KernelInfo`]
+/// counts its scratch by the same rule.
+///
+/// ```
+/// assert!(attn_runtime::__private::is_direct(1));
+/// assert!(!attn_runtime::__private::is_direct(6));
+/// ```
+pub const fn is_direct(queries: u64) -> bool {
+    queries < TILE_ROWS as u64
+}
+
 /// A tiled kernel, as the macro emits it: the rows of its output and how to compute a block.
 pub trait Kernel: Sync {
     /// One output row, `[f32; Dv]`.
@@ -986,9 +998,9 @@ pub trait Kernel: Sync {
     const FLOPS_PER_ROW: u64;
     /// Whether a problem has fewer query rows than a tile (decoding has one): its keys are
     /// then read as stored, by [`scores_direct`], rather than packed for each block by
-    /// [`pack_keys`] for [`scores`]. A property of the kernel, so every row of a problem takes
-    /// the same path whatever the threads.
-    const DIRECT: bool = Self::QUERIES < TILE_ROWS;
+    /// [`pack_keys`] for [`scores`], and its values in place. A property of the kernel, so
+    /// every row of a problem takes the same path whatever the threads. See [`is_direct`].
+    const DIRECT: bool = is_direct(Self::QUERIES as u64);
     /// Computes the rows `first_query..first_query + out.len()` of problem `problem`, their
     /// attention weights into `weights` and their log-sum-exp into `lse`, each when it is not
     /// empty (then it is as long as `out`).
