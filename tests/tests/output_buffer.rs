@@ -29,11 +29,7 @@ fn inputs<Q: Array<Element = f32>, K: Array<Element = f32>, V: Array<Element = f
     seed: u64,
 ) -> (Tensor<Q>, Tensor<K>, Tensor<V>) {
     let mut rng = Rng::new(seed);
-    (
-        Tensor::from_vec(rng.values(Q::LEN, 1.0)).unwrap(),
-        Tensor::from_vec(rng.values(K::LEN, 1.0)).unwrap(),
-        Tensor::from_vec(rng.values(V::LEN, 1.0)).unwrap(),
-    )
+    (rng.tensor(1.0), rng.tensor(1.0), rng.tensor(1.0))
 }
 
 /// Runs `kernel` into a zeroed buffer and into one full of NaN, on every instruction set,
