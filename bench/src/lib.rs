@@ -9,12 +9,19 @@ use attn_runtime::simd::{Simd, WithSimd};
 use std::time::Instant;
 
 /// The median time of one call of `f`, in seconds, over repeated runs for about `budget`
-/// seconds (at least 5 runs). Calls are batched so that each timed run lasts at least a few
-/// microseconds.
+/// seconds (at least 5 runs), after about a millisecond of warm-up calls. Calls are batched
+/// so that each timed run lasts at least 20 microseconds.
 pub fn median_seconds<R>(budget: f64, mut f: impl FnMut() -> R) -> f64 {
+    // The batch is sized from warm calls (as many as 1 ms holds, at least one): sized from
+    // the first, cold call, a 13 ns kernel ran in batches short enough that reading the
+    // clock added a tenth to its time.
     let start = Instant::now();
-    std::hint::black_box(f());
-    let once = start.elapsed().as_secs_f64().max(1e-9);
+    let mut calls = 0u32;
+    while calls == 0 || start.elapsed().as_secs_f64() < 1e-3 {
+        std::hint::black_box(f());
+        calls += 1;
+    }
+    let once = (start.elapsed().as_secs_f64() / f64::from(calls)).max(1e-9);
     let batch = ((20e-6 / once).ceil() as usize).max(1);
     let runs = ((budget / (once * batch as f64)) as usize).clamp(5, 2000);
     let mut times: Vec<f64> = (0..runs)
