@@ -186,6 +186,32 @@ impl Problem {
     }
 }
 
+/// Key or value heads laid out `[batch][kv_heads][per_head]`, each repeated `group` times, so
+/// that query head `h` finds its key/value head `h / group` at index `h`: grouped-query
+/// attention as the reference computes it.
+///
+/// ```
+/// let kv = [1.0, 2.0, 3.0, 4.0]; // one batch entry, two heads of two values
+/// let repeated = attn_tests::repeat_heads(&kv, 1, 2, 2, 2);
+/// assert_eq!(repeated, [1.0, 2.0, 1.0, 2.0, 3.0, 4.0, 3.0, 4.0]);
+/// ```
+pub fn repeat_heads(
+    flat: &[f32],
+    batch: usize,
+    kv_heads: usize,
+    group: usize,
+    per_head: usize,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(flat.len() * group);
+    for b in 0..batch {
+        for h in 0..kv_heads * group {
+            let from = (b * kv_heads + h / group) * per_head;
+            out.extend_from_slice(&flat[from..from + per_head]);
+        }
+    }
+    out
+}
+
 /// splitmix64: seeded, so a failing case reproduces.
 pub struct Rng(u64);
 

@@ -4,7 +4,7 @@
 
 use attn_runtime::simd::{Isa, with_isa};
 use attn_runtime::{Array, Plan, Tensor, attention};
-use attn_tests::{Mask, Problem, Rng, assert_accurate};
+use attn_tests::{Mask, Problem, Rng, assert_accurate, repeat_heads};
 
 attention! {
     /// Six query heads over two key/value heads: tiled.
@@ -16,24 +16,6 @@ attention! {
     /// Grouped and causal.
     #[attn(causal(bottom_right))]
     fn grouped_causal<q: [1, 4, 3, 16], k: [1, 2, N, 16], v: [1, 2, N, 16]>;
-}
-
-/// `[batch][kv_heads][rows]` repeated so that each of `group` query heads gets its copy.
-fn repeat_heads(
-    flat: &[f32],
-    batch: usize,
-    kv_heads: usize,
-    group: usize,
-    per_head: usize,
-) -> Vec<f32> {
-    let mut out = Vec::with_capacity(flat.len() * group);
-    for b in 0..batch {
-        for h in 0..kv_heads * group {
-            let from = (b * kv_heads + h / group) * per_head;
-            out.extend_from_slice(&flat[from..from + per_head]);
-        }
-    }
-    out
 }
 
 /// Runs a grouped kernel on random inputs and checks it against the reference.
