@@ -41,6 +41,22 @@ pub fn seed_example_into(
     out: &mut [[[f32; 3]; 2]; 1],
 ) {
     let scale: f32 = 0.57735026f32;
+    if ::attn_runtime::__private::in_registers::<
+        2,
+        4,
+        3,
+        3,
+        1,
+        1,
+    >(
+        q.as_flattened().as_flattened(),
+        k.as_flattened().as_flattened(),
+        v.as_flattened().as_flattened(),
+        out.as_flattened_mut().as_flattened_mut(),
+        scale,
+    ) {
+        return;
+    }
     'batch_0_query_0: {
         let (q, k, v) = (&q[0][0], &k[0], &v[0]);
         let out = &mut out[0][0];

@@ -804,10 +804,65 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
             }
         }
     }
+    let in_registers = in_registers(kernel);
     quote! {
         #scale
+        #in_registers
         #(#blocks)*
     }
+}
+
+/// Lanes of the registers of the in-register path (AVX-512VL's 256-bit registers).
+const REGISTER_LANES: u64 = 8;
+
+/// An unrolled kernel's fast path, where each problem (batch entry and head) fits in a few
+/// registers: one runtime call that runs every problem with AVX-512VL and returns, when the
+/// CPU has it; the straight-line code after it runs everywhere else. Only for f32 without
+/// options (masks, caps and extra outputs stay in the straight-line code). The sizes are
+/// the runtime's rule (`simd::registers::fits`), restated because the macro decides at
+/// compile time: the `Nq x Nk` scores and `Nq x (Dv + 1)` outputs and row sums fit one
+/// register, q, k and v two each.
+fn in_registers(kernel: &Kernel) -> Option<TokenStream> {
+    let options = &kernel.options;
+    let plain = dtype(kernel) == Dtype::F32
+        && options.causal.is_none()
+        && options.window.is_none()
+        && options.softcap.is_none()
+        && options.mask.is_none()
+        && options.bias.is_none()
+        && options.valid_lengths.is_none()
+        && options.return_weights.is_none()
+        && options.return_lse.is_none()
+        && options.split_heads.is_none();
+    let (queries, keys) = (known(kernel.queries()), known(kernel.keys()));
+    let (depth, value_depth) = (known(kernel.depth()), known(kernel.value_depth()));
+    let lanes = REGISTER_LANES;
+    let fits = queries * keys <= lanes
+        && queries * (value_depth + 1) <= lanes
+        && queries * depth <= 2 * lanes
+        && keys * depth <= 2 * lanes
+        && keys * value_depth <= 2 * lanes;
+    if !plain || !fits {
+        return None;
+    }
+    let heads = kernel.heads().map_or(1, known);
+    let group = heads / kernel.kv_heads().map_or(1, known).max(1);
+    let problems = known(kernel.batch()) * heads;
+    let [queries, keys, depth, value_depth, group, problems] =
+        [queries, keys, depth, value_depth, group, problems].map(Literal::u64_unsuffixed);
+    let private = private();
+    let rank = kernel.rank();
+    let (flat, flat_mut) = (flat(rank, false), flat(rank, true));
+    Some(quote! {
+        // Every operand of a problem fits in registers: on a CPU with AVX-512VL, one
+        // vector routine runs them all; the straight-line code below is the same formula
+        // for every other CPU.
+        if #private::in_registers::<#queries, #keys, #depth, #value_depth, #group, #problems>(
+            q #flat, k #flat, v #flat, out #flat_mut, scale,
+        ) {
+            return;
+        }
+    })
 }
 
 /// The tiled kernel: a struct holding the call's q, k and v, whose `Kernel::block` computes

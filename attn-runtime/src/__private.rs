@@ -117,6 +117,57 @@ pub fn exp_shifted<const N: usize>(scores: [f32; N], max: f32) -> [f32; N] {
     scores.map(|score| crate::simd::exp_of_nonpositive(crate::simd::Lane, score - max))
 }
 
+/// Runs the problems of an unrolled kernel whose every operand fits in registers, with
+/// AVX-512VL's 8-lane registers, when the active instruction set is AVX-512 and the CPU has
+/// AVX-512VL; returns false, with nothing written, otherwise (the kernel's straight-line
+/// code then runs). `q` holds the problems one after another, `Nq x D` each, `out` likewise
+/// (`Nq x Dv`); `k` (`Nk x D`) and `v` (`Nk x Dv`) one per `GROUP` of consecutive problems,
+/// as grouped-query attention shares them. A shape fits when its `Nq x Nk` scores and
+/// `Nq x (Dv + 1)` outputs and sums take at most 8 lanes, and q, k and v at most 16.
+///
+/// ```
+/// use attn_runtime::__private::in_registers;
+/// let q = [1.0, 0.0, 0.0, 1.0]; // 2 queries of depth 2
+/// let k = [1.0, 0.0, 0.0, 1.0]; // 2 keys
+/// let v = [1.0, 2.0, 3.0, 4.0];
+/// let mut out = [f32::NAN; 4];
+/// if in_registers::<2, 2, 2, 2, 1, 1>(&q, &k, &v, &mut out, 1.0) {
+///     let w = 1.0 / (1.0 + (-1.0f32).exp()); // each query's weight on its own key
+///     assert!((out[0] - (w * 1.0 + (1.0 - w) * 3.0)).abs() < 1e-6);
+/// } else {
+///     assert!(out[0].is_nan()); // nothing written: no AVX-512VL here
+/// }
+/// ```
+#[inline]
+pub fn in_registers<
+    const NQ: usize,
+    const NK: usize,
+    const D: usize,
+    const DV: usize,
+    const GROUP: usize,
+    const PROBLEMS: usize,
+>(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    scale: f32,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::Isa::active() == crate::simd::Isa::Avx512 {
+        let operands = crate::simd::registers::Operands {
+            q,
+            k,
+            v,
+            out,
+            scale,
+        };
+        return crate::simd::registers::attend::<NQ, NK, D, DV, GROUP, PROBLEMS>(operands);
+    }
+    let _ = (q, k, v, out, scale);
+    false
+}
+
 /// The largest of a row of scores, as a balanced tree of `max` so that a short row waits on
 /// few steps. A NaN score may or may not be kept: its row is NaN either way.
 ///

@@ -62,6 +62,15 @@ pub fn exp<S: Simd>(simd: S, x: S::V) -> S::V {
 /// needs no clamp from above. That clamp, one instruction per vector, cost W3 2%.
 #[inline(always)]
 pub(crate) fn exp_of_nonpositive<S: Simd>(simd: S, x: S::V) -> S::V {
+    let (p, n) = exp_of_nonpositive_unscaled(simd, x);
+    simd.scale_by_pow2_wide(p, n)
+}
+
+/// [`exp_of_nonpositive`] but its last step: `(p, n)` with `exp(x) = p · 2^n`, for code
+/// that scales by an instruction the [`Simd`] type does not expose (the in-register
+/// kernels' 8-lane `vscalefps` of AVX-512VL).
+#[inline(always)]
+pub(crate) fn exp_of_nonpositive_unscaled<S: Simd>(simd: S, x: S::V) -> (S::V, S::V) {
     let (n, r) = reduce(simd, x);
     // Estrin's scheme: the same polynomial as Horner's rule in half the dependent steps,
     // which is what a short row of exponentials waits for.
@@ -82,8 +91,7 @@ pub(crate) fn exp_of_nonpositive<S: Simd>(simd: S, x: S::V) -> S::V {
     let p45 = simd.mul_add(r, c5, c4);
     let p = simd.mul_add(r4, c6, simd.mul_add(r2, p45, p23));
     // exp(r) = 1 + r + r^2 p(r): the two leading terms added last, for accuracy.
-    let p = simd.add(simd.mul_add(r2, p, r), simd.splat(1.0));
-    simd.scale_by_pow2_wide(p, n)
+    (simd.add(simd.mul_add(r2, p, r), simd.splat(1.0)), n)
 }
 
 /// [`exp`] for many vectors at once, where the processor is bound by how many instructions

@@ -13,10 +13,12 @@
 mod exp;
 mod portable;
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod registers;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use exp::{exp, exp_f32, exp_in_bulk, tanh, tanh_f32};
-pub(crate) use exp::{exp_of_nonpositive, exp_of_nonpositive_in_bulk};
+pub(crate) use exp::{exp_of_nonpositive, exp_of_nonpositive_in_bulk, exp_of_nonpositive_unscaled};
 pub use portable::{Lane, Portable};
 #[cfg(target_arch = "x86_64")]
 pub use x86::{Avx2, Avx512};
@@ -87,6 +89,7 @@ impl Isa {
 
     /// What kernels run on, on this thread: the one forced by [`with_isa`], else the one named
     /// by `ATTN_ISA` (if this CPU supports it), else [`Isa::detected`].
+    #[inline]
     pub fn active() -> Isa {
         FORCED.with(Cell::get).unwrap_or_else(from_environment)
     }
@@ -107,6 +110,7 @@ impl fmt::Display for Isa {
     }
 }
 
+#[inline]
 fn from_environment() -> Isa {
     static CHOSEN: OnceLock<Isa> = OnceLock::new();
     *CHOSEN.get_or_init(|| {
