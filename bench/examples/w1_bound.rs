@@ -1,8 +1,10 @@
 //! How fast W1 can go on this CPU: the textbook attention written by hand with intrinsics,
-//! once for AVX2+FMA (both query rows in one 8-lane vector) and once for SSE2 (the x86-64
-//! baseline, one row per 4-lane vector), against the same plain loops as the benchmark,
-//! all in one process. A bound for the W1 goal, not a kernel of attn: `attention!` emits
-//! straight-line scalar code that needs no dispatch and uses only `core`.
+//! once for AVX2+FMA (both query rows in one 8-lane vector), once for SSE2 (the x86-64
+//! baseline, one row per 4-lane vector) and once with AVX-512 on 512-bit registers (the
+//! in-register path's sequence, `attn_runtime::simd` module `registers`, on registers twice
+//! as wide), against attn's kernel and the same plain loops as the benchmark, all in one
+//! process. attn's kernel takes its in-register path (AVX-512VL, 256-bit registers) on a CPU
+//! that has it, its straight-line code elsewhere.
 //!
 //! Run: `cargo run --release -p attn-bench --example w1_bound` (x86-64 only)
 
@@ -162,6 +164,76 @@ fn w1_sse(q: &Q, k: &KV, v: &KV, out: &mut Q) {
     }
 }
 
+/// `exp` for x <= 0 with AVX-512: the same reduction, `vscalefps` for the power of two.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn exp16(x: __m512) -> __m512 {
+    // SAFETY: the caller guarantees AVX-512F; no pointer is read or written.
+    unsafe {
+        let c = |v: f32| _mm512_set1_ps(v);
+        let x = _mm512_max_ps(c(-110.0), x);
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_ps(x, c(std::f32::consts::LOG2_E)),
+        );
+        let r = _mm512_fmadd_ps(n, c(-0.693_359_4), x);
+        let r = _mm512_fmadd_ps(n, c(2.121_944_4e-4), r);
+        let p = _mm512_fmadd_ps(r, c(1.0 / 120.0), c(1.0 / 24.0));
+        let p = _mm512_fmadd_ps(r, p, c(1.0 / 6.0));
+        let p = _mm512_fmadd_ps(r, p, c(0.5));
+        let p = _mm512_fmadd_ps(r, p, c(1.0));
+        let p = _mm512_fmadd_ps(r, p, c(1.0));
+        _mm512_scalef_ps(p, n)
+    }
+}
+
+/// Lane indices, as a vector, for `vpermps`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn lanes(f: impl Fn(i32) -> i32) -> __m512i {
+    let mut idx = [0i32; 16];
+    for (l, x) in idx.iter_mut().enumerate() {
+        *x = f(l as i32);
+    }
+    // SAFETY: AVX-512F by the caller; reads 16 i32 of a local array.
+    unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) }
+}
+
+/// W1 with AVX-512: q, k and v each in one register by a masked load, scores of both rows
+/// in lanes `4i + j`, outputs in lanes `3i + e`, every rearrangement one `vpermps`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn w1_avx512(q: &Q, k: &KV, v: &KV, out: &mut Q) {
+    // SAFETY: AVX-512F is enabled; the masked loads read 6, 12 and 12 floats of arrays
+    // of 6, 12 and 12, the masked store writes 6 floats of an array of 6.
+    unsafe {
+        let qz = _mm512_maskz_loadu_ps(0x3f, q.as_ptr().cast());
+        let kz = _mm512_maskz_loadu_ps(0xfff, k.as_ptr().cast());
+        let vz = _mm512_maskz_loadu_ps(0xfff, v.as_ptr().cast());
+        let qz = _mm512_mul_ps(qz, _mm512_set1_ps(0.57735026));
+        let pq = |d: i32| _mm512_permutexvar_ps(lanes(|l| (l / 4 % 2) * 3 + d), qz);
+        let pk = |d: i32| _mm512_permutexvar_ps(lanes(|l| (l % 4) * 3 + d), kz);
+        let s = _mm512_mul_ps(pq(0), pk(0));
+        let s = _mm512_fmadd_ps(pq(1), pk(1), s);
+        let s = _mm512_fmadd_ps(pq(2), pk(2), s);
+        let m = _mm512_max_ps(s, _mm512_permute_ps::<0b10_11_00_01>(s));
+        let m = _mm512_max_ps(m, _mm512_permute_ps::<0b01_00_11_10>(m));
+        let w = exp16(_mm512_sub_ps(s, m));
+        let sum = _mm512_add_ps(w, _mm512_permute_ps::<0b10_11_00_01>(w));
+        let sum = _mm512_add_ps(sum, _mm512_permute_ps::<0b01_00_11_10>(sum));
+        let pw = |j: i32| _mm512_permutexvar_ps(lanes(|l| (l / 3 % 2) * 4 + j), w);
+        let pv = |j: i32| _mm512_permutexvar_ps(lanes(|l| j * 3 + l % 3), vz);
+        let o = _mm512_mul_ps(pw(0), pv(0));
+        let o = _mm512_fmadd_ps(pw(1), pv(1), o);
+        let o = _mm512_fmadd_ps(pw(2), pv(2), o);
+        let o = _mm512_fmadd_ps(pw(3), pv(3), o);
+        let o = _mm512_div_ps(o, _mm512_permutexvar_ps(lanes(|l| (l / 3 % 2) * 4), sum));
+        let mut lanes = [0.0f32; 16];
+        _mm512_storeu_ps(lanes.as_mut_ptr(), o);
+        out[0][0] = [lanes[0], lanes[1], lanes[2]];
+        out[0][1] = [lanes[3], lanes[4], lanes[5]];
+    }
+}
+
 /// The best of five means over 10 million calls, in ns.
 fn time(name: &str, mut f: impl FnMut()) -> f64 {
     let mut best = f64::INFINITY;
@@ -235,4 +307,17 @@ fn main() {
         bb(out);
     });
     println!("plain loops / SSE2 by hand: {:.2}x", plain / sse);
+    if is_x86_feature_detected!("avx512f") {
+        let mut by_512 = [[[0.0f32; 3]; 2]; 1];
+        // SAFETY: checked just above.
+        unsafe { w1_avx512(&q, &k, &v, &mut by_512) };
+        assert!(close(&by_512), "AVX-512: {by_512:?} against {rows:?}");
+        let avx512 = time("avx-512 by hand", || {
+            let mut out = [[[0.0f32; 3]; 2]; 1];
+            // SAFETY: checked above.
+            unsafe { w1_avx512(bb(&q), bb(&k), bb(&v), &mut out) };
+            bb(out);
+        });
+        println!("plain loops / AVX-512 by hand: {:.2}x", plain / avx512);
+    }
 }
