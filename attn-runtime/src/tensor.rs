@@ -3,6 +3,9 @@
 //! A [`Tensor<A>`] owns one `A`, a row-major nested array such as `[[[f32; 64]; 4096]; 1]`,
 //! on the heap, and derefs to it: a kernel declared with `attention!` takes `&tensor` where
 //! it takes `&[[[f32; 64]; 4096]; 1]`. Building one from a slice or a `Vec` checks the length.
+//! Its values start on a cache line (64 bytes), so rows whose length is a whole number of
+//! lines (64 f32, say) each start on one: the tiled kernels then read values in place
+//! instead of copying each block to an aligned buffer (W4 measured 7-10% faster).
 //! The elements are those of the kernels' `dtype`s: f32, f64, f16 and bf16.
 
 use std::fmt;
@@ -78,19 +81,25 @@ impl fmt::Display for ShapeError {
 
 impl std::error::Error for ShapeError {}
 
-/// A heap-owned row-major tensor that derefs to the nested array `A`.
+/// A heap-owned row-major tensor that derefs to the nested array `A`, its first value on a
+/// cache line (64-byte) boundary.
 ///
 /// ```
 /// use attn_runtime::Tensor;
 /// let t = Tensor::<[[f32; 3]; 2]>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])?;
 /// assert_eq!(t[1][0], 4.0);
 /// assert_eq!(t.as_flat()[5], 6.0);
+/// assert_eq!(t.as_flat().as_ptr().addr() % 64, 0);
 /// # Ok::<(), attn_runtime::ShapeError>(())
 /// ```
-#[derive(Clone, PartialEq)]
 pub struct Tensor<A: Array> {
-    data: Box<A>,
+    data: Box<CacheLines<A>>,
 }
+
+/// `A` on a cache line boundary.
+#[derive(Clone, Copy, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+struct CacheLines<A>(A);
 
 impl<A: Array> Tensor<A> {
     /// A tensor of zeros, allocated directly on the heap (never on the stack).
@@ -129,8 +138,9 @@ impl<A: Array> Tensor<A> {
         Ok(tensor)
     }
 
-    /// Takes row-major `values` without copying them; an error, naming both lengths, when
-    /// `values` does not hold exactly one value per element.
+    /// Takes row-major `values`; an error, naming both lengths, when `values` does not hold
+    /// exactly one value per element. The values are copied into a new allocation that
+    /// starts on a cache line, and the `Vec`'s is freed.
     ///
     /// ```
     /// let t = attn_runtime::Tensor::<[[f32; 2]; 1]>::from_vec(vec![1.0, 2.0])?;
@@ -138,20 +148,7 @@ impl<A: Array> Tensor<A> {
     /// # Ok::<(), attn_runtime::ShapeError>(())
     /// ```
     pub fn from_vec(values: Vec<A::Element>) -> Result<Self, ShapeError> {
-        check_len::<A>(values.len())?;
-        let boxed: Box<[A::Element]> = values.into_boxed_slice();
-        // `A` is `LEN` consecutive elements with the element's alignment, so the length check
-        // above makes each cast below succeed; if one did not, the error is returned.
-        let one: Result<Box<[A]>, _> = bytemuck::allocation::try_cast_slice_box(boxed);
-        let array = one.ok().and_then(|one| <Box<[A; 1]>>::try_from(one).ok());
-        match array.and_then(|array| bytemuck::allocation::try_cast_box::<[A; 1], A>(array).ok()) {
-            Some(data) => Ok(Tensor { data }),
-            None => Err(ShapeError {
-                shape: A::dims(),
-                expected: A::LEN,
-                actual: A::LEN,
-            }),
-        }
+        Self::from_slice(&values)
     }
 
     /// The values, row-major.
@@ -162,7 +159,7 @@ impl<A: Array> Tensor<A> {
     /// # Ok::<(), attn_runtime::ShapeError>(())
     /// ```
     pub fn as_flat(&self) -> &[A::Element] {
-        bytemuck::cast_slice(std::slice::from_ref(&*self.data))
+        bytemuck::cast_slice(std::slice::from_ref(&self.data.0))
     }
 
     /// The values, row-major, for writing.
@@ -173,7 +170,7 @@ impl<A: Array> Tensor<A> {
     /// assert_eq!(t[1][1], 5.0);
     /// ```
     pub fn as_flat_mut(&mut self) -> &mut [A::Element] {
-        bytemuck::cast_slice_mut(std::slice::from_mut(&mut *self.data))
+        bytemuck::cast_slice_mut(std::slice::from_mut(&mut self.data.0))
     }
 }
 
@@ -192,13 +189,34 @@ fn check_len<A: Array>(actual: usize) -> Result<(), ShapeError> {
 impl<A: Array> Deref for Tensor<A> {
     type Target = A;
     fn deref(&self) -> &A {
-        &self.data
+        &self.data.0
     }
 }
 
 impl<A: Array> DerefMut for Tensor<A> {
     fn deref_mut(&mut self) -> &mut A {
-        &mut self.data
+        &mut self.data.0
+    }
+}
+
+/// A copy, built on the heap (a tensor can be larger than the stack).
+///
+/// ```
+/// let t = attn_runtime::Tensor::<[f32; 2]>::from_slice(&[1.0, 2.0])?;
+/// assert_eq!(t.clone(), t);
+/// # Ok::<(), attn_runtime::ShapeError>(())
+/// ```
+impl<A: Array> Clone for Tensor<A> {
+    fn clone(&self) -> Self {
+        let mut copy = Self::zeros();
+        copy.as_flat_mut().copy_from_slice(self.as_flat());
+        copy
+    }
+}
+
+impl<A: Array + PartialEq> PartialEq for Tensor<A> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
     }
 }
 
@@ -244,6 +262,22 @@ mod tests {
         assert!(b.as_flat().iter().all(|x| *x == bf16::ZERO));
         let short = Tensor::<[f64; 3]>::from_vec(vec![0.0; 2]).unwrap_err();
         assert_eq!((short.expected, short.actual), (3, 2));
+    }
+
+    #[test]
+    fn every_way_to_build_one_starts_on_a_cache_line() {
+        let on_line = |values: &[f32]| values.as_ptr().addr().is_multiple_of(64);
+        let zeros = Tensor::<[[f32; 3]; 5]>::zeros();
+        let from_vec = Tensor::<[[f32; 3]; 5]>::from_vec(vec![1.0; 15]).unwrap();
+        let from_slice = Tensor::<[f32; 7]>::from_slice(&[2.0; 7]).unwrap();
+        let large = Tensor::<[[f32; 64]; 4096]>::zeros();
+        assert!(on_line(zeros.as_flat()) && on_line(from_vec.as_flat()));
+        assert!(on_line(from_slice.as_flat()) && on_line(large.as_flat()));
+        let copy = from_vec.clone();
+        assert!(on_line(copy.as_flat()));
+        assert_eq!(copy, from_vec);
+        let half = Tensor::<[half::f16; 3]>::zeros();
+        assert_eq!(half.as_flat().as_ptr().addr() % 64, 0);
     }
 
     #[test]
