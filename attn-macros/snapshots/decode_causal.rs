@@ -108,8 +108,10 @@ pub fn step_into<const N: usize>(
                     values
                 } else {
                     ::attn_runtime::__private::pack_keys(simd, keys, packed_keys);
-                    ::attn_runtime::__private::pack_values(values, &mut packed_values.0);
-                    &packed_values.0[..values.len()]
+                    ::attn_runtime::__private::values_on_lines(
+                        values,
+                        &mut packed_values.0,
+                    )
                 };
                 'query_tiles: for first in (0..out.len())
                     .step_by(::attn_runtime::__private::TILE_ROWS)

@@ -1204,8 +1204,7 @@ fn tiled_body(kernel: &Kernel, query_block: u64, key_block: u64) -> TokenStream 
                         values
                     } else {
                         #private::pack_keys(simd, keys, packed_keys);
-                        #private::pack_values(values, &mut packed_values.0);
-                        &packed_values.0[..values.len()]
+                        #private::values_on_lines(values, &mut packed_values.0)
                     };
                     'query_tiles: for first in (0..out.len()).step_by(#private::TILE_ROWS) {
                         #tile_scores

@@ -5,7 +5,7 @@ pub use crate::kernels::{
     Ahead, Aligned, Kernel, MAX_LANES, Output, Rows, TILE_ROWS, accumulate_values,
     accumulate_values_by_row, add_bias, block_length, inverse_sums, is_direct, keep_only,
     log_sum_exp, mask_causal, normalize, online_softmax, pack_keys, pack_values, run, scores,
-    scores_direct, softcap_scores, visible_keys, write_weights,
+    scores_direct, softcap_scores, values_on_lines, visible_keys, write_weights,
 };
 pub use crate::project::{merge_heads, merge_heads_project, project_heads};
 pub use crate::simd::Simd;

@@ -152,6 +152,35 @@ pub fn pack_values<const DV: usize>(values: &[[f32; DV]], packed: &mut [[f32; DV
     packed[..rows].copy_from_slice(&values[..rows]);
 }
 
+/// A block of value rows as the values micro-kernel reads them: in place when every row
+/// already starts on a cache line (the block does, and a row is a whole number of lines, as
+/// in a [`crate::Tensor`] of rows of 16 f32 or a multiple), else copied into `packed` by
+/// [`pack_values`].
+///
+/// ```
+/// use attn_runtime::__private::{Aligned, values_on_lines};
+/// let values = Aligned([[1.0f32; 16]; 3]);
+/// let mut packed = [[0.0f32; 16]; 3];
+/// let read = values_on_lines(&values.0[1..], &mut packed);
+/// assert!(std::ptr::eq(read, &values.0[1..])); // 64 bytes in: still on a line
+/// let narrow = Aligned([[1.0f32; 4]; 3]);
+/// let mut packed = [[0.0f32; 4]; 3];
+/// let read = values_on_lines(&narrow.0, &mut packed);
+/// assert_eq!(read.as_ptr(), packed.as_ptr()); // rows of 16 bytes: copied
+/// ```
+#[inline(always)]
+pub fn values_on_lines<'a, const DV: usize>(
+    values: &'a [[f32; DV]],
+    packed: &'a mut [[f32; DV]],
+) -> &'a [[f32; DV]] {
+    let row_bytes = DV * size_of::<f32>();
+    if values.as_ptr().addr().is_multiple_of(64) && row_bytes.is_multiple_of(64) {
+        return values;
+    }
+    pack_values(values, packed);
+    &packed[..values.len()]
+}
+
 /// `scores[r][j] = (q[r] · key_j) · scale` for the first `rows` rows of `q` and the keys of
 /// `packed`; `-inf` for `j >= keys` (the padding of a short last block), so that those keys
 /// get no weight.
