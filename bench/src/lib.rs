@@ -5,7 +5,7 @@
 //! assert!(t >= 0.0);
 //! ```
 
-use attn_runtime::simd::{Simd, WithSimd};
+use attn_runtime::simd::{Isa, Simd, WithSimd};
 use std::time::Instant;
 
 /// The median time of one call of `f`, in seconds, over repeated runs for about `budget`
@@ -70,6 +70,43 @@ pub fn paired_medians<R, S>(
         times[times.len() / 2]
     };
     (median(a_times), median(b_times))
+}
+
+/// The median time of one call of `f`, in seconds, and the core's FMA peak in GFLOP/s,
+/// measured in alternation for about `budget` seconds: a batch of calls lasting about 2 ms,
+/// then 2 ms of [`Peak`]'s chains on `isa`, again and again (at least 5 of each). On a
+/// machine whose speed drifts from minute to minute both are then measured in the same
+/// conditions, so the share of the peak that `f` reaches does not depend on when the peak
+/// was measured.
+///
+/// ```
+/// use attn_runtime::simd::Isa;
+/// let (seconds, peak) = attn_bench::beside_peak(0.02, Isa::Portable, || std::hint::black_box(1));
+/// assert!(seconds >= 0.0 && peak > 0.0);
+/// ```
+pub fn beside_peak<R>(budget: f64, isa: Isa, mut f: impl FnMut() -> R) -> (f64, f64) {
+    let start = Instant::now();
+    let mut calls = 0u32;
+    while calls == 0 || start.elapsed().as_secs_f64() < 2e-3 {
+        std::hint::black_box(f());
+        calls += 1;
+    }
+    let batch = calls.max(1);
+    let (mut times, mut peaks) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    while times.len() < 5 || start.elapsed().as_secs_f64() < budget {
+        let run = Instant::now();
+        for _ in 0..batch {
+            std::hint::black_box(f());
+        }
+        times.push(run.elapsed().as_secs_f64() / f64::from(batch));
+        peaks.push(attn_runtime::simd::dispatch(isa, Peak { seconds: 2e-3 }));
+    }
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    (median(times), median(peaks))
 }
 
 /// splitmix64 values uniform in [-1, 1]: the same inputs for every implementation.
