@@ -345,6 +345,15 @@ fn dot_products<S: Simd, const DEPTH: usize, const N: usize>(
     dots
 }
 
+/// How far a block's scores may exceed a row's reference (its "running max") before the
+/// reference moves up to them: the softmax is the same for any reference, as long as the
+/// sum and the output use the same one, and a reference that moves only for a jump of more
+/// than 4 spares most rescalings (a row's max tends to creep up block after block: in W4's
+/// four key blocks, most tiles rescaled some row in each). Weights stay at most
+/// `e^4 ≈ 55`, so a row's sum and output grow at most that much past their values with the
+/// exact max: no overflow short of values near 10^36.
+const HEADROOM: f32 = 4.0;
+
 /// The widest vector of any instruction set, in lanes: a row's running sum is kept as this
 /// many partial sums, reduced once at the end rather than once per block.
 pub const MAX_LANES: usize = 16;
@@ -366,7 +375,9 @@ pub enum Output {
 }
 
 /// Advances each row's running max and sum over one block of scores, turns the scores into
-/// weights `exp(s - max)`, and rescales the row's output accumulator when the max grows.
+/// weights `exp(s - max)`, and rescales the row's output accumulator when the max grows. The
+/// "max" is a reference that may lag the true maximum by up to 4 (see `HEADROOM`): it moves
+/// only when a block's scores exceed it by more, so most blocks rescale nothing.
 /// Returns whether the tile's output rows are [`Output::Fresh`]: every row's max was still
 /// `-inf`, so no earlier block wrote a weight into them.
 ///
@@ -407,9 +418,10 @@ pub fn online_softmax<S: Simd, const KB: usize, const DV: usize>(
             block_max = simd.max(block_max, simd.load(chunk));
         }
         let old = running_max[r];
-        // Once a row's max has settled, most blocks hold no larger score: one comparison
-        // then replaces the reduction across the lanes and its chain of shuffles.
-        let new = if simd.all_at_most(block_max, simd.splat(old)) {
+        // The row's reference stays put while no score exceeds it by more than `HEADROOM`
+        // (one comparison, no reduction across the lanes): the weights then reach
+        // `e^HEADROOM` at most, and neither the sum nor the output needs rescaling.
+        let new = if simd.all_at_most(block_max, simd.splat(old + HEADROOM)) {
             old
         } else {
             old.max(simd.reduce_max(block_max))
