@@ -388,6 +388,40 @@ fn attend<T: Float>(problem: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> Vec<T
     out
 }
 
+/// Runs `run` on every instruction set this CPU supports, each time into an output full of
+/// NaN (so that a value it fails to write shows), and holds each result to the reference
+/// with [`assert_accurate`]; `q`, `k` and `v` are the reference's inputs (key/value heads
+/// repeated for grouped-query attention). Returns each instruction set's output.
+///
+/// ```
+/// use attn_runtime::{Tensor, attention};
+/// attention! { fn small<q: [1, 2, 4], k: [1, N, 4], v: [1, N, 2]>; }
+/// let (q, k, v) = ([[[1.0; 4]; 2]], [[[0.5; 4]; 3]], [[[1.0, -1.0]; 3]]);
+/// let problem = attn_tests::Problem::with_default_scale(1, 2, 3, 4, 2);
+/// let flat = [q.as_flattened().as_flattened(), k.as_flattened().as_flattened(), v.as_flattened().as_flattened()];
+/// let outputs = attn_tests::accurate_on_every_isa("small", &problem, flat, |out: &mut Tensor<[[[f32; 2]; 2]; 1]>| {
+///     small_into(&q, &k, &v, out)
+/// });
+/// assert_eq!(outputs[0].1[0][1], [1.0, -1.0]);
+/// ```
+pub fn accurate_on_every_isa<O: attn_runtime::Array<Element = f32>>(
+    what: &str,
+    problem: &Problem,
+    [q, k, v]: [&[f32]; 3],
+    run: impl Fn(&mut attn_runtime::Tensor<O>),
+) -> Vec<(attn_runtime::simd::Isa, attn_runtime::Tensor<O>)> {
+    use attn_runtime::simd::{Isa, with_isa};
+    Isa::supported()
+        .map(|isa| {
+            let mut out =
+                attn_runtime::Tensor::<O>::from_vec(vec![f32::NAN; O::LEN]).expect("O::LEN values");
+            with_isa(isa, || run(&mut out)).expect("a supported instruction set");
+            assert_accurate(&format!("{what} on {isa}"), problem, q, k, v, out.as_flat());
+            (isa, out)
+        })
+        .collect()
+}
+
 /// Holds `actual` to DESIGN section 6: every output within `max(1e-6, 4 · e_naive)` of the
 /// f64 reference, relative to `1 + |reference|`, where `e_naive` is the largest such error
 /// of the plain f32 implementation on the same input. NaN must match NaN exactly.

@@ -2,9 +2,8 @@
 //! exceed it by more than 4: scores that creep up block after block, by less and by more than
 //! that, and fall back, must all give the reference's result, on every instruction set.
 
-use attn_runtime::simd::{Isa, with_isa};
 use attn_runtime::{Tensor, attention};
-use attn_tests::{Problem, assert_accurate};
+use attn_tests::{Problem, accurate_on_every_isa};
 
 attention! {
     /// Tiled: ten blocks of 64 keys for each query.
@@ -28,19 +27,12 @@ fn check(step: f32) {
         *value = [j as f32 / 640.0, (j % 5) as f32, -1.0];
     }
     let problem = Problem::with_default_scale(1, 8, 640, 4, 3);
-    for isa in Isa::supported() {
-        let mut out = Tensor::<[[[f32; 3]; 8]; 1]>::zeros();
-        with_isa(isa, || creeping_into(&q, &k, &v, &mut out)).unwrap();
-        let what = format!("scores rising by {step} per key, on {isa}");
-        assert_accurate(
-            &what,
-            &problem,
-            q.as_flat(),
-            k.as_flat(),
-            v.as_flat(),
-            out.as_flat(),
-        );
-    }
+    accurate_on_every_isa(
+        &format!("scores rising by {step} per key"),
+        &problem,
+        [q.as_flat(), k.as_flat(), v.as_flat()],
+        |out: &mut Tensor<[[[f32; 3]; 8]; 1]>| creeping_into(&q, &k, &v, out),
+    );
 }
 
 #[test]

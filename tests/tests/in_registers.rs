@@ -7,7 +7,7 @@
 use attn_runtime::__private::in_registers;
 use attn_runtime::simd::{Isa, with_isa};
 use attn_runtime::{Array, Tensor, attention};
-use attn_tests::{Problem, Rng, assert_accurate, repeat_heads};
+use attn_tests::{Problem, Rng, accurate_on_every_isa, repeat_heads};
 
 attention! {
     /// The textbook shape: 8 scores, 2 x (3 + 1) outputs and sums.
@@ -30,7 +30,7 @@ fn path_available() -> bool {
 }
 
 /// Runs `kernel` on every supported instruction set, with inputs of `magnitude` drawn from
-/// `seed` and the output prefilled with NaN, and holds each result to the reference.
+/// `seed`, and holds each result to the reference.
 fn check<Q, K, V, O>(
     what: &str,
     (batch, heads, kv_heads): (usize, usize, usize),
@@ -53,12 +53,12 @@ fn check<Q, K, V, O>(
     let k_all = repeat_heads(k.as_flat(), batch, kv_heads, group, keys * depth);
     let v_all = repeat_heads(v.as_flat(), batch, kv_heads, group, keys * value_depth);
     let problem = Problem::with_default_scale(batch * heads, queries, keys, depth, value_depth);
-    for isa in Isa::supported() {
-        let mut out = Tensor::<O>::from_vec(vec![f32::NAN; O::LEN]).unwrap();
-        with_isa(isa, || kernel(&q, &k, &v, &mut out)).unwrap();
-        let what = format!("{what}, magnitude {magnitude}, on {isa}");
-        assert_accurate(&what, &problem, q.as_flat(), &k_all, &v_all, out.as_flat());
-    }
+    accurate_on_every_isa(
+        &format!("{what}, magnitude {magnitude}"),
+        &problem,
+        [q.as_flat(), &k_all, &v_all],
+        |out: &mut Tensor<O>| kernel(&q, &k, &v, out),
+    );
 }
 
 #[test]

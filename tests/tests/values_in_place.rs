@@ -2,9 +2,8 @@
 //! `Tensor`'s rows of 16 f32 or a multiple) and copy it to an aligned buffer otherwise: both
 //! must give the reference's result, bit for bit the same.
 
-use attn_runtime::simd::{Isa, with_isa};
 use attn_runtime::{Tensor, attention};
-use attn_tests::{Problem, Rng, assert_accurate};
+use attn_tests::{Problem, Rng, accurate_on_every_isa};
 
 attention! {
     /// Tiled, rows of 64 values, a short last key block.
@@ -31,23 +30,16 @@ fn values_in_place_and_copied_give_the_same_bits() {
     assert_eq!(v.as_flat().as_ptr().addr() % 64, 0);
     assert_eq!(off.values.as_ptr().addr() % 64, 16);
     let problem = Problem::with_default_scale(2, 40, 150, 32, 64);
-    for isa in Isa::supported() {
-        let mut in_place = Tensor::<[[[f32; 64]; 40]; 2]>::zeros();
-        let mut copied = Tensor::<[[[f32; 64]; 40]; 2]>::zeros();
-        with_isa(isa, || wide_into(&q, &k, &v, &mut in_place)).unwrap();
-        with_isa(isa, || wide_into(&q, &k, &off.values, &mut copied)).unwrap();
-        let what = format!("values in place on {isa}");
-        assert_accurate(
-            &what,
-            &problem,
-            q.as_flat(),
-            k.as_flat(),
-            v.as_flat(),
-            in_place.as_flat(),
-        );
-        let bits = |t: &Tensor<[[[f32; 64]; 40]; 2]>| {
-            t.as_flat().iter().map(|x| x.to_bits()).collect::<Vec<_>>()
-        };
-        assert_eq!(bits(&in_place), bits(&copied), "{isa}");
+    let inputs = [q.as_flat(), k.as_flat(), v.as_flat()];
+    type Out = Tensor<[[[f32; 64]; 40]; 2]>;
+    let in_place = accurate_on_every_isa("values in place", &problem, inputs, |out: &mut Out| {
+        wide_into(&q, &k, &v, out)
+    });
+    let copied = accurate_on_every_isa("values copied", &problem, inputs, |out: &mut Out| {
+        wide_into(&q, &k, &off.values, out)
+    });
+    let bits = |t: &Out| t.as_flat().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for ((isa, in_place), (_, copied)) in in_place.iter().zip(&copied) {
+        assert_eq!(bits(in_place), bits(copied), "{isa}");
     }
 }
