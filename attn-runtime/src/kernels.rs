@@ -1148,33 +1148,15 @@ pub fn run<K: Kernel>(kernel: &K, rows: Rows<'_, K>) {
     );
 }
 
-/// The work, in FLOPs, that the calling thread does beyond its equal share: about what it
-/// computes while a scoped thread starts and faults in its stack (`cargo run --release -p
-/// attn-bench --example spawn`: 33-47 us to start and join a thread, 60-80 us when it
-/// touches 128 KiB of stack; 8 MFLOP are about 55 us at 150 GFLOP/s). W4 on two threads went
-/// from 1.88-1.93x to 1.92-1.96x its single-thread speed (six paired runs), W3 unchanged.
-#[cfg(feature = "threads")]
-const HEAD_START_FLOPS: u64 = 1 << 23;
-
 /// Splits the rows into `threads` runs of about equal length, each starting at a tile
-/// boundary of its problem, the last (the calling thread's) a little longer; each thread
-/// then splits its run into blocks.
+/// boundary of its problem; each thread of the pool then splits its run into blocks.
 #[cfg(feature = "threads")]
 fn run_threads<K: Kernel>(kernel: &K, rows: Rows<'_, K>, isa: Isa, threads: usize) {
     let total = rows.out.len();
-    // The calling thread runs the last share at once; the others start later and first
-    // fault in the pages of their stacks. The last share starts this many rows earlier.
-    let head_start = usize::try_from(HEAD_START_FLOPS / K::FLOPS_PER_ROW.max(1)).unwrap_or(0);
-    // The row where share `t` starts: `total · t / threads` (the last share's moved up by
-    // the head start), moved to its problem's nearest tile boundary (or the problem's end).
+    // The row where share `t` starts: `total · t / threads`, moved to its problem's nearest
+    // tile boundary (or the problem's end).
     let start = |t: usize| {
         let row = total * t / threads;
-        let row = if t == threads - 1 {
-            row.saturating_sub(head_start)
-                .max(total * (t - 1) / threads)
-        } else {
-            row
-        };
         let (problem, query) = (row / K::QUERIES, row % K::QUERIES);
         let query = ((query + TILE_ROWS / 2) / TILE_ROWS * TILE_ROWS).min(K::QUERIES);
         (problem * K::QUERIES + query).min(total)

@@ -1,15 +1,15 @@
 //! How many threads a kernel uses, and how its work is run on them (the `threads` feature).
 //!
 //! A kernel's query rows are split, in equal shares that start at a tile boundary, over
-//! scoped threads when its work is large enough to pay for starting them. Each row is
+//! attn's pool of threads when its work is large enough to pay for waking them. Each row is
 //! computed the same way on any thread, so the results are bit-identical to a
 //! single-threaded run.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
 
-/// Below this many FLOPs a kernel runs on the calling thread: starting a thread costs about
-/// as much as 10 microseconds of work.
+/// Below this many FLOPs a kernel runs on the calling thread: handing work to the pool costs
+/// about as much as 10 microseconds of work.
 pub const MIN_FLOPS_PER_THREAD: u64 = 1 << 21;
 
 thread_local! {
@@ -59,19 +59,35 @@ pub(crate) fn for_work(flops: u64) -> usize {
     max_threads().min(usize::try_from(useful).unwrap_or(usize::MAX))
 }
 
-/// Runs `run` on each of `shares`: the last on the calling thread, rather than have it wait
-/// idle, and each other on a scoped thread of its own. The kernels' blocks and the layer's
-/// projections are split this way.
+/// Runs `run` on each of `shares`, each on a thread of attn's pool (one thread per core,
+/// started at the first call and kept), the last on the pool thread that runs the scope
+/// while the calling thread waits. The kernels' blocks and the layer's projections are
+/// split this way.
 pub(crate) fn run_shares<T: Send>(shares: Vec<T>, run: impl Fn(T) + Sync) {
     let run = &run;
-    std::thread::scope(|scope| {
+    pool().scope(|scope| {
         let mut shares = shares.into_iter();
         let last = shares.next_back();
         for share in shares {
-            scope.spawn(move || run(share));
+            scope.spawn(move |_| run(share));
         }
         if let Some(share) = last {
             run(share);
         }
     });
+}
+
+/// attn's own pool, apart from the global one (which a program may size for other work,
+/// as the benchmark does for candle): as many threads as the machine runs at once.
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(cores)
+            .thread_name(|i| format!("attn-{i}"))
+            .build()
+            .or_else(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build())
+            .expect("a pool of one thread")
+    })
 }

@@ -1,7 +1,7 @@
 //! What starting a scoped thread costs, the way a kernel's threads start: `std::thread::scope`
 //! and one spawn, joined, with and without touching 128 KiB of the new thread's stack (a
-//! tiled kernel's scratch is about 70 KiB at depth 64). The calling thread runs its share
-//! meanwhile, so it is given a little more work (`HEAD_START_FLOPS` in attn-runtime).
+//! tiled kernel's scratch is about 70 KiB at depth 64). What a kernel's call would pay to
+//! start its threads, if it started them: attn keeps a pool instead (`threads.rs`).
 //!
 //! Run: `cargo run --release -p attn-bench --example spawn`
 
