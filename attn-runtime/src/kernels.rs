@@ -1148,15 +1148,32 @@ pub fn run<K: Kernel>(kernel: &K, rows: Rows<'_, K>) {
     );
 }
 
+/// The work, in FLOPs, that the calling thread does beyond its equal share: it starts at
+/// once, while a pool thread asleep since the last call first has to be woken (`cargo run
+/// --release -p attn-bench --example spawn`: 81-89 us for a job there and back, two
+/// wake-ups; 4 MFLOP are about 25 us at 160 GFLOP/s). In two runs of the benchmark each,
+/// W4 on two threads reached 1.92-1.94x its single-thread speed with it and 1.89-1.92x
+/// without; W3 1.93-1.94x either way.
+#[cfg(feature = "threads")]
+const HEAD_START_FLOPS: u64 = 1 << 22;
+
 /// Splits the rows into `threads` runs of about equal length, each starting at a tile
-/// boundary of its problem; each thread of the pool then splits its run into blocks.
+/// boundary of its problem, the last (the calling thread's) a little longer; each thread
+/// then splits its run into blocks.
 #[cfg(feature = "threads")]
 fn run_threads<K: Kernel>(kernel: &K, rows: Rows<'_, K>, isa: Isa, threads: usize) {
     let total = rows.out.len();
-    // The row where share `t` starts: `total · t / threads`, moved to its problem's nearest
-    // tile boundary (or the problem's end).
+    let head_start = usize::try_from(HEAD_START_FLOPS / K::FLOPS_PER_ROW.max(1)).unwrap_or(0);
+    // The row where share `t` starts: `total · t / threads` (the last share's moved up by
+    // the head start), moved to its problem's nearest tile boundary (or the problem's end).
     let start = |t: usize| {
         let row = total * t / threads;
+        let row = if t == threads - 1 {
+            row.saturating_sub(head_start)
+                .max(total * (t - 1) / threads)
+        } else {
+            row
+        };
         let (problem, query) = (row / K::QUERIES, row % K::QUERIES);
         let query = ((query + TILE_ROWS / 2) / TILE_ROWS * TILE_ROWS).min(K::QUERIES);
         (problem * K::QUERIES + query).min(total)

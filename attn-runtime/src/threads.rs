@@ -59,13 +59,12 @@ pub(crate) fn for_work(flops: u64) -> usize {
     max_threads().min(usize::try_from(useful).unwrap_or(usize::MAX))
 }
 
-/// Runs `run` on each of `shares`, each on a thread of attn's pool (one thread per core,
-/// started at the first call and kept), the last on the pool thread that runs the scope
-/// while the calling thread waits. The kernels' blocks and the layer's projections are
+/// Runs `run` on each of `shares`: the last on the calling thread, at once, and each other
+/// on a thread of attn's pool (one thread per core, started at the first call and kept). The kernels' blocks and the layer's projections are
 /// split this way.
 pub(crate) fn run_shares<T: Send>(shares: Vec<T>, run: impl Fn(T) + Sync) {
     let run = &run;
-    pool().scope(|scope| {
+    pool().in_place_scope(|scope| {
         let mut shares = shares.into_iter();
         let last = shares.next_back();
         for share in shares {
