@@ -26,7 +26,10 @@ attention! {
 
 /// Whether this machine runs the in-register path when nothing is forced.
 fn path_available() -> bool {
-    Isa::active() == Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512vl")
+    #[cfg(target_arch = "x86_64")]
+    return Isa::active() == Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512vl");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Runs `kernel` on every supported instruction set, with inputs of `magnitude` drawn from
