@@ -395,6 +395,16 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_tensor_has_no_values() {
+        let empty = Tensor::<[[f32; 0]; 3]>::zeros();
+        assert_eq!(empty.as_flat().len(), 0);
+        assert_eq!(*empty, [[0.0f32; 0]; 3]);
+        let none = Tensor::<[f64; 0]>::from_vec(Vec::new()).unwrap();
+        assert!(none.as_flat().is_empty());
+        assert_eq!(none.clone(), none);
+    }
+
+    #[test]
     fn zeros_of_a_large_shape_stays_off_the_stack() {
         // 64 MiB: far larger than a thread's stack, so building it there would crash.
         let t = Tensor::<[[f32; 1024]; 16384]>::zeros();
