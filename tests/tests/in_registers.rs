@@ -18,6 +18,8 @@ attention! {
     fn three_keys<q: [2, 2, 5], k: [2, 3, 5], v: [2, 3, 3]>;
     /// Four query heads over two key/value heads, two batch entries.
     fn grouped<q: [2, 4, 2, 2], k: [2, 2, 3, 2], v: [2, 2, 3, 1]>;
+    /// Three heads, each with its own keys and values, two batch entries.
+    fn heads<q: [2, 3, 2, 2], k: [2, 3, 3, 2], v: [2, 3, 3, 1]>;
     /// Rows of one key each.
     fn one_key<q: [1, 4, 4], k: [1, 1, 4], v: [1, 1, 1]>;
     /// One lane too wide (3 x (3 + 1) = 12 output lanes): straight-line code only.
@@ -83,6 +85,7 @@ fn every_shape_that_fits_matches_the_reference_on_every_instruction_set() {
             three_keys_into,
         );
         check("grouped", (2, 4, 2), (2, 3, 2, 1), inputs, grouped_into);
+        check("heads", (2, 3, 3), (2, 3, 2, 1), inputs, heads_into);
         check("one key", (1, 1, 1), (4, 1, 4, 1), inputs, one_key_into);
         check("too wide", (1, 1, 1), (3, 2, 2, 3), inputs, too_wide_into);
     }
