@@ -48,7 +48,8 @@ pub(crate) const fn fits(queries: usize, keys: usize, depth: usize, value_depth:
 }
 
 /// The constant index vectors of one shape, computed at compile time. Lanes that hold no
-/// score or output read lane 0: a finite value that no used lane ever reads back.
+/// score or output read lane 0, whatever it holds (a NaN there included): no used lane
+/// ever reads an unused one.
 struct Layout<const NQ: usize, const NK: usize, const D: usize, const DV: usize> {
     /// `query[d]`, lane `i·Nk + j`: `q[i][d]`.
     query: [Lanes; D],
@@ -131,10 +132,15 @@ impl<const NQ: usize, const NK: usize, const D: usize, const DV: usize> Layout<N
 /// (`Nq x Dv`) one per problem, `k` (`Nk x D`) and `v` (`Nk x Dv`) one per `GROUP` of
 /// consecutive problems (grouped-query attention).
 pub(crate) struct Operands<'a> {
+    /// The queries of every problem.
     pub q: &'a [f32],
+    /// The keys of every group of problems.
     pub k: &'a [f32],
+    /// The values of every group of problems.
     pub v: &'a [f32],
+    /// The outputs of every problem.
     pub out: &'a mut [f32],
+    /// The factor on every score.
     pub scale: f32,
 }
 
