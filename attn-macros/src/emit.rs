@@ -706,12 +706,18 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
     let private = private();
     let scale = scale(kernel);
     let softcap = softcap_literal(kernel);
-    let heads = kernel.heads().map_or(1, known);
-    let kv_heads = kernel.kv_heads().map_or(1, known).max(1);
-    let (queries, keys) = (known(kernel.queries()), known(kernel.keys()));
-    let (depth, value_depth) = (known(kernel.depth()), known(kernel.value_depth()));
+    let sizes = UnrolledSizes::of(kernel);
+    let UnrolledSizes {
+        batch,
+        heads,
+        kv_heads,
+        queries,
+        keys,
+        depth,
+        value_depth,
+    } = sizes;
     let mut blocks = Vec::new();
-    for b in 0..known(kernel.batch()) {
+    for b in 0..batch {
         for h in 0..heads {
             for i in 0..queries {
                 let label = match kernel.heads() {
@@ -804,11 +810,38 @@ fn unrolled_body(kernel: &Kernel) -> TokenStream {
             }
         }
     }
-    let in_registers = in_registers(kernel);
+    let in_registers = in_registers(kernel, sizes);
     quote! {
         #scale
         #in_registers
         #(#blocks)*
+    }
+}
+
+/// An unrolled kernel's sizes, every one known (the planner unrolls only such kernels); one
+/// batch entry, head or key/value head where the shape has no such axis.
+#[derive(Clone, Copy)]
+struct UnrolledSizes {
+    batch: u64,
+    heads: u64,
+    kv_heads: u64,
+    queries: u64,
+    keys: u64,
+    depth: u64,
+    value_depth: u64,
+}
+
+impl UnrolledSizes {
+    fn of(kernel: &Kernel) -> Self {
+        UnrolledSizes {
+            batch: known(kernel.batch()),
+            heads: kernel.heads().map_or(1, known),
+            kv_heads: kernel.kv_heads().map_or(1, known).max(1),
+            queries: known(kernel.queries()),
+            keys: known(kernel.keys()),
+            depth: known(kernel.depth()),
+            value_depth: known(kernel.value_depth()),
+        }
     }
 }
 
@@ -822,7 +855,7 @@ const REGISTER_LANES: u64 = 8;
 /// the runtime's rule (`simd::registers::fits`), restated because the macro decides at
 /// compile time: the `Nq x Nk` scores and `Nq x (Dv + 1)` outputs and row sums fit one
 /// register, q, k and v two each.
-fn in_registers(kernel: &Kernel) -> Option<TokenStream> {
+fn in_registers(kernel: &Kernel, sizes: UnrolledSizes) -> Option<TokenStream> {
     let options = &kernel.options;
     let plain = dtype(kernel) == Dtype::F32
         && options.causal.is_none()
@@ -834,8 +867,15 @@ fn in_registers(kernel: &Kernel) -> Option<TokenStream> {
         && options.return_weights.is_none()
         && options.return_lse.is_none()
         && options.split_heads.is_none();
-    let (queries, keys) = (known(kernel.queries()), known(kernel.keys()));
-    let (depth, value_depth) = (known(kernel.depth()), known(kernel.value_depth()));
+    let UnrolledSizes {
+        batch,
+        heads,
+        kv_heads,
+        queries,
+        keys,
+        depth,
+        value_depth,
+    } = sizes;
     let lanes = REGISTER_LANES;
     let fits = queries * keys <= lanes
         && queries * (value_depth + 1) <= lanes
@@ -845,9 +885,7 @@ fn in_registers(kernel: &Kernel) -> Option<TokenStream> {
     if !plain || !fits {
         return None;
     }
-    let heads = kernel.heads().map_or(1, known);
-    let group = heads / kernel.kv_heads().map_or(1, known).max(1);
-    let problems = known(kernel.batch()) * heads;
+    let (group, problems) = (heads / kv_heads, batch * heads);
     let [queries, keys, depth, value_depth, group, problems] =
         [queries, keys, depth, value_depth, group, problems].map(Literal::u64_unsuffixed);
     let private = private();
