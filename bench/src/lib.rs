@@ -12,29 +12,41 @@ use std::time::Instant;
 /// seconds (at least 5 runs), after about a millisecond of warm-up calls. Calls are batched
 /// so that each timed run lasts at least 20 microseconds.
 pub fn median_seconds<R>(budget: f64, mut f: impl FnMut() -> R) -> f64 {
-    // The batch is sized from warm calls (as many as 1 ms holds, at least one): sized from
-    // the first, cold call, a 13 ns kernel ran in batches short enough that reading the
-    // clock added a tenth to its time.
+    let (_, once) = warm_up(1e-3, &mut f);
+    let batch = ((20e-6 / once).ceil() as usize).max(1);
+    let runs = ((budget / (once * batch as f64)) as usize).clamp(5, 2000);
+    median((0..runs).map(|_| per_call(batch, &mut f)).collect())
+}
+
+/// Calls `f` for about `seconds`, at least once: how many calls, and the seconds per call.
+/// A batch sized from these warm calls rather than from a first, cold one: a 13 ns kernel
+/// otherwise ran in batches short enough that reading the clock added a tenth to its time.
+fn warm_up<R>(seconds: f64, f: &mut impl FnMut() -> R) -> (usize, f64) {
     let start = Instant::now();
-    let mut calls = 0u32;
-    while calls == 0 || start.elapsed().as_secs_f64() < 1e-3 {
+    let mut calls = 0;
+    while calls == 0 || start.elapsed().as_secs_f64() < seconds {
         std::hint::black_box(f());
         calls += 1;
     }
-    let once = (start.elapsed().as_secs_f64() / f64::from(calls)).max(1e-9);
-    let batch = ((20e-6 / once).ceil() as usize).max(1);
-    let runs = ((budget / (once * batch as f64)) as usize).clamp(5, 2000);
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..batch {
-                std::hint::black_box(f());
-            }
-            start.elapsed().as_secs_f64() / batch as f64
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    (
+        calls,
+        (start.elapsed().as_secs_f64() / calls as f64).max(1e-9),
+    )
+}
+
+/// The seconds per call of a batch of `calls` calls of `f`.
+fn per_call<R>(calls: usize, f: &mut impl FnMut() -> R) -> f64 {
+    let start = Instant::now();
+    for _ in 0..calls {
+        std::hint::black_box(f());
+    }
+    start.elapsed().as_secs_f64() / calls as f64
+}
+
+/// The median of `values` (not empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// The median times of `a` and of `b`, in seconds, timed in alternation for about `budget`
@@ -50,25 +62,12 @@ pub fn paired_medians<R, S>(
     mut a: impl FnMut() -> R,
     mut b: impl FnMut() -> S,
 ) -> (f64, f64) {
-    let time = |f: &mut dyn FnMut()| {
-        let start = Instant::now();
-        f();
-        start.elapsed().as_secs_f64()
-    };
     let (mut a_times, mut b_times) = (Vec::new(), Vec::new());
     let start = Instant::now();
     while a_times.len() < 5 || start.elapsed().as_secs_f64() < budget {
-        a_times.push(time(&mut || {
-            std::hint::black_box(a());
-        }));
-        b_times.push(time(&mut || {
-            std::hint::black_box(b());
-        }));
+        a_times.push(per_call(1, &mut a));
+        b_times.push(per_call(1, &mut b));
     }
-    let median = |mut times: Vec<f64>| {
-        times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
-    };
     (median(a_times), median(b_times))
 }
 
@@ -85,27 +84,13 @@ pub fn paired_medians<R, S>(
 /// assert!(seconds >= 0.0 && peak > 0.0);
 /// ```
 pub fn beside_peak<R>(budget: f64, isa: Isa, mut f: impl FnMut() -> R) -> (f64, f64) {
-    let start = Instant::now();
-    let mut calls = 0u32;
-    while calls == 0 || start.elapsed().as_secs_f64() < 2e-3 {
-        std::hint::black_box(f());
-        calls += 1;
-    }
-    let batch = calls.max(1);
+    let (batch, _) = warm_up(2e-3, &mut f);
     let (mut times, mut peaks) = (Vec::new(), Vec::new());
     let start = Instant::now();
     while times.len() < 5 || start.elapsed().as_secs_f64() < budget {
-        let run = Instant::now();
-        for _ in 0..batch {
-            std::hint::black_box(f());
-        }
-        times.push(run.elapsed().as_secs_f64() / f64::from(batch));
+        times.push(per_call(batch, &mut f));
         peaks.push(attn_runtime::simd::dispatch(isa, Peak { seconds: 2e-3 }));
     }
-    let median = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
     (median(times), median(peaks))
 }
 
