@@ -60,11 +60,16 @@ pub(crate) fn for_work(flops: u64) -> usize {
 }
 
 /// Runs `run` on each of `shares`: the last on the calling thread, at once, and each other
-/// on a thread of attn's pool (one thread per core, started at the first call and kept). The kernels' blocks and the layer's projections are
-/// split this way.
+/// on a thread of attn's pool (one thread per core, started at the first call and kept).
+/// The kernels' blocks and the layer's projections are split this way. Should the pool's
+/// threads fail to start, every share runs on the calling thread, with the same results.
 pub(crate) fn run_shares<T: Send>(shares: Vec<T>, run: impl Fn(T) + Sync) {
+    let Some(pool) = pool() else {
+        shares.into_iter().for_each(run);
+        return;
+    };
     let run = &run;
-    pool().in_place_scope(|scope| {
+    pool.in_place_scope(|scope| {
         let mut shares = shares.into_iter();
         let last = shares.next_back();
         for share in shares {
@@ -77,16 +82,17 @@ pub(crate) fn run_shares<T: Send>(shares: Vec<T>, run: impl Fn(T) + Sync) {
 }
 
 /// attn's own pool, apart from the global one (which a program may size for other work,
-/// as the benchmark does for candle): as many threads as the machine runs at once.
-fn pool() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+/// as the benchmark does for candle): as many threads as the machine runs at once. `None`
+/// if the threads cannot be started.
+fn pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     POOL.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         rayon::ThreadPoolBuilder::new()
             .num_threads(cores)
             .thread_name(|i| format!("attn-{i}"))
             .build()
-            .or_else(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build())
-            .expect("a pool of one thread")
+            .ok()
     })
+    .as_ref()
 }
