@@ -11,7 +11,9 @@
 //!    the tile's scores sit on cache line boundaries ([`Aligned`]);
 //! 2. [`online_softmax`]: per row, the running max `m` and sum `l` advance over the block:
 //!    `m' = max(m, max_j S_j)`, `P_j = exp(S_j - m')`, `l' = l · exp(m - m') + Σ_j P_j`, and
-//!    the output row, which is the accumulator, is rescaled by `exp(m - m')`;
+//!    the output row, which is the accumulator, is rescaled by `exp(m - m')`; `m` moves
+//!    only when the block exceeds it by more than 4 (`m' = m` otherwise: any reference
+//!    gives the same softmax, and this one spares most rescalings);
 //! 3. [`accumulate_values`]: `O_tile += P · V_block`, blocked the same way (`O_tile =` for
 //!    the first block the tile sees: the output is never zeroed first, see [`Output`]);
 //!

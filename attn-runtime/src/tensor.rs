@@ -9,8 +9,9 @@
 //! tensor of 2 MiB or more lives in its own anonymous memory map, on a 2 MiB boundary and
 //! marked for transparent huge pages (`MADV_HUGEPAGE`, which most distributions honour
 //! only when asked): a kernel that streams many megabytes then misses the TLB far less
-//! (W4, whose q, k, v and output take 6 MiB each, ran 3% faster in paired runs). Where the map or the advice
-//! fails, the tensor lives on the heap as a smaller one does.
+//! (W4, whose q, k, v and output take 6 MiB each, ran 3% faster in paired runs). Where the
+//! map fails, the tensor lives on the heap as a smaller one does; where the advice is
+//! ignored, in the map on ordinary pages.
 //! The elements are those of the kernels' `dtype`s: f32, f64, f16 and bf16.
 
 use std::fmt;

@@ -19,18 +19,6 @@ pub struct Avx512 {
     _checked: (),
 }
 
-impl Avx2 {
-    /// The token, for code of this crate that checked for AVX2 and FMA by other means (the
-    /// in-register kernels, which need AVX-512VL, a superset).
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[inline(always)]
-    pub(super) unsafe fn assume_available() -> Avx2 {
-        Avx2 { _checked: () }
-    }
-}
-
 #[target_feature(enable = "avx2,fma")]
 fn avx2<Op: WithSimd>(op: Op) -> Op::Output {
     op.with_simd(Avx2 { _checked: () })
@@ -290,6 +278,16 @@ fn pack_keys_avx512(keys: &[f32], depth: usize, count: usize, packed: &mut [f32]
 }
 
 impl Avx2 {
+    /// The token, for code of this crate that checked for AVX2 and FMA by other means (the
+    /// in-register kernels, which need AVX-512VL, a superset).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[inline(always)]
+    pub(super) unsafe fn assume_available() -> Avx2 {
+        Avx2 { _checked: () }
+    }
+
     /// Transposes a square of 8 x 8: `dst[j * dst_stride + i] = src[i * src_stride + j]`.
     /// Panics if a row lies past the end of `src` or `dst`.
     #[inline(always)]
