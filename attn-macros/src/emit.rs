@@ -868,26 +868,24 @@ fn in_registers(kernel: &Kernel, sizes: UnrolledSizes) -> Option<TokenStream> {
         && options.return_lse.is_none()
         && options.split_heads.is_none();
     let UnrolledSizes {
-        batch,
-        heads,
-        kv_heads,
-        queries,
-        keys,
-        depth,
-        value_depth,
+        queries: nq,
+        keys: nk,
+        depth: d,
+        value_depth: dv,
+        ..
     } = sizes;
     let lanes = REGISTER_LANES;
-    let fits = queries * keys <= lanes
-        && queries * (value_depth + 1) <= lanes
-        && queries * depth <= 2 * lanes
-        && keys * depth <= 2 * lanes
-        && keys * value_depth <= 2 * lanes;
+    let fits = nq * nk <= lanes
+        && nq * (dv + 1) <= lanes
+        && nq * d <= 2 * lanes
+        && nk * d <= 2 * lanes
+        && nk * dv <= 2 * lanes;
     if !plain || !fits {
         return None;
     }
-    let (group, problems) = (heads / kv_heads, batch * heads);
+    let (group, problems) = (sizes.heads / sizes.kv_heads, sizes.batch * sizes.heads);
     let [queries, keys, depth, value_depth, group, problems] =
-        [queries, keys, depth, value_depth, group, problems].map(Literal::u64_unsuffixed);
+        [nq, nk, d, dv, group, problems].map(Literal::u64_unsuffixed);
     let private = private();
     let rank = kernel.rank();
     let (flat, flat_mut) = (flat(rank, false), flat(rank, true));
