@@ -1,0 +1,195 @@
+//! The rules of attn's plans, written once for the two crates that apply them: the
+//! `attention!` macro decides with them at expansion (how large a kernel's blocks are, whether
+//! it reads its keys in place, which rows see which keys), and `attn-runtime` applies the same
+//! rules at run time to the kernels the macro emitted. A proc-macro crate can export nothing
+//! but macros, so the rules live here, below both.
+//!
+//! Every function is a `const fn` over plain sizes.
+//!
+//! ```
+//! use attn_rules::{key_block, query_block, visible_keys};
+//! // 2,048 queries of depth 64: blocks of 516 query rows over blocks of 64 keys.
+//! assert_eq!((query_block(Some(2048)), key_block(Some(2048), Some(64))), (516, 64));
+//! // Under a causal mask aligned bottom right, the first of 2 queries over 4 keys sees 3.
+//! assert_eq!(visible_keys(0, 2, 4, true), 3);
+//! ```
+
+#![no_std]
+
+/// Query rows per micro-kernel tile: the rows whose scores, and whose products with the
+/// values, one register-blocked micro-kernel computes together (6 rows x 4 vectors of
+/// accumulators fill 24 of AVX-512's 32 registers). A query block is a whole number of tiles.
+///
+/// ```
+/// assert_eq!(attn_rules::TILE_ROWS, 6);
+/// ```
+pub const TILE_ROWS: usize = 6;
+
+/// Lanes of the widest vector of any instruction set the runtime dispatches to (AVX-512's
+/// 16 f32): a key block is a whole number of such vectors.
+///
+/// ```
+/// assert_eq!(attn_rules::WIDEST_LANES, 16);
+/// ```
+pub const WIDEST_LANES: usize = 16;
+
+/// The most query rows per block: a block packs each block of keys once for all its rows,
+/// so longer blocks read the keys less often (W3, 2,048 queries: 516 rows are 5-8% faster
+/// than 132), while 516 rows of output and queries of depth 64 (260 KiB) still sit in the
+/// core's L2 cache. 86 tiles.
+///
+/// ```
+/// assert_eq!(attn_rules::QUERY_BLOCK % attn_rules::TILE_ROWS, 0);
+/// ```
+pub const QUERY_BLOCK: usize = 516;
+
+/// Keys per block: 64 is 4 vectors of AVX-512 and 8 of AVX2, so one block size serves every
+/// instruction set (blocks of 128 overflowed the 48 KiB L1 cache with keys and values).
+///
+/// ```
+/// assert_eq!(attn_rules::KEY_BLOCK % attn_rules::WIDEST_LANES, 0);
+/// ```
+pub const KEY_BLOCK: usize = 64;
+
+/// The most f32 that a block of packed keys, or of packed values, may hold (64 KiB each), so
+/// that the scratch stays small on any thread's stack: deep keys or values get shorter key
+/// blocks, down to one vector of 16.
+///
+/// ```
+/// assert_eq!(attn_rules::PACKED_BLOCK * 4, 64 * 1024);
+/// ```
+pub const PACKED_BLOCK: usize = 16 * 1024;
+
+/// The query rows of a block, for a kernel of `queries` query rows per problem (`None` when
+/// the count is a const generic): short sequences get smaller blocks (and scratch), rounded
+/// up to whole tiles; the runtime then splits a run of rows into equal blocks of at most this
+/// many, so the length costs no balance.
+///
+/// ```
+/// use attn_rules::query_block;
+/// assert_eq!((query_block(Some(2)), query_block(Some(600)), query_block(None)), (6, 516, 516));
+/// ```
+#[inline]
+pub const fn query_block(queries: Option<usize>) -> usize {
+    match queries {
+        Some(n) => match n.checked_next_multiple_of(TILE_ROWS) {
+            Some(rows) if rows < QUERY_BLOCK => rows,
+            _ => QUERY_BLOCK,
+        },
+        None => QUERY_BLOCK,
+    }
+}
+
+/// The keys of a block, for a kernel of `keys` keys (`None` when a const generic) whose
+/// deepest of keys and values is `deepest` (likewise): [`KEY_BLOCK`], shortened in whole
+/// vectors so that a packed block holds at most [`PACKED_BLOCK`] values, and to the keys
+/// there are.
+///
+/// ```
+/// use attn_rules::key_block;
+/// assert_eq!(key_block(Some(4096), Some(64)), 64);
+/// assert_eq!(key_block(Some(4096), Some(512)), 32);
+/// assert_eq!(key_block(Some(20), Some(64)), 32);
+/// assert_eq!(key_block(None, None), 64);
+/// assert_eq!(key_block(Some(usize::MAX), Some(usize::MAX)), 16); // no overflow
+/// ```
+#[inline]
+pub const fn key_block(keys: Option<usize>, deepest: Option<usize>) -> usize {
+    let by_depth = match deepest {
+        Some(depth) => {
+            let fit =
+                PACKED_BLOCK / if depth == 0 { 1 } else { depth } / WIDEST_LANES * WIDEST_LANES;
+            if fit < WIDEST_LANES {
+                WIDEST_LANES
+            } else if fit > KEY_BLOCK {
+                KEY_BLOCK
+            } else {
+                fit
+            }
+        }
+        None => KEY_BLOCK,
+    };
+    match keys {
+        Some(n) => match n.checked_next_multiple_of(WIDEST_LANES) {
+            Some(keys) if keys < by_depth => keys,
+            _ => by_depth,
+        },
+        None => by_depth,
+    }
+}
+
+/// Whether a kernel with `queries` query rows per problem reads its keys and values where
+/// they are stored rather than packing them for each block: fewer rows than a tile (decoding
+/// has one), where packing would cost more than the rows save.
+///
+/// ```
+/// assert!(attn_rules::is_direct(1));
+/// assert!(!attn_rules::is_direct(6));
+/// ```
+#[inline]
+pub const fn is_direct(queries: usize) -> bool {
+    queries < TILE_ROWS
+}
+
+/// How many keys query `row` sees under a causal mask: the keys up to its position, with the
+/// queries aligned to the first keys (`top_left`, query `i` sees `0..=i`) or to the last ones
+/// (`bottom_right`, query `i` sees `0..=i + keys - queries`, none when that is negative).
+///
+/// ```
+/// use attn_rules::visible_keys;
+/// assert_eq!(visible_keys(0, 2, 4, false), 1);
+/// assert_eq!(visible_keys(0, 2, 4, true), 3);
+/// assert_eq!(visible_keys(0, 4, 2, true), 0);
+/// ```
+#[inline]
+pub const fn visible_keys(row: usize, queries: usize, keys: usize, bottom_right: bool) -> usize {
+    let seen = if bottom_right {
+        (row + 1 + keys).saturating_sub(queries)
+    } else {
+        row + 1
+    };
+    if seen < keys { seen } else { keys }
+}
+
+/// Lanes of the registers of the in-register path for tiny problems (AVX-512VL's 256-bit
+/// registers).
+///
+/// ```
+/// assert_eq!(attn_rules::REGISTER_LANES, 8);
+/// ```
+pub const REGISTER_LANES: usize = 8;
+
+/// Whether one problem of `queries` x `keys` with depths `depth` and `value_depth` fits the
+/// in-register path: its `queries x keys` scores, and its `queries x (value_depth + 1)`
+/// outputs with their row sums, one register of [`REGISTER_LANES`] each; its queries, keys
+/// and values two registers each.
+///
+/// ```
+/// use attn_rules::fits_in_registers;
+/// assert!(fits_in_registers(2, 4, 3, 3)); // the textbook example
+/// assert!(!fits_in_registers(4, 4, 3, 3));
+/// assert!(!fits_in_registers(1, 1, 1, usize::MAX)); // no overflow
+/// ```
+#[inline]
+pub const fn fits_in_registers(
+    queries: usize,
+    keys: usize,
+    depth: usize,
+    value_depth: usize,
+) -> bool {
+    let table = 2 * REGISTER_LANES;
+    // Each size is at most 16 before any product is taken, so none overflows.
+    let sizes = [queries, keys, depth, value_depth];
+    let mut i = 0;
+    while i < sizes.len() {
+        if sizes[i] == 0 || sizes[i] > table {
+            return false;
+        }
+        i += 1;
+    }
+    queries * keys <= REGISTER_LANES
+        && queries * (value_depth + 1) <= REGISTER_LANES
+        && queries * depth <= table
+        && keys * depth <= table
+        && keys * value_depth <= table
+}
