@@ -59,172 +59,53 @@ pub fn step_into<const N: usize>(
     {
         let (q, k, v) = (&*q_wide, &*k_wide, &*v_wide);
         let out = &mut *out_wide;
+        /// The depth of the queries and keys.
+        const DEPTH: usize = 64;
+        /// The depth of the values.
+        const VALUE_DEPTH: usize = 64;
+        /// Query rows per block, sharing each packing of a key block.
+        const QUERY_BLOCK: usize = 6;
+        /// Keys per block.
+        const KEY_BLOCK: usize = 64;
+        /// Fewer query rows than a tile: the keys and values are read where they are.
+        const PACKED_VALUE_ROWS: usize = 0;
         struct Attention<'a, const N: usize> {
             q: &'a [[[[f32; 64]; 1]; 8]; 1],
             k: &'a [[[[f32; 64]; N]; 8]; 1],
             v: &'a [[[[f32; 64]; N]; 8]; 1],
         }
-        impl<const N: usize> ::attn_runtime::__private::Kernel for Attention<'_, N> {
-            type Row = [f32; 64];
-            type WeightsRow = [f32; N];
+        impl<const N: usize> ::attn_runtime::__private::Problems<DEPTH, VALUE_DEPTH, N>
+        for Attention<'_, N> {
             const QUERIES: usize = 1;
-            const QUERY_BLOCK: usize = 6;
-            const FLOPS_PER_ROW: u64 = 2 * (N as u64) * ((64 + 64) as u64);
-            #[inline(always)]
-            fn block<Simd: ::attn_runtime::__private::Simd>(
+            const CAUSAL: Option<::attn_runtime::__private::Alignment> = Some(
+                ::attn_runtime::__private::Alignment::BottomRight,
+            );
+            fn problems(&self) -> usize {
+                self.q.len() * 8
+            }
+            fn operands(
                 &self,
-                simd: Simd,
                 problem: usize,
-                first_query: usize,
-                rows: ::attn_runtime::__private::Rows<'_, Self>,
-            ) {
-                const KEY_BLOCK: usize = 64;
-                let ::attn_runtime::__private::Rows { out, weights: _, lse: _ } = rows;
-                let scale: f32 = 0.125f32;
-                let operands = |problem: usize| {
-                    let (b, h) = (problem / 8, problem % 8);
-                    let kv_head = h;
-                    (&self.q[b][h], &self.k[b][kv_head], &self.v[b][kv_head])
-                };
-                let (q, k, v) = operands(problem);
-                let mut running_max = [f32::NEG_INFINITY; 6];
-                let mut running_sum = [[0.0f32; ::attn_runtime::__private::MAX_LANES]; 6];
-                let mut packed_keys = ::attn_runtime::__private::Aligned(
-                    [[0.0f32; KEY_BLOCK]; 64],
-                );
-                let packed_keys = &mut packed_keys.0;
-                let mut packed_values = ::attn_runtime::__private::Aligned(
-                    [[0.0f32; 64]; 0],
-                );
-                let mut scores = ::attn_runtime::__private::Aligned(
-                    [[0.0f32; KEY_BLOCK]; ::attn_runtime::__private::TILE_ROWS],
-                );
-                let scores = &mut scores.0;
-                let keys_from = 0;
-                let keys_seen = ::attn_runtime::__private::visible_keys(
-                    first_query + out.len() - 1,
-                    1,
-                    N,
-                    true,
-                );
-                let next: [&[f32]; 3] = match problem + 1 {
-                    next if next < self.q.len() * 8 && first_query + out.len() == 1 => {
-                        let (q, k, v) = operands(next);
-                        [q.as_flattened(), k.as_flattened(), v.as_flattened()]
-                    }
-                    _ => [&[]; 3],
-                };
-                let key_blocks = keys_seen.saturating_sub(keys_from).div_ceil(KEY_BLOCK);
-                let ahead = ::attn_runtime::__private::Ahead::new(
-                    next,
-                    key_blocks,
-                    out.len(),
-                );
-                'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
-                    let last_key = ::core::cmp::min(first_key + KEY_BLOCK, keys_seen);
-                    let (keys, values) = (
-                        &k[first_key..last_key],
-                        &v[first_key..last_key],
-                    );
-                    let values = if Self::DIRECT {
-                        values
-                    } else {
-                        ::attn_runtime::__private::pack_keys(simd, keys, packed_keys);
-                        ::attn_runtime::__private::values_on_lines(
-                            values,
-                            &mut packed_values.0,
-                        )
-                    };
-                    'query_tiles: for first in (0..out.len())
-                        .step_by(::attn_runtime::__private::TILE_ROWS)
-                    {
-                        let last = ::core::cmp::min(
-                            first + ::attn_runtime::__private::TILE_ROWS,
-                            out.len(),
-                        );
-                        if ::attn_runtime::__private::visible_keys(
-                            first_query + last - 1,
-                            1,
-                            N,
-                            true,
-                        ) <= first_key
-                        {
-                            continue 'query_tiles;
-                        }
-                        let queries = &q[first_query + first..first_query + last];
-                        if Self::DIRECT {
-                            ::attn_runtime::__private::scores_direct(
-                                simd,
-                                queries,
-                                keys,
-                                scale,
-                                scores,
-                            );
-                        } else {
-                            ::attn_runtime::__private::scores(
-                                simd,
-                                queries,
-                                packed_keys,
-                                keys.len(),
-                                scale,
-                                scores,
-                            );
-                        }
-                        let weights = &mut scores[..last - first];
-                        ::attn_runtime::__private::mask_causal(
-                            weights,
-                            first_query + first,
-                            first_key,
-                            1,
-                            N,
-                            true,
-                            usize::MAX,
-                        );
-                        let state = ::attn_runtime::__private::online_softmax(
-                            simd,
-                            weights,
-                            &mut running_max[first..last],
-                            &mut running_sum[first..last],
-                            &mut out[first..last],
-                        );
-                        if Self::DIRECT {
-                            ::attn_runtime::__private::accumulate_values_by_row(
-                                simd,
-                                weights,
-                                values,
-                                &mut out[first..last],
-                                state,
-                            );
-                        } else {
-                            ::attn_runtime::__private::accumulate_values(
-                                simd,
-                                weights,
-                                values,
-                                &mut out[first..last],
-                                state,
-                            );
-                        }
-                        if false && last_key == keys_seen {
-                            ::attn_runtime::__private::normalize(
-                                simd,
-                                &mut out[first..last],
-                                &running_sum[first..last],
-                            );
-                        }
-                        ahead
-                            .fetch(
-                                (first_key - keys_from) / KEY_BLOCK,
-                                first / ::attn_runtime::__private::TILE_ROWS,
-                            );
-                    }
-                }
-                if !false || key_blocks == 0 {
-                    ::attn_runtime::__private::normalize(simd, out, &running_sum);
+            ) -> ::attn_runtime::__private::Operands<'_, DEPTH, VALUE_DEPTH> {
+                let (b, h) = (problem / 8, problem % 8);
+                let kv_head = h;
+                ::attn_runtime::__private::Operands {
+                    queries: &self.q[b][h],
+                    keys: &self.k[b][kv_head],
+                    values: &self.v[b][kv_head],
                 }
             }
         }
         ::attn_runtime::__private::run(
-            &Attention { q, k, v },
+            &::attn_runtime::__private::Tiled::<
+                _,
+                DEPTH,
+                VALUE_DEPTH,
+                N,
+                QUERY_BLOCK,
+                KEY_BLOCK,
+                PACKED_VALUE_ROWS,
+            >(Attention { q, k, v }),
             ::attn_runtime::__private::Rows {
                 out: out.as_flattened_mut().as_flattened_mut(),
                 weights: &mut [],

@@ -41,13 +41,21 @@ pub fn seed_example_into(
     out: &mut [[[f32; 3]; 2]; 1],
 ) {
     let scale: f32 = 0.57735026f32;
+    const QUERIES: usize = 2;
+    const KEYS: usize = 4;
+    const DEPTH: usize = 3;
+    const VALUE_DEPTH: usize = 3;
+    /// Query heads per key/value head.
+    const GROUP: usize = 1;
+    /// Batch entries times query heads.
+    const PROBLEMS: usize = 1;
     if ::attn_runtime::__private::in_registers::<
-        2,
-        4,
-        3,
-        3,
-        1,
-        1,
+        QUERIES,
+        KEYS,
+        DEPTH,
+        VALUE_DEPTH,
+        GROUP,
+        PROBLEMS,
     >(
         q.as_flattened().as_flattened(),
         k.as_flattened().as_flattened(),

@@ -4,13 +4,16 @@
 //! or repeated. Every node keeps the user's tokens, so that `check.rs` can put each error on
 //! the token that caused it and `emit.rs` can give rustc's own errors the user's spans.
 
+use proc_macro2::Group;
 use proc_macro2::Span;
 use syn::{Attribute, Ident, LitInt, Visibility, token};
 
 /// One kernel declaration: `attrs vis fn name<q: [..], k: [..], v: [..]> where ..;`.
 pub struct KernelDecl {
-    /// Doc comments, ordinary attributes and `#[attn(..)]` options, in source order.
+    /// Doc comments and ordinary attributes, in source order: passed through.
     pub attrs: Vec<Attribute>,
+    /// The options of the `#[attn(..)]` attributes, in source order, as written.
+    pub options: Vec<OptionDecl>,
     pub vis: Visibility,
     pub name: Ident,
     /// The tensors between `<` and `>`, in the order written (ideally q, k, v).
@@ -22,6 +25,7 @@ pub struct KernelDecl {
 }
 
 /// `role: [dim, dim, ..]`, such as `q: [B, Nq, Dk]`.
+#[derive(Clone)]
 pub struct TensorDecl {
     /// `q`, `k` or `v` when well formed; anything else is reported by the checker.
     pub role: Ident,
@@ -30,6 +34,7 @@ pub struct TensorDecl {
 }
 
 /// One dimension of a tensor: a name or a size.
+#[derive(Clone)]
 pub enum DimToken {
     /// `Nq`: bound in the `where` clause, tied to another axis, or a const generic parameter.
     Name(Ident),
@@ -44,6 +49,7 @@ pub struct Binding {
 }
 
 /// A size as written: an integer literal, or a token the checker will reject with a reason.
+#[derive(Clone)]
 pub enum SizeToken {
     /// `64` or `64usize`: still to be checked for zero, overflow and suffix.
     Int(LitInt),
@@ -58,4 +64,28 @@ impl SizeToken {
             SizeToken::Invalid { span, .. } => *span,
         }
     }
+}
+
+/// One option of an `#[attn(..)]` list: `name`, `name(args)` or `name = value`.
+#[derive(Clone)]
+pub struct OptionDecl {
+    pub name: Ident,
+    pub value: OptionValue,
+}
+
+/// What follows an option's name, as written; `check` decides whether the option takes it.
+#[derive(Clone)]
+pub enum OptionValue {
+    /// Nothing: a flag such as `valid_lengths`.
+    None,
+    /// `= 0.125` or `= -3`, and the literal's span.
+    Number(f64, Span),
+    /// `(top_left)`: arguments in parentheses.
+    Args(Group),
+    /// `= [B, 1, Nq, Nk]`: the declared shape of a tensor argument.
+    Shape(TensorDecl),
+    /// `= f16`: a word, such as an element type.
+    Word(Ident),
+    /// `= true`, `= "x"`, `= (..)`: a value no option takes, kept to be reported.
+    Other(Span),
 }

@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | model | `ast.rs` | the user's declarations, every token and span kept | - |
 //! | parse | `parse.rs` | tokens to the model, following the grammar line by line | syntax errors |
-//! | check | `check.rs` | every rule of DESIGN section 3; all violations collected | shape errors |
+//! | check | `check.rs` | every rule of docs/DESIGN.md section 3; all violations collected | shape errors |
 //! | plan | `plan.rs` | unrolled or tiled, and the tile sizes | no |
 //! | emit | `emit.rs` | the specialized kernel, its `_into` form and its facts | no |
 //! | fallback | `stub.rs` | on error: the error plus a signature-correct stub | no |
@@ -19,7 +19,7 @@ mod check;
 mod emit;
 mod errors;
 mod expand;
-mod options;
+mod model;
 mod parse;
 mod plan;
 mod stub;

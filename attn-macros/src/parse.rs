@@ -1,10 +1,10 @@
-//! Tokens to the model of `ast.rs`, following the grammar of DESIGN section 2 line by line.
+//! Tokens to the model of `ast.rs`, following the grammar of docs/DESIGN.md section 2 line by line.
 //!
 //! Parsing is lenient where leniency gives a better error: a size such as `3.5` or `-4` is
 //! kept as [`SizeToken::Invalid`] for the checker to reject at that token, rather than ending
 //! the parse. Syntax the model cannot hold (a missing `fn`, an unclosed `<`) is an error here.
 
-use crate::ast::{Binding, DimToken, KernelDecl, SizeToken, TensorDecl};
+use crate::ast::{Binding, DimToken, KernelDecl, OptionDecl, OptionValue, SizeToken, TensorDecl};
 use crate::errors::{Errors, error};
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::ToTokens;
@@ -81,7 +81,7 @@ fn kernel(tokens: Vec<TokenTree>, errors: &mut Errors) -> Option<Parsed> {
     let mut where_error = None;
     let parser = |input: ParseStream| -> syn::Result<()> {
         // attr* vis 'fn' IDENT
-        let attrs = input.call(Attribute::parse_outer)?;
+        let (options, attrs) = options(input.call(Attribute::parse_outer)?, errors);
         let vis: Visibility = input.parse()?;
         if !input.peek(Token![fn]) {
             return Err(input.error(format!("expected `fn`\nhelp: {KERNEL_FORM}")));
@@ -115,6 +115,7 @@ fn kernel(tokens: Vec<TokenTree>, errors: &mut Errors) -> Option<Parsed> {
         let close_angle = input.parse::<Token![>]>()?.span;
         let mut kernel = KernelDecl {
             attrs,
+            options,
             vis,
             name,
             tensors,
@@ -306,4 +307,97 @@ fn where_clause(input: ParseStream) -> syn::Result<Vec<Binding>> {
             return Ok(bindings);
         }
     }
+}
+
+/// Splits `attrs` into attn's options and the attributes passed through to the generated
+/// functions, reporting the syntax errors of `#[attn(..)]` lists (`check` judges the values).
+///
+/// ```text
+/// attr    := '#[attn(' option (',' option)* ','? ')]'
+/// option  := IDENT                         (a flag: `valid_lengths`)
+///          | IDENT '(' tokens ')'          (`causal(bottom_right)`)
+///          | IDENT '=' (shape | IDENT | '-'? LITERAL | token)
+/// ```
+fn options(attrs: Vec<Attribute>, errors: &mut Errors) -> (Vec<OptionDecl>, Vec<Attribute>) {
+    let mut options = Vec::new();
+    let mut passthrough = Vec::new();
+    for attr in attrs {
+        if !attr.path().is_ident("attn") {
+            passthrough.push(attr);
+            continue;
+        }
+        let parsed = attr.parse_args_with(|input: ParseStream| {
+            let mut found = Vec::new();
+            while !input.is_empty() {
+                found.push(option(input)?);
+                if input.is_empty() {
+                    break;
+                }
+                input.parse::<Token![,]>()?;
+            }
+            Ok(found)
+        });
+        match parsed {
+            Ok(found) => {
+                options.extend(
+                    found
+                        .into_iter()
+                        .map(|(name, value)| OptionDecl { name, value }),
+                );
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    (options, passthrough)
+}
+
+/// One option as written: its name and what follows it.
+fn option(input: ParseStream) -> syn::Result<(Ident, OptionValue)> {
+    let name: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+    if !input.peek(Token![=]) {
+        if input.peek(syn::token::Paren) {
+            return Ok((name, OptionValue::Args(input.parse()?)));
+        }
+        return Ok((name, OptionValue::None));
+    }
+    input.parse::<Token![=]>()?;
+    if input.peek(syn::token::Bracket) {
+        let (bracket, dims) = shape(input)?;
+        return Ok((
+            name.clone(),
+            OptionValue::Shape(TensorDecl {
+                role: name,
+                bracket,
+                dims,
+            }),
+        ));
+    }
+    if input.peek(Ident) {
+        return Ok((name, OptionValue::Word(input.parse()?)));
+    }
+    // A number; anything else is kept, so that the option can say what it takes instead.
+    let negative = input.parse::<Option<Token![-]>>()?.is_some();
+    if input.peek(Lit) {
+        let lit: Lit = input.parse()?;
+        let value = match &lit {
+            Lit::Float(f) => f.base10_parse::<f64>().ok(),
+            Lit::Int(i) => i.base10_parse::<f64>().ok(),
+            _ => None,
+        };
+        return Ok(match value {
+            Some(value) => (
+                name,
+                OptionValue::Number(if negative { -value } else { value }, lit.span()),
+            ),
+            None => (name, OptionValue::Other(lit.span())),
+        });
+    }
+    let other: proc_macro2::TokenTree = input.parse().map_err(|e| {
+        error(
+            e.span(),
+            format!("expected a value after `{name} =`"),
+            format!("write `{name} = ..` with a value, or `{name}` alone if it is a flag"),
+        )
+    })?;
+    Ok((name, OptionValue::Other(other.span())))
 }

@@ -1,14 +1,15 @@
 //! What generated kernels call. Not a public API: names and signatures change with the
 //! macro, which is always the same version as this crate.
 
-pub use crate::kernels::{
-    Ahead, Aligned, Kernel, MAX_LANES, Output, Rows, TILE_ROWS, accumulate_values,
-    accumulate_values_by_row, add_bias, block_length, inverse_sums, is_direct, keep_only,
-    log_sum_exp, mask_causal, normalize, online_softmax, pack_keys, pack_values, run, scores,
-    scores_direct, softcap_scores, values_on_lines, visible_keys, write_weights,
-};
 pub use crate::project::{merge_heads, merge_heads_project, project_heads};
 pub use crate::simd::Simd;
+pub use crate::simd::pack::{Aligned, pack_keys, pack_values, values_on_lines};
+pub use crate::tiled::{
+    Ahead, Alignment, Kernel, MAX_LANES, Operands, Output, Problems, Rows, TILE_ROWS, Tiled,
+    accumulate_values, accumulate_values_by_row, add_bias, block_length, default_scale,
+    inverse_sums, is_direct, keep_only, log_sum_exp, mask_causal, normalize, online_softmax, run,
+    scores, scores_direct, softcap_scores, visible_keys, write_weights,
+};
 pub use typenum::{Const, Mod, ToUInt, U};
 
 /// Held by a remainder of 0 only: generated kernels whose head counts are const generics
@@ -93,16 +94,6 @@ macro_rules! half_type {
 half_type!(half::f16);
 half_type!(half::bf16);
 pub use crate::valid::check_valid_lengths;
-
-/// `1 / sqrt(depth)`, the default scale, for kernels whose depth is a const generic.
-///
-/// ```
-/// assert_eq!(attn_runtime::__private::default_scale(4), 0.5);
-/// ```
-#[inline]
-pub fn default_scale(depth: usize) -> f32 {
-    (1.0 / (depth as f64).sqrt()) as f32
-}
 
 /// The weights of one row of an unrolled kernel before normalization: `exp(score - max)`
 /// for each score, `max` being at least every score (the row's max). Written over an array so

@@ -131,7 +131,7 @@ impl KernelInfo {
                 key_block,
             } => key_block
                 .saturating_mul(shape.depth)
-                .saturating_add(if crate::kernels::is_direct(shape.queries) {
+                .saturating_add(if crate::tiled::is_direct(shape.queries) {
                     0
                 } else {
                     key_block.saturating_mul(shape.value_depth)
@@ -152,8 +152,8 @@ impl KernelInfo {
 }
 
 const F32_BYTES: u64 = 4;
-const TILE_ROWS: u64 = crate::kernels::TILE_ROWS as u64;
-const MAX_LANES: u64 = crate::kernels::MAX_LANES as u64;
+const TILE_ROWS: u64 = crate::tiled::TILE_ROWS as u64;
+const MAX_LANES: u64 = crate::tiled::MAX_LANES as u64;
 
 impl fmt::Display for KernelInfo {
     /// One line: the shapes, the cost and the plan.

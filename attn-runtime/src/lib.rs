@@ -122,13 +122,13 @@
 extern crate self as attn_runtime;
 
 mod info;
-mod kernels;
 mod project;
 mod scalar;
 pub mod simd;
 mod tensor;
 #[cfg(feature = "threads")]
 pub mod threads;
+mod tiled;
 mod valid;
 mod weights;
 

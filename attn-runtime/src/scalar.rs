@@ -188,7 +188,7 @@ fn visible(problem: &Problem, i: usize, valid: usize) -> (usize, usize) {
     match problem.causal {
         None => (0, valid),
         Some(causal) => {
-            let to = crate::kernels::visible_keys(i, problem.queries, valid, causal.bottom_right);
+            let to = crate::tiled::visible_keys(i, problem.queries, valid, causal.bottom_right);
             (to.saturating_sub(causal.window), to)
         }
     }

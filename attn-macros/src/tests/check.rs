@@ -1,4 +1,4 @@
-//! Each rule of DESIGN section 3 and each malformed-input family: the message, and the token
+//! Each rule of docs/DESIGN.md section 3 and each malformed-input family: the message, and the token
 //! it points at.
 
 use super::{errors, expand, position};
@@ -128,7 +128,7 @@ fn unbound_names_take_the_size_of_the_axis_they_are_tied_to() {
     assert!(errors(&output).is_empty());
     let text = output.to_string();
     // D = 3 from k's depth and N = 4 from v's keys: nothing is left to a const generic.
-    assert!(!text.contains("const D"), "{text}");
+    assert!(!text.contains("const D :"), "{text}");
     assert!(text.contains("pub const INFO"), "{text}");
 }
 

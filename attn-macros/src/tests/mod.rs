@@ -3,6 +3,7 @@
 mod check;
 mod never_panic;
 mod plan;
+mod reserved;
 mod snapshots;
 
 use proc_macro2::{TokenStream, TokenTree};

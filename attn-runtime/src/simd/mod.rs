@@ -9,8 +9,12 @@
 //!
 //! Tests and benchmarks can force an instruction set, on one thread with [`with_isa`] or for
 //! the whole process with the `ATTN_ISA` environment variable (`scalar`, `avx2`, `avx512`).
+//!
+//! `pack.rs` copies keys and values into the layouts the tiled micro-kernels read, with the
+//! transposes of each instruction set: this layer calls nothing above it.
 
 mod exp;
+pub(crate) mod pack;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod registers;
@@ -240,7 +244,7 @@ pub trait Simd: Copy + Send + Sync + 'static {
     /// `depth * block`, or if `count > block`.
     #[inline(always)]
     fn pack_keys(self, keys: &[f32], depth: usize, count: usize, packed: &mut [f32], block: usize) {
-        crate::kernels::pack_keys_by_element(keys, depth, count, packed, block);
+        pack::pack_keys_by_element(keys, depth, count, packed, block);
     }
 }
 

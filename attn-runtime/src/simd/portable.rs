@@ -219,7 +219,7 @@ impl Simd for Portable {
 /// 1,000 ns, 1,480 element by element (`bench/examples/micro.rs`). One function, compiled
 /// in this crate.
 fn pack_keys_portable(keys: &[f32], depth: usize, count: usize, packed: &mut [f32], block: usize) {
-    crate::kernels::pack_keys_by_squares(keys, depth, count, packed, block, LANES, |src, dst| {
+    super::pack::pack_keys_by_squares(keys, depth, count, packed, block, LANES, |src, dst| {
         let mut rows = [[0.0f32; LANES]; LANES];
         for (i, row) in rows.iter_mut().enumerate() {
             row.copy_from_slice(&src[i * depth..][..LANES]);

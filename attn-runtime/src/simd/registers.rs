@@ -27,24 +27,16 @@ use std::arch::x86_64::*;
 /// Lane indices into a table of two registers: 0..8 the first, 8..16 the second.
 type Lanes = [i32; 8];
 
-/// The lanes of two registers.
-const TABLE: usize = 16;
 /// The lanes of one register.
-const LANES: usize = 8;
+const LANES: usize = attn_rules::REGISTER_LANES;
+/// The lanes of two registers.
+const TABLE: usize = 2 * LANES;
 
 /// Whether a problem of `queries x keys`, depth `depth` and value depth `value_depth` fits:
 /// its scores and its outputs (with one sum lane per row) in one register, q, k and v each
-/// in two.
+/// in two. attn's shared rule, by which the macro emits the in-register call.
 pub(crate) const fn fits(queries: usize, keys: usize, depth: usize, value_depth: usize) -> bool {
-    queries >= 1
-        && keys >= 1
-        && depth >= 1
-        && value_depth >= 1
-        && queries * keys <= LANES
-        && queries * (value_depth + 1) <= LANES
-        && queries * depth <= TABLE
-        && keys * depth <= TABLE
-        && keys * value_depth <= TABLE
+    attn_rules::fits_in_registers(queries, keys, depth, value_depth)
 }
 
 /// The constant index vectors of one shape, computed at compile time. Lanes that hold no

@@ -263,7 +263,7 @@ impl Simd for Avx512 {
 #[target_feature(enable = "avx2,fma")]
 fn pack_keys_avx2(keys: &[f32], depth: usize, count: usize, packed: &mut [f32], block: usize) {
     let simd = Avx2 { _checked: () };
-    crate::kernels::pack_keys_by_squares(keys, depth, count, packed, block, 8, |src, dst| {
+    super::pack::pack_keys_by_squares(keys, depth, count, packed, block, 8, |src, dst| {
         simd.transpose(src, depth, dst, block)
     });
 }
@@ -272,7 +272,7 @@ fn pack_keys_avx2(keys: &[f32], depth: usize, count: usize, packed: &mut [f32], 
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn pack_keys_avx512(keys: &[f32], depth: usize, count: usize, packed: &mut [f32], block: usize) {
     let simd = Avx512 { _checked: () };
-    crate::kernels::pack_keys_by_squares(keys, depth, count, packed, block, 16, |src, dst| {
+    super::pack::pack_keys_by_squares(keys, depth, count, packed, block, 16, |src, dst| {
         simd.transpose(src, depth, dst, block)
     });
 }

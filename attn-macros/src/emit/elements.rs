@@ -1,0 +1,116 @@
+//! Element types and the nested array types of shapes: `[[[f32; Dk]; Nq]; B]`, their zeros,
+//! and the widening of 16-bit kernels, which store f16 or bf16 and compute in f32.
+
+use super::private;
+use crate::model::{Dim, Dtype, Kernel, Size};
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{quote, quote_spanned};
+
+/// The Rust type q, k, v and the output are stored in, and its zero.
+pub fn stored(dtype: Dtype) -> (TokenStream, TokenStream) {
+    match dtype {
+        Dtype::F32 => (quote!(f32), quote!(0.0f32)),
+        Dtype::F64 => (quote!(f64), quote!(0.0f64)),
+        Dtype::F16 => (
+            quote!(::attn_runtime::half::f16),
+            quote!(::attn_runtime::half::f16::ZERO),
+        ),
+        Dtype::Bf16 => (
+            quote!(::attn_runtime::half::bf16),
+            quote!(::attn_runtime::half::bf16::ZERO),
+        ),
+    }
+}
+
+/// The Rust type a kernel computes in, that of its bias, weights and log-sum-exp, and its
+/// zero: f64 for f64 kernels, f32 for all others.
+pub fn computed(dtype: Dtype) -> (TokenStream, TokenStream) {
+    match dtype {
+        Dtype::F64 => stored(Dtype::F64),
+        Dtype::F32 | Dtype::F16 | Dtype::Bf16 => stored(Dtype::F32),
+    }
+}
+
+/// A size as an expression: a `usize` literal or the const generic's name.
+pub fn size(size: &Size, span: Span) -> TokenStream {
+    match size {
+        Size::Known(n) => {
+            let mut lit = Literal::u64_unsuffixed(*n);
+            lit.set_span(span);
+            quote!(#lit)
+        }
+        Size::Generic(name) => quote_spanned!(span=> #name),
+    }
+}
+
+/// `[[[f32; Dk]; Nq]; B]`: the row-major nested array of a shape.
+pub fn array_type(dims: &[Dim]) -> TokenStream {
+    array_of(dims, quote!(f32))
+}
+
+/// The row-major nested array of a shape, of `element`s.
+pub fn array_of(dims: &[Dim], element: TokenStream) -> TokenStream {
+    dims.iter().rev().fold(element, |inner, dim| {
+        let n = size(&dim.size, dim.span);
+        quote_spanned!(dim.span=> [#inner; #n])
+    })
+}
+
+/// `[[[0.0f32; Dv]; Nq]; B]`: a zeroed array of a shape.
+pub fn zeros(dims: &[Dim]) -> TokenStream {
+    zeros_of(dims, quote!(0.0f32))
+}
+
+/// A zeroed array of a shape, of `zero`s.
+pub fn zeros_of(dims: &[Dim], zero: TokenStream) -> TokenStream {
+    dims.iter().rev().fold(zero, |inner, dim| {
+        let n = size(&dim.size, dim.span);
+        quote!([#inner; #n])
+    })
+}
+
+/// The kernel's element type: its `dtype`, f32 by default.
+pub fn dtype(kernel: &Kernel) -> Dtype {
+    kernel.options.dtype.map_or(Dtype::F32, |(dtype, _)| dtype)
+}
+
+/// `.as_flattened()` enough times to make a nested array of `rank` axes one slice.
+pub fn flat(rank: usize, mutable: bool) -> TokenStream {
+    let step = if mutable {
+        quote!(.as_flattened_mut())
+    } else {
+        quote!(.as_flattened())
+    };
+    (1..rank).map(|_| step.clone()).collect()
+}
+
+/// A 16-bit kernel: q, k and v widened to f32 on the heap, the f32 `body` on them (it
+/// writes `out` as f32), and the output rounded back to the stored type.
+pub fn widened(kernel: &Kernel, body: TokenStream) -> TokenStream {
+    let private = private();
+    let rank = kernel.rank();
+    let [q, k, v] = &kernel.roles;
+    let (q_ty, k_ty, v_ty, out_ty) = (
+        array_type(&kernel.q),
+        array_type(&kernel.k),
+        array_type(&kernel.v),
+        array_type(&kernel.out()),
+    );
+    let (flat, flat_mut) = (flat(rank, false), flat(rank, true));
+    quote! {
+        // f16 and bf16 are stored; the kernel computes in f32.
+        let mut q_wide = ::attn_runtime::Tensor::<#q_ty>::zeros();
+        let mut k_wide = ::attn_runtime::Tensor::<#k_ty>::zeros();
+        let mut v_wide = ::attn_runtime::Tensor::<#v_ty>::zeros();
+        #private::widen(#q #flat, q_wide.as_flat_mut());
+        #private::widen(#k #flat, k_wide.as_flat_mut());
+        #private::widen(#v #flat, v_wide.as_flat_mut());
+        let mut out_wide = ::attn_runtime::Tensor::<#out_ty>::zeros();
+        {
+            let (#q, #k, #v) = (&*q_wide, &*k_wide, &*v_wide);
+            let out = &mut *out_wide;
+            #body
+        }
+        #private::narrow(out_wide.as_flat(), out #flat_mut);
+    }
+}

@@ -1,0 +1,111 @@
+//! The next problem's operands fetched into the L2 cache while this one runs ([`Ahead`]).
+
+use super::tile::TILE_ROWS;
+use crate::simd::prefetch;
+
+/// The next problem's queries, keys and values, fetched into the L2 cache a part per tile
+/// while the last block of this problem runs, so that the next problem's first tiles do not
+/// wait on memory: with operands larger than the cache (W4, 96 problems of 192 KiB), 4-6%
+/// faster in A/B runs of bench/examples/profile_w3.rs.
+///
+/// ```
+/// let keys = [1.0f32; 64];
+/// let ahead = attn_runtime::__private::Ahead::new([&keys[..], &[], &[]], 2, 12);
+/// ahead.fetch(1, 1);
+/// ```
+pub struct Ahead<'a> {
+    operands: [&'a [f32]; 3],
+    tiles: usize,
+    steps: usize,
+    /// Cache lines of each operand per step: computed once, so that a step multiplies
+    /// rather than divides (with six divisions a tile, the steps took 2.1% of the samples of
+    /// `profile_w3 w4s` in `perf`; with none, 1.1%).
+    lines_per_step: [usize; 3],
+}
+
+impl<'a> Ahead<'a> {
+    /// Spreads `operands` (empty slices when there is no next problem) over the tiles of
+    /// `key_blocks` blocks of keys times `rows` query rows.
+    #[inline(always)]
+    pub fn new(operands: [&'a [f32]; 3], key_blocks: usize, rows: usize) -> Self {
+        let tiles = rows.div_ceil(TILE_ROWS);
+        // Nothing to fetch without a next problem; and a next problem larger than this would
+        // push the current one out of the L2 cache before it is read (decoding over a long
+        // context streams each key once anyway). Then no step fetches anything.
+        let values: usize = operands.iter().map(|data| data.len()).sum();
+        let steps = if values == 0 || values > AHEAD_MOST {
+            0
+        } else {
+            key_blocks * tiles
+        };
+        Ahead {
+            operands,
+            tiles,
+            steps,
+            lines_per_step: operands.map(|data| lines_per_step(data.len(), steps)),
+        }
+    }
+
+    /// Fetches the part of the operands that belongs to tile `tile` of key block `key_block`:
+    /// inline, so that a tile with nothing to fetch (most of them) costs one comparison
+    /// rather than a call.
+    #[inline(always)]
+    pub fn fetch(&self, key_block: usize, tile: usize) {
+        if self.steps != 0 {
+            self.fetch_step(key_block * self.tiles + tile);
+        }
+    }
+
+    /// Not inlined: one copy in this crate serves every kernel and instruction set, at the
+    /// cost of a call per tile that fetches.
+    #[inline(never)]
+    fn fetch_step(&self, step: usize) {
+        for (data, lines) in self.operands.into_iter().zip(self.lines_per_step) {
+            for at in part(data.len(), step, lines).step_by(CACHE_LINE) {
+                prefetch(&data[at..]);
+            }
+        }
+    }
+}
+
+/// f32 per cache line.
+const CACHE_LINE: usize = 16;
+
+/// The most f32 of a next problem's operands that [`Ahead`] fetches: 512 KiB, a quarter of a
+/// core's L2 cache on the machines measured (W4's problems hold 192 KiB).
+const AHEAD_MOST: usize = 128 * 1024;
+
+/// The cache lines of `len` values that each of `steps` steps fetches, the last steps
+/// fewer (or none): enough that all of them cover the values.
+fn lines_per_step(len: usize, steps: usize) -> usize {
+    len.div_ceil(CACHE_LINE).div_ceil(steps.max(1))
+}
+
+/// Part `step` of `len` values split in parts of `lines` cache lines (from
+/// [`lines_per_step`]): the parts of all steps cover `0..len` once.
+fn part(len: usize, step: usize, lines: usize) -> std::ops::Range<usize> {
+    let at = |step: usize| (step * lines * CACHE_LINE).min(len);
+    at(step)..at(step + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CACHE_LINE, lines_per_step, part};
+
+    #[test]
+    fn the_parts_of_a_prefetch_cover_every_line_once() {
+        for len in [0, 1, 15, 16, 17, 1000, 16384] {
+            for steps in [1, 2, 7, 43, 172, 5000] {
+                let mut next = 0;
+                let lines = lines_per_step(len, steps);
+                for step in 0..steps {
+                    let range = part(len, step, lines);
+                    assert_eq!(range.start, next, "len {len}, step {step} of {steps}");
+                    assert!(range.start.is_multiple_of(CACHE_LINE) || range.is_empty());
+                    next = range.end;
+                }
+                assert_eq!(next, len, "len {len}, {steps} steps");
+            }
+        }
+    }
+}
