@@ -1,5 +1,5 @@
 //! Shared helpers of attn's integration tests: seeded inputs, an f64 reference, a plain f32
-//! implementation, and the accuracy rule of DESIGN section 6.
+//! implementation, and the accuracy rule of docs/DESIGN.md section 6.
 //!
 //! ```
 //! use attn_tests::{Problem, Rng, reference};
@@ -288,7 +288,7 @@ pub fn reference(problem: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f64>
 }
 
 /// The same computation in plain f32 (scores stored, max subtracted, then normalized): the
-/// "naive" implementation whose error sets the tolerance of DESIGN section 6.
+/// "naive" implementation whose error sets the tolerance of docs/DESIGN.md section 6.
 pub fn naive_f32(problem: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f64> {
     attend::<f32>(problem, q, k, v)
         .into_iter()
@@ -422,7 +422,7 @@ pub fn accurate_on_every_isa<O: attn_runtime::Array<Element = f32>>(
         .collect()
 }
 
-/// Holds `actual` to DESIGN section 6: every output within `max(1e-6, 4 · e_naive)` of the
+/// Holds `actual` to docs/DESIGN.md section 6: every output within `max(1e-6, 4 · e_naive)` of the
 /// f64 reference, relative to `1 + |reference|`, where `e_naive` is the largest such error
 /// of the plain f32 implementation on the same input. NaN must match NaN exactly.
 ///
@@ -455,7 +455,7 @@ pub fn assert_accurate(
         actual,
     )
 }
-/// Holds `actual` to DESIGN section 6 against `reference` (f64) and `naive` (the same
+/// Holds `actual` to docs/DESIGN.md section 6 against `reference` (f64) and `naive` (the same
 /// computed plainly in f32): every value within `max(1e-6, 4 · e_naive)` of the reference,
 /// relative to `1 + |reference|`, where `e_naive` is the largest such error of `naive`; NaN
 /// and infinities must match exactly. Returns the largest error of `actual` and `e_naive`.
@@ -543,7 +543,7 @@ where
     out
 }
 
-/// Holds a kernel's attention weights to the rule of DESIGN section 6, as
+/// Holds a kernel's attention weights to the rule of docs/DESIGN.md section 6, as
 /// [`assert_accurate`] does its output; NaN must match NaN.
 ///
 /// ```
@@ -568,7 +568,7 @@ pub fn assert_weights_accurate(
     );
 }
 
-/// Holds a kernel's log-sum-exp to the rule of DESIGN section 6, as [`assert_accurate`] does
+/// Holds a kernel's log-sum-exp to the rule of docs/DESIGN.md section 6, as [`assert_accurate`] does
 /// its output: within `max(1e-6, 4 · e_naive)` of the f64 value, relative to `1 + |value|`.
 ///
 /// ```
@@ -695,7 +695,7 @@ where
     out.into_iter().map(f64::from).collect()
 }
 
-/// Holds a layer's output to the rule of DESIGN section 6, end to end: within
+/// Holds a layer's output to the rule of docs/DESIGN.md section 6, end to end: within
 /// `max(1e-6, 4 · e_naive)` of the layer computed in f64, relative to `1 + |reference|`,
 /// where `e_naive` is the error of the same layer computed plainly in f32.
 ///

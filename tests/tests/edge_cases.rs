@@ -1,4 +1,4 @@
-//! The edge cases of DESIGN section 6, on both plans: NaN reaches exactly the rows it
+//! The edge cases of docs/DESIGN.md section 6, on both plans: NaN reaches exactly the rows it
 //! touches, a score of +inf gives NaN, large finite scores do not overflow, zero keys give 0.
 
 use attn_runtime::simd::{Isa, with_isa};

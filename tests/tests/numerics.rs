@@ -1,4 +1,4 @@
-//! Every kernel family against the f64 reference of DESIGN section 6, over many shapes: all
+//! Every kernel family against the f64 reference of docs/DESIGN.md section 6, over many shapes: all
 //! ones, odd sizes, sizes around every tile and unroll threshold, rank 4, unbound lengths at
 //! several instantiations, a single query, long sequences and large magnitudes.
 
