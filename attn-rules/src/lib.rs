@@ -179,17 +179,19 @@ pub const fn fits_in_registers(
 ) -> bool {
     let table = 2 * REGISTER_LANES;
     // Each size is at most 16 before any product is taken, so none overflows.
-    let sizes = [queries, keys, depth, value_depth];
-    let mut i = 0;
-    while i < sizes.len() {
-        if sizes[i] == 0 || sizes[i] > table {
-            return false;
-        }
-        i += 1;
-    }
-    queries * keys <= REGISTER_LANES
+    within(queries, table)
+        && within(keys, table)
+        && within(depth, table)
+        && within(value_depth, table)
+        && queries * keys <= REGISTER_LANES
         && queries * (value_depth + 1) <= REGISTER_LANES
         && queries * depth <= table
         && keys * depth <= table
         && keys * value_depth <= table
+}
+
+/// Whether `size` is between 1 and `most`.
+#[inline]
+const fn within(size: usize, most: usize) -> bool {
+    size >= 1 && size <= most
 }

@@ -1,5 +1,5 @@
-//! attn against plain loops, ndarray, faer and candle on the workloads of the performance
-//! issue, in one process: each result checked against the others, then time, GFLOP/s, the
+//! attn against plain loops, ndarray, faer and candle on the workloads W1-W5 of
+//! docs/PERFORMANCE.md, in one process: each result checked against the others, then time, GFLOP/s, the
 //! ratio to each peer and the share of the FMA peak this program measures itself.
 //!
 //! Run: `cargo bench -p attn-bench --bench attention`; add workload names (`-- W1 W3`) to run

@@ -166,9 +166,13 @@ fn in_registers(kernel: &Kernel, sizes: UnrolledSizes) -> Option<TokenStream> {
         // Every operand of a problem fits in registers: on a CPU with AVX-512VL, one
         // vector routine runs them all; the straight-line code below is the same formula
         // for every other CPU.
+        /// Query rows per problem.
         const QUERIES: usize = #queries;
+        /// Keys per problem.
         const KEYS: usize = #keys;
+        /// The depth of the queries and keys.
         const DEPTH: usize = #depth;
+        /// The depth of the values.
         const VALUE_DEPTH: usize = #value_depth;
         /// Query heads per key/value head.
         const GROUP: usize = #group;

@@ -150,7 +150,8 @@ pub(crate) fn attend<
     operands: Operands,
 ) -> bool {
     let cpu = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl");
-    if !cpu || !fits(NQ, NK, D, DV) || GROUP == 0 {
+    // The shape's fit is decided at compile time: no test of it runs per call.
+    if !cpu || !const { fits(NQ, NK, D, DV) } || GROUP == 0 {
         return false;
     }
     let Operands { q, k, v, .. } = &operands;
