@@ -1,8 +1,8 @@
 //! The typed model of an `attention!` invocation, exactly as the user wrote it.
 //!
 //! Nothing here is validated yet: sizes may be negative or fractional, tensors may be missing
-//! or repeated. Every node keeps the user's tokens, so that `check.rs` can put each error on
-//! the token that caused it and `emit.rs` can give rustc's own errors the user's spans.
+//! or repeated. Every node keeps the user's tokens, so that `check` can put each error on the
+//! token that caused it and `emit` can give rustc's own errors the user's spans.
 
 use proc_macro2::Group;
 use proc_macro2::Span;

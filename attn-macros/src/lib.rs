@@ -5,12 +5,17 @@
 //!
 //! | stage | file | what it does | can it fail? |
 //! |---|---|---|---|
-//! | model | `ast.rs` | the user's declarations, every token and span kept | - |
-//! | parse | `parse.rs` | tokens to the model, following the grammar line by line | syntax errors |
-//! | check | `check.rs` | every rule of docs/DESIGN.md section 3; all violations collected | shape errors |
-//! | plan | `plan.rs` | unrolled or tiled, and the tile sizes | no |
-//! | emit | `emit.rs` | the specialized kernel, its `_into` form and its facts | no |
-//! | fallback | `stub.rs` | on error: the error plus a signature-correct stub | no |
+//! | input model | `ast.rs` | the user's declarations and options as written, every token and span kept | - |
+//! | parse | `parse.rs` | tokens to the input model, following the grammar line by line | syntax errors |
+//! | check | `check/` | every rule of docs/DESIGN.md section 3 and the options; all violations collected | shape errors |
+//! | checked model | `model.rs` | `Kernel`: dims, sizes, options, layer; valid by construction | - |
+//! | plan | `plan.rs` | unrolled (with its sizes), tiled (with its blocks) or f64 rows | no |
+//! | emit | `emit/` | the specialized kernel, its `_into` form and its facts, one file a concern | no |
+//! | fallback | `stub.rs` | on error: the errors plus a stub with the kernel's own signature | no |
+//!
+//! The two models are the only types the stages share, so no module imports one that imports
+//! it back; the rules both crates apply (block sizes, which keys a row sees) come from
+//! `attn-rules`.
 //!
 //! `expand::attention` ties them together; the `#[proc_macro]` below only forwards to it.
 
