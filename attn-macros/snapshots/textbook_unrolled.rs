@@ -41,9 +41,13 @@ pub fn seed_example_into(
     out: &mut [[[f32; 3]; 2]; 1],
 ) {
     let scale: f32 = 0.57735026f32;
+    /// Query rows per problem.
     const QUERIES: usize = 2;
+    /// Keys per problem.
     const KEYS: usize = 4;
+    /// The depth of the queries and keys.
     const DEPTH: usize = 3;
+    /// The depth of the values.
     const VALUE_DEPTH: usize = 3;
     /// Query heads per key/value head.
     const GROUP: usize = 1;

@@ -78,8 +78,8 @@ pub struct OptionDecl {
 pub enum OptionValue {
     /// Nothing: a flag such as `valid_lengths`.
     None,
-    /// `= 0.125` or `= -3`, and the literal's span.
-    Number(f64, Span),
+    /// `= 0.125`, `= -3` or `= 4u8`: a numeric literal (its sign included).
+    Number(NumberLiteral),
     /// `(top_left)`: arguments in parentheses.
     Args(Group),
     /// `= [B, 1, Nq, Nk]`: the declared shape of a tensor argument.
@@ -88,4 +88,15 @@ pub enum OptionValue {
     Word(Ident),
     /// `= true`, `= "x"`, `= (..)`: a value no option takes, kept to be reported.
     Other(Span),
+}
+
+/// A number as written in an option: its value, its text (sign included, suffix not),
+/// whether it was an integer literal, its suffix (`u8` in `4u8`, empty if none) and its span.
+#[derive(Clone)]
+pub struct NumberLiteral {
+    pub value: f64,
+    pub text: String,
+    pub integer: bool,
+    pub suffix: String,
+    pub span: Span,
 }

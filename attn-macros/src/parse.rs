@@ -4,7 +4,9 @@
 //! kept as [`SizeToken::Invalid`] for the checker to reject at that token, rather than ending
 //! the parse. Syntax the model cannot hold (a missing `fn`, an unclosed `<`) is an error here.
 
-use crate::ast::{Binding, DimToken, KernelDecl, OptionDecl, OptionValue, SizeToken, TensorDecl};
+use crate::ast::{
+    Binding, DimToken, KernelDecl, NumberLiteral, OptionDecl, OptionValue, SizeToken, TensorDecl,
+};
 use crate::errors::{Errors, error};
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::ToTokens;
@@ -375,20 +377,34 @@ fn option(input: ParseStream) -> syn::Result<(Ident, OptionValue)> {
     if input.peek(Ident) {
         return Ok((name, OptionValue::Word(input.parse()?)));
     }
-    // A number; anything else is kept, so that the option can say what it takes instead.
-    let negative = input.parse::<Option<Token![-]>>()?.is_some();
-    if input.peek(Lit) {
+    // A number, with at most one sign; anything else, `--0.125` among it, is kept up to the
+    // next option, so that the option can say what it takes instead.
+    let negative = input.peek(Token![-]) && !input.peek2(Token![-]);
+    if negative {
+        input.parse::<Token![-]>()?;
+    }
+    if !input.peek(Token![-]) && input.peek(Lit) {
         let lit: Lit = input.parse()?;
-        let value = match &lit {
-            Lit::Float(f) => f.base10_parse::<f64>().ok(),
-            Lit::Int(i) => i.base10_parse::<f64>().ok(),
+        let sign = if negative { "-" } else { "" };
+        let number = match &lit {
+            Lit::Float(f) => f.base10_parse::<f64>().ok().map(|value| NumberLiteral {
+                value: if negative { -value } else { value },
+                text: format!("{sign}{}", f.base10_digits()),
+                integer: false,
+                suffix: f.suffix().to_owned(),
+                span: f.span(),
+            }),
+            Lit::Int(i) => i.base10_parse::<f64>().ok().map(|value| NumberLiteral {
+                value: if negative { -value } else { value },
+                text: format!("{sign}{}", i.base10_digits()),
+                integer: true,
+                suffix: i.suffix().to_owned(),
+                span: i.span(),
+            }),
             _ => None,
         };
-        return Ok(match value {
-            Some(value) => (
-                name,
-                OptionValue::Number(if negative { -value } else { value }, lit.span()),
-            ),
+        return Ok(match number {
+            Some(number) => (name, OptionValue::Number(number)),
             None => (name, OptionValue::Other(lit.span())),
         });
     }
@@ -399,5 +415,8 @@ fn option(input: ParseStream) -> syn::Result<(Ident, OptionValue)> {
             format!("write `{name} = ..` with a value, or `{name}` alone if it is a flag"),
         )
     })?;
+    while !input.is_empty() && !input.peek(Token![,]) {
+        input.parse::<proc_macro2::TokenTree>()?;
+    }
     Ok((name, OptionValue::Other(other.span())))
 }

@@ -2,7 +2,7 @@
 //! its option takes, no option twice, and unknown options named with a suggestion. Their
 //! syntax is parsed by `parse.rs` into [`OptionDecl`]s.
 
-use crate::ast::{OptionDecl, OptionValue, TensorDecl};
+use crate::ast::{NumberLiteral, OptionDecl, OptionValue, TensorDecl};
 use crate::errors::{Errors, edit_distance};
 use crate::model::{Causal, Dtype, Options};
 use proc_macro2::Span;
@@ -59,28 +59,27 @@ fn apply(options: &mut Options, name: Ident, value: OptionValue, errors: &mut Er
     let text = name.to_string();
     match text.as_str() {
         "scale" => {
-            let scale = number(&name, value, errors, SCALE_HELP, |scale| {
-                ((scale as f32).is_finite())
-                    .then_some(())
-                    .ok_or_else(|| format!("the scale {scale} does not fit in f32"))
+            let scale = number(&name, value, errors, SCALE_HELP, |n| {
+                positive_normal(n, "the scale")
             });
             set_once(&mut options.scale, scale, &name, errors);
         }
         "softcap" => {
-            let cap = number(&name, value, errors, SOFTCAP_HELP, |cap| {
-                (cap > 0.0 && (cap as f32).is_finite())
-                    .then_some(())
-                    .ok_or_else(|| {
-                        format!("a soft cap of {cap} is not a positive number that fits in f32")
-                    })
+            let cap = number(&name, value, errors, SOFTCAP_HELP, |n| {
+                positive_normal(n, "a soft cap")
             });
             set_once(&mut options.softcap, cap, &name, errors);
         }
         "window" => {
-            let window = number(&name, value, errors, WINDOW_HELP, |w| {
-                (w.fract() == 0.0 && (1.0..=u32::MAX as f64).contains(&w))
+            let window = number(&name, value, errors, WINDOW_HELP, |n| {
+                (n.integer && (1.0..=u32::MAX as f64).contains(&n.value))
                     .then_some(())
-                    .ok_or_else(|| format!("a window of {w} keys is not a positive whole number"))
+                    .ok_or_else(|| {
+                        format!(
+                            "a window of {} keys is not a positive whole number (at most 2^32 - 1)",
+                            n.text
+                        )
+                    })
             });
             let window = window.map(|(w, _)| (w as u64, name.span()));
             set_once(&mut options.window, window, &name, errors);
@@ -166,8 +165,7 @@ fn apply(options: &mut Options, name: Ident, value: OptionValue, errors: &mut Er
     }
 }
 
-const SCALE_HELP: &str =
-    "write a finite scale such as `scale = 0.125`; without the option the scale is 1 / sqrt(depth)";
+const SCALE_HELP: &str = "write a positive scale such as `scale = 0.125`; without the option the scale is 1 / sqrt(depth)";
 const SOFTCAP_HELP: &str = "write the largest score magnitude, such as `softcap = 30.0`: each score s becomes 30 · tanh(s / 30)";
 const WINDOW_HELP: &str = "write the number of keys each query sees, such as `window = 256`: with `causal`, each query sees its 256 most recent keys";
 
@@ -199,7 +197,7 @@ fn flag(name: &Ident, value: OptionValue, errors: &mut Errors, help: &str) -> Op
 fn value_span(value: &OptionValue) -> Span {
     match value {
         OptionValue::None => Span::call_site(),
-        OptionValue::Number(_, span) => *span,
+        OptionValue::Number(number) => number.span,
         OptionValue::Args(args) => args.span(),
         OptionValue::Shape(tensor) => tensor.bracket.span.join(),
         OptionValue::Word(word) => word.span(),
@@ -227,19 +225,31 @@ fn shape(name: &Ident, value: OptionValue, errors: &mut Errors, help: &str) -> O
 }
 
 /// The number of `name = x`, or an error at the value (or at the name, if there is none):
-/// `valid` says why a number is refused, `help` how to write the option.
+/// `valid` says why a number is refused, `help` how to write the option. A literal with an
+/// integer suffix (`4u8`) is refused, as in sizes; `f32` and `f64` suffixes are kept.
 fn number(
     name: &Ident,
     value: OptionValue,
     errors: &mut Errors,
     help: &str,
-    valid: impl Fn(f64) -> Result<(), String>,
+    valid: impl Fn(&NumberLiteral) -> Result<(), String>,
 ) -> Option<(f64, Span)> {
     match value {
-        OptionValue::Number(x, span) => match valid(x) {
-            Ok(()) => Some((x, span)),
+        OptionValue::Number(number) if !matches!(number.suffix.as_str(), "" | "f32" | "f64") => {
+            errors.at(
+                number.span,
+                format!("`{name}` has the suffix `{}`", number.suffix),
+                format!(
+                    "write `{name} = {}`: a number in an option takes no integer suffix",
+                    number.text
+                ),
+            );
+            None
+        }
+        OptionValue::Number(number) => match valid(&number) {
+            Ok(()) => Some((number.value, number.span)),
             Err(problem) => {
-                errors.at(span, problem, help);
+                errors.at(number.span, problem, help);
                 None
             }
         },
@@ -260,6 +270,20 @@ fn number(
             );
             None
         }
+    }
+}
+
+/// A scale or a soft cap is used in f32, and a soft cap divided by: it must be a positive
+/// normal f32 (not 0, not subnormal, not past f32's range) whose reciprocal is finite too.
+fn positive_normal(number: &NumberLiteral, what: &str) -> Result<(), String> {
+    let value = number.value as f32;
+    if number.value > 0.0 && value.is_normal() && value.recip().is_finite() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} of {} is not a positive number within f32's normal range (about 1.2e-38 to 3.4e38)",
+            number.text
+        ))
     }
 }
 

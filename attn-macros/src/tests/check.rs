@@ -307,7 +307,7 @@ fn valid_lengths_take_no_value() {
 fn a_soft_cap_is_a_positive_number() {
     expect(
         "#[attn(softcap = -3.0)] fn f<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",
-        &[("a soft cap of -3 is not a positive number", "3.0", 0)],
+        &[("a soft cap of -3.0 is not a positive number", "3.0", 0)],
     );
     expect(
         "#[attn(softcap = 30)] fn f<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;",

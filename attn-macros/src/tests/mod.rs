@@ -2,6 +2,7 @@
 
 mod check;
 mod never_panic;
+mod option_values;
 mod plan;
 mod reserved;
 mod snapshots;

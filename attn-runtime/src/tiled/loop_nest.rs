@@ -198,7 +198,8 @@ impl<
         let key_blocks = keys_seen.saturating_sub(keys_from).div_ceil(KEY_BLOCK);
         let ahead = Ahead::new(next, key_blocks, out.len());
         // One key block's scores for the tile of rows `first..last`, with every option
-        // applied; `None` when a causal mask or window hides the block from the whole tile.
+        // applied; false (and nothing computed) when a causal mask or window hides the block
+        // from the whole tile.
         // The first pass turns them into the online softmax, the weights' pass into weights.
         let tile_scores = |scores_tile: &mut [[f32; KEY_BLOCK]; TILE_ROWS],
                            packed_keys: &[[f32; KEY_BLOCK]; DEPTH],
