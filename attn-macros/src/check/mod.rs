@@ -79,6 +79,7 @@ pub(super) const ELEMENT_BYTES: u64 = 4;
 
 /// Checks one kernel, reporting every violation into `errors`.
 pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
+    not_a_primitive(&decl.name, errors);
     let options = options(&decl.options, errors);
     let attrs = decl.attrs.clone();
     let tensors = tensors(decl, errors);
@@ -391,4 +392,23 @@ fn layer_features(q: &[Dim], k: &[Dim], v: &[Dim]) -> [Dim; 3] {
         size: product(&heads.size, &depth.size),
         span: heads.span,
     })
+}
+
+/// The primitive types, which a kernel's facts module `name` would hide inside the crate.
+const PRIMITIVES: &[&str] = &[
+    "bool", "char", "str", "f16", "f32", "f64", "f128", "i8", "i16", "i32", "i64", "i128", "isize",
+    "u8", "u16", "u32", "u64", "u128", "usize",
+];
+
+/// A kernel named `f32` defines a module `f32`, which then hides the primitive type `f32`
+/// wherever the kernel's scope names it, its own signatures included.
+fn not_a_primitive(name: &Ident, errors: &mut Errors) {
+    let text = syn::ext::IdentExt::unraw(name).to_string();
+    if PRIMITIVES.contains(&text.as_str()) {
+        errors.at(
+            name.span(),
+            format!("a kernel named `{text}` would hide the primitive type `{text}`"),
+            "each kernel defines a module of its name: give the kernel another name",
+        );
+    }
 }

@@ -32,6 +32,15 @@ pub(super) fn size(token: &SizeToken, errors: &mut Errors) -> Option<u64> {
                     return None;
                 }
                 Ok(n) => return Some(n),
+                // An integer literal, in any base, negative or too large.
+                Err(_) if !lit.base10_digits().starts_with('-') => {
+                    errors.at(
+                        lit.span(),
+                        format!("`{lit}` is too large for a size"),
+                        "a size is a positive integer that fits in usize, such as `64`",
+                    );
+                    return None;
+                }
                 Err(_) => (lit.span(), lit.to_string()),
             }
         }
@@ -180,7 +189,17 @@ impl Names {
         if self.misnamed.contains(&text) {
             return;
         }
-        if !text.starts_with(|c: char| c.is_ascii_uppercase()) {
+        if let Some(plain) = text.strip_prefix("r#") {
+            self.misnamed.push(text.clone());
+            errors.at(
+                name.span(),
+                format!("the dimension name `{text}` is a raw identifier"),
+                format!(
+                    "write `{plain}`: a dimension name is a plain identifier, written like a \
+                     constant"
+                ),
+            );
+        } else if !text.starts_with(|c: char| c.is_ascii_uppercase()) {
             self.misnamed.push(text.clone());
             let mut fixed = text.trim_start_matches('_').to_owned();
             if let Some(first) = fixed.get_mut(0..1) {
