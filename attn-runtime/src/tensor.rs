@@ -27,7 +27,21 @@ use std::ops::{Deref, DerefMut};
 /// assert_eq!(<[[f32; 3]; 2] as Array>::dims(), vec![2, 3]);
 /// assert_eq!(<[attn_runtime::half::f16; 4] as Array>::LEN, 4);
 /// ```
-pub trait Array: bytemuck::Pod {
+///
+/// The trait is sealed: a tensor's storage is aligned for these element types only, so no
+/// other type can be one (a type aligned to 128 bytes would not fit the 64-byte storage).
+///
+/// ```compile_fail
+/// #[derive(Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
+/// #[repr(C, align(128))]
+/// struct Wide([f32; 32]);
+/// impl attn_runtime::Array for Wide {
+///     type Element = f32;
+///     const LEN: usize = 32;
+///     fn dims() -> Vec<usize> { vec![32] }
+/// }
+/// ```
+pub trait Array: bytemuck::Pod + sealed::Sealed {
     /// The element type: `f32`, `f64`, `f16` or `bf16`.
     type Element: bytemuck::Pod;
     /// The number of elements.
@@ -36,8 +50,15 @@ pub trait Array: bytemuck::Pod {
     fn dims() -> Vec<usize>;
 }
 
+/// Keeps [`Array`] to the element types below and arrays of them.
+mod sealed {
+    pub trait Sealed {}
+    impl<A: Sealed, const N: usize> Sealed for [A; N] {}
+}
+
 macro_rules! element {
     ($($t:ty),*) => {$(
+        impl sealed::Sealed for $t {}
         impl Array for $t {
             type Element = $t;
             const LEN: usize = 1;

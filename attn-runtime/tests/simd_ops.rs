@@ -1,6 +1,8 @@
 //! Every operation of every instruction set this machine has (each is a small `unsafe`
 //! intrinsic call on x86) against the one-lane reference, on the same inputs.
 
+mod common;
+
 use attn_runtime::simd::{Isa, Lane, Simd, WithSimd, dispatch};
 
 /// Applies each operation lane by lane with `S` and returns the results, in order.
@@ -104,7 +106,7 @@ fn every_operation_matches_the_one_lane_reference() {
         c: &c,
     }
     .with_simd(Lane);
-    for isa in Isa::supported() {
+    for isa in common::instruction_sets() {
         let got = dispatch(
             isa,
             AllOps {
@@ -173,7 +175,7 @@ fn loads_and_stores_touch_exactly_their_lanes() {
             S::LANES
         }
     }
-    for isa in Isa::supported() {
+    for isa in common::instruction_sets() {
         let src: Vec<f32> = (0..18).map(|i| i as f32).collect();
         let mut dst = vec![-1.0; 18];
         let lanes = dispatch(isa, RoundTrip(&src, &mut dst));
@@ -198,7 +200,7 @@ fn a_short_slice_is_a_panic_not_a_read_past_its_end() {
             std::hint::black_box(simd.load(self.0));
         }
     }
-    for isa in Isa::supported() {
+    for isa in common::instruction_sets() {
         let short = [1.0f32; 3];
         let result = std::panic::catch_unwind(|| dispatch(isa, Short(&short)));
         assert!(result.is_err(), "{isa}");
@@ -242,7 +244,7 @@ fn check_pack<const DEPTH: usize, const KB: usize>() {
         let expected: Vec<[f32; KB]> = (0..DEPTH)
             .map(|d| std::array::from_fn(|j| keys.get(j).map_or(0.0, |key| key[d])))
             .collect();
-        for isa in Isa::supported() {
+        for isa in common::instruction_sets() {
             let packed = dispatch(isa, Pack::<DEPTH, KB> { keys });
             assert_eq!(
                 packed, expected,
@@ -279,7 +281,7 @@ fn packing_from_or_into_a_short_slice_is_a_panic() {
             std::hint::black_box(&packed);
         }
     }
-    for isa in Isa::supported() {
+    for isa in common::instruction_sets() {
         for short_keys in [true, false] {
             let result = std::panic::catch_unwind(|| dispatch(isa, ShortPack { short_keys }));
             assert!(result.is_err(), "{isa}, short keys: {short_keys}");

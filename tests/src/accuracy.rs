@@ -25,8 +25,8 @@ pub fn accurate_on_every_isa<O: attn_runtime::Array<Element = f32>>(
     [q, k, v]: [&[f32]; 3],
     run: impl Fn(&mut attn_runtime::Tensor<O>),
 ) -> Vec<(attn_runtime::simd::Isa, attn_runtime::Tensor<O>)> {
-    use attn_runtime::simd::{Isa, with_isa};
-    Isa::supported()
+    use attn_runtime::simd::with_isa;
+    crate::instruction_sets()
         .map(|isa| {
             let mut out =
                 attn_runtime::Tensor::<O>::from_vec(vec![f32::NAN; O::LEN]).expect("O::LEN values");

@@ -12,6 +12,7 @@
 //! ```
 
 mod accuracy;
+mod isa;
 mod layer;
 mod problem;
 mod reference;
@@ -20,6 +21,7 @@ mod rng;
 pub use accuracy::{
     accurate_on_every_isa, assert_accurate, assert_lse_accurate, assert_weights_accurate,
 };
+pub use isa::instruction_sets;
 pub use layer::{LayerShape, LayerWeights, LinearRef, assert_layer_accurate};
 pub use problem::{Mask, Problem, repeat_heads};
 pub use reference::{naive_f32, reference};

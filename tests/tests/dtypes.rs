@@ -7,7 +7,7 @@
 //! whose own error is far smaller).
 
 use attn_runtime::half::{bf16, f16};
-use attn_runtime::simd::{Isa, with_isa};
+use attn_runtime::simd::with_isa;
 use attn_runtime::{Plan, Tensor, attention};
 use attn_tests::{Mask, Problem, Rng, assert_lse_accurate, reference};
 
@@ -191,7 +191,7 @@ fn f16_and_bf16_kernels_store_16_bits_and_compute_in_f32() {
     let v = Tensor::<[[[[f16; 32]; 90]; 3]; 2]>::from_vec(halves(&vv)).unwrap();
     let problem = Problem::with_default_scale(6, 70, 90, 32, 32);
     let expected = reference(&problem, &qv, &kv, &vv);
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let mut out = Tensor::<[[[[f16; 32]; 70]; 3]; 2]>::zeros();
         let mut lse = Box::new([[[0.0f32; 70]; 3]; 2]);
         with_isa(isa, || half_into(&q, &k, &v, &mut out, &mut lse)).unwrap();

@@ -2,7 +2,7 @@
 //! `h / (Hq / Hkv)`, as PyTorch's `enable_gqa`. Checked against the f64 reference on the
 //! same computation with the key/value heads repeated, on every instruction set.
 
-use attn_runtime::simd::{Isa, with_isa};
+use attn_runtime::simd::with_isa;
 use attn_runtime::{Array, Plan, Tensor, attention};
 use attn_tests::{Mask, Problem, Rng, assert_accurate, repeat_heads};
 
@@ -43,7 +43,7 @@ fn check<
     let v_all = repeat_heads(v.as_flat(), batch, kv_heads, group, keys * value_depth);
     let problem =
         Problem::with_default_scale(batch * heads, queries, keys, depth, value_depth).masked(mask);
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let mut out = Tensor::<O>::zeros();
         with_isa(isa, || kernel(&q, &k, &v, &mut out)).unwrap();
         let what = format!("{what} on {isa}");

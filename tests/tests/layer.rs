@@ -1,7 +1,7 @@
 //! The layer form: embeddings projected to heads, attention, heads merged and projected;
 //! weights from slices and safetensors files, and the embedding table, with their errors.
 
-use attn_runtime::simd::{Isa, with_isa};
+use attn_runtime::simd::with_isa;
 use attn_runtime::{Embedding, Linear, Tensor, TokenError, WeightError, attention};
 use attn_tests::{LayerShape, LayerWeights, Mask, Rng, assert_layer_accurate};
 
@@ -78,7 +78,7 @@ fn an_encoder_layer_matches_the_f64_reference_on_every_instruction_set() {
         scale: 0.25,
         mask: Mask::None,
     };
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let out = with_isa(isa, || {
             let mut out = Tensor::<[[[f32; 64]; 37]; 2]>::zeros();
             encoder_into(&x, &query, &key, &value, &output, &mut out);

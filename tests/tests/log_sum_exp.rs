@@ -1,7 +1,7 @@
 //! The log-sum-exp each kernel with `return_lse` returns beside its output, on both plans,
 //! with masks and padding, on every instruction set.
 
-use attn_runtime::simd::{Isa, with_isa};
+use attn_runtime::simd::with_isa;
 use attn_runtime::{Plan, Tensor, attention};
 use attn_tests::{Mask, Problem, Rng, assert_accurate, assert_lse_accurate};
 
@@ -29,7 +29,7 @@ fn the_log_sum_exp_of_each_row() {
     let k = Tensor::<[[[f32; 16]; 130]; 2]>::from_vec(k).unwrap();
     let v = Tensor::<[[[f32; 8]; 130]; 2]>::from_vec(v).unwrap();
     let problem = Problem::with_default_scale(2, 70, 130, 16, 8);
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let mut out = Tensor::<[[[f32; 8]; 70]; 2]>::zeros();
         let mut lse = [[0.0f32; 70]; 2];
         with_isa(isa, || tiled_into(&q, &k, &v, &mut out, &mut lse)).unwrap();
@@ -91,7 +91,7 @@ fn rows_that_see_no_key_have_a_log_sum_exp_of_minus_infinity() {
     let problem = Problem::with_default_scale(4, 6, 10, 8, 8)
         .masked(Mask::BottomRight)
         .with_valid_keys(vec![3, 3, 10, 10]);
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let (out, lse) = with_isa(isa, || masked(&q, &k, &v, &valid))
             .unwrap()
             .unwrap();

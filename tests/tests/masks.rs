@@ -1,7 +1,7 @@
 //! The `mask = [..]` and `bias = [..]` options, broadcast over the axes declared 1, and the
 //! `return_weights` option, against the f64 reference on every instruction set.
 
-use attn_runtime::simd::{Isa, with_isa};
+use attn_runtime::simd::with_isa;
 use attn_runtime::{Plan, Tensor, attention};
 use attn_tests::{
     Mask, Problem, Rng, assert_accurate, assert_lse_accurate, assert_weights_accurate,
@@ -90,7 +90,7 @@ fn a_mask_broadcast_over_heads_hides_keys_and_weights_match() {
         [2, 3, 70, 130],
     ));
     assert!(matches!(masked::INFO.plan, Plan::Tiled { .. }));
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let mut out = Tensor::<[[[[f32; 8]; 70]; 3]; 2]>::zeros();
         let mut weights = Tensor::<[[[[f32; 130]; 70]; 3]; 2]>::zeros();
         let mut lse = [[[0.0f32; 70]; 3]; 2];
@@ -130,7 +130,7 @@ fn a_bias_broadcast_over_the_batch_adds_to_the_scores_under_causal() {
     let problem = Problem::with_default_scale(4, 67, 67, 24, 24)
         .masked(Mask::TopLeft)
         .with_bias(expand(&declared, [1, 2, 67, 67], [2, 2, 67, 67]));
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let (out, weights) = with_isa(isa, || {
             let mut weights = Tensor::<[[[[f32; 67]; 67]; 2]; 2]>::zeros();
             let mut out = Tensor::<[[[[f32; 24]; 67]; 2]; 2]>::zeros();
@@ -178,7 +178,7 @@ fn a_mask_and_a_bias_combine_in_rank_3_with_a_soft_cap() {
                         let bias: [[[f32; $n]; 5]; 1] = [std::array::from_fn(|i| {
                             std::array::from_fn(|j| bias[i * $n + j])
                         })];
-                        for isa in Isa::supported() {
+                        for isa in attn_tests::instruction_sets() {
                             let out = with_isa(isa, || both(&q, &k, &v, &mask, &bias)).unwrap();
                             let what = format!("both with {keys} keys on {isa}");
                             let flat = out.as_flattened().as_flattened();
@@ -220,7 +220,7 @@ fn weights_of_tiny_kernels_unrolled_and_tiled_agree_with_the_reference() {
     assert_lse_accurate("tiny", &problem, qf, &kf, lse.as_flattened());
     let mask = [[[true, false, true, true], [false; 4]]];
     let problem = problem.with_keep(mask.as_flattened().as_flattened().to_vec());
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let (out, weights) = with_isa(isa, || tiny_masked(&q, &k, &v, &mask)).unwrap();
         let what = format!("tiny_masked on {isa}");
         assert_accurate(
@@ -255,7 +255,7 @@ fn weights_of_a_sliding_window_are_zero_outside_it() {
     let q3 = Tensor::<[[[f32; 16]; 100]; 1]>::from_slice(&q).unwrap();
     let k3 = Tensor::<[[[f32; 16]; 100]; 1]>::from_slice(&k).unwrap();
     let v3 = Tensor::<[[[f32; 16]; 100]; 1]>::from_slice(&v).unwrap();
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let (out, weights) = with_isa(isa, || windowed(&q3, &k3, &v3)).unwrap();
         let what = format!("windowed on {isa}");
         assert_accurate(
@@ -289,7 +289,7 @@ fn a_nan_or_plus_infinite_bias_gives_nan_in_its_row_only() {
     let mut bias = [[[0.0f32; 4]; 5]; 1];
     bias[0][1][2] = f32::NAN;
     bias[0][3][0] = f32::INFINITY;
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let out = with_isa(isa, || both(&q, &k, &v, &mask, &bias)).unwrap();
         for entry in &out {
             for (i, row) in entry.iter().enumerate() {
@@ -328,7 +328,7 @@ fn a_mask_or_bias_broadcast_over_the_keys_acts_on_whole_rows() {
     let problem = Problem::with_default_scale(2, 9, 70, 8, 8)
         .with_keep(keep)
         .with_bias(bias_full);
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let out = with_isa(isa, || rows_only(&q, &k, &v, &mask, &bias)).unwrap();
         let what = format!("rows_only on {isa}");
         assert_accurate(

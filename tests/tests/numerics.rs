@@ -2,7 +2,7 @@
 //! ones, odd sizes, sizes around every tile and unroll threshold, rank 4, unbound lengths at
 //! several instantiations, a single query, long sequences and large magnitudes.
 
-use attn_runtime::simd::{Isa, with_isa};
+use attn_runtime::simd::with_isa;
 use attn_runtime::{Array, Plan, Tensor, attention};
 use attn_tests::{Mask, Problem, Rng, assert_accurate};
 
@@ -100,7 +100,7 @@ fn check<
     let v = Tensor::<V>::from_vec(rng.values(nv, 1.0)).expect("v's length");
     // Each instruction set has its own tiles and vector widths (unrolled kernels have none,
     // and give the same result on each).
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let mut out = Tensor::<O>::zeros();
         with_isa(isa, || kernel(&q, &k, &v, &mut out)).expect("a supported instruction set");
         assert_accurate(

@@ -3,7 +3,7 @@
 //! key, tiles that skip blocks and rows of a padded tail must all come out as with a zeroed
 //! buffer, bit for bit.
 
-use attn_runtime::simd::{Isa, with_isa};
+use attn_runtime::simd::with_isa;
 use attn_runtime::{Array, Tensor, attention};
 use attn_tests::Rng;
 
@@ -35,7 +35,7 @@ fn inputs<Q: Array<Element = f32>, K: Array<Element = f32>, V: Array<Element = f
 /// Runs `kernel` into a zeroed buffer and into one full of NaN, on every instruction set,
 /// and checks that both give the same bits.
 fn same_whatever_the_buffer<O: Array<Element = f32>>(what: &str, kernel: impl Fn(&mut Tensor<O>)) {
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let mut zeroed = Tensor::<O>::zeros();
         let mut dirty = Tensor::<O>::from_vec(vec![f32::NAN; O::LEN]).unwrap();
         with_isa(isa, || {

@@ -22,7 +22,7 @@ attention! {
 /// Asserts that `run(isa, threads)` gives on each of `threads` threads, bit for bit, what it
 /// gives on one, on every instruction set this machine has.
 fn assert_same_on_any_threads<T: PartialEq>(threads: &[usize], run: impl Fn(Isa, usize) -> T) {
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let one = run(isa, 1);
         for &threads in threads {
             assert!(run(isa, threads) == one, "{isa}, {threads} threads");

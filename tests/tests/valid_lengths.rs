@@ -1,7 +1,7 @@
 //! Run-time valid lengths (padding): each batch entry's keys after its valid count are seen
 //! by no query; a count past the kernel's keys is an error, and nothing is written.
 
-use attn_runtime::simd::{Isa, with_isa};
+use attn_runtime::simd::with_isa;
 use attn_runtime::{Array, Plan, Tensor, ValidLengthError, attention};
 use attn_tests::{Mask, Problem, Rng, assert_accurate};
 
@@ -48,7 +48,7 @@ fn check<
         .flat_map(|&n| std::iter::repeat_n(n, heads))
         .collect();
     let problem = problem.with_valid_keys(per_problem);
-    for isa in Isa::supported() {
+    for isa in attn_tests::instruction_sets() {
         let mut out = Tensor::<O>::zeros();
         with_isa(isa, || kernel(&q, &k, &v, &valid, &mut out))
             .unwrap()

@@ -31,6 +31,45 @@ use std::cell::Cell;
 use std::fmt;
 use std::sync::OnceLock;
 
+/// Writes, from one list, each instruction set's CPU features ([`Isa::features`]) and their
+/// run-time detection, so that no feature a path is compiled with goes undetected.
+macro_rules! instruction_sets {
+    ($($isa:ident: [$($feature:tt),*],)*) => {
+        impl Isa {
+            /// The CPU features its code is compiled with (each `#[target_feature]` of the
+            /// vector layer names a subset), all of which [`Isa::is_supported`] detects.
+            ///
+            /// ```
+            /// use attn_runtime::simd::Isa;
+            /// assert_eq!(Isa::Avx512.features(), ["avx512f", "avx2", "fma"]);
+            /// ```
+            pub const fn features(self) -> &'static [&'static str] {
+                match self {
+                    $(Isa::$isa => &[$($feature),*],)*
+                }
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            fn cpu_has_features(self) -> bool {
+                match self {
+                    $(Isa::$isa => true $(&& std::arch::is_x86_feature_detected!($feature))*,)*
+                }
+            }
+
+            #[cfg(not(target_arch = "x86_64"))]
+            fn cpu_has_features(self) -> bool {
+                self == Isa::Portable
+            }
+        }
+    };
+}
+
+instruction_sets! {
+    Portable: [],
+    Avx2: ["avx2", "fma"],
+    Avx512: ["avx512f", "avx2", "fma"],
+}
+
 /// An instruction set a kernel can run on.
 ///
 /// ```
@@ -63,20 +102,20 @@ impl Isa {
         Isa::ALL.into_iter().filter(|isa| isa.is_supported())
     }
 
-    /// Whether this CPU can run it.
+    /// The instruction sets this CPU cannot run, narrowest first: what a test that runs every
+    /// supported one leaves untested here.
+    ///
+    /// ```
+    /// use attn_runtime::simd::Isa;
+    /// assert_eq!(Isa::supported().count() + Isa::unsupported().count(), Isa::ALL.len());
+    /// ```
+    pub fn unsupported() -> impl Iterator<Item = Isa> {
+        Isa::ALL.into_iter().filter(|isa| !isa.is_supported())
+    }
+
+    /// Whether this CPU can run it: it has every feature of [`Isa::features`].
     pub fn is_supported(self) -> bool {
-        match self {
-            Isa::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
+        self.cpu_has_features()
     }
 
     /// The widest instruction set this CPU supports.
@@ -306,5 +345,45 @@ pub fn dispatch<Op: WithSimd>(isa: Isa, op: Op) -> Op::Output {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 if isa.is_supported() => x86::run_avx2(op),
         _ => op.with_simd(Portable),
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod feature_tests {
+    use super::Isa;
+
+    /// Every `#[target_feature]` list of the vector layer names only features its instruction
+    /// set detects: a path compiled with a feature the CPU lacks would be undefined behaviour.
+    #[test]
+    fn every_feature_a_path_is_compiled_with_is_detected() {
+        let sources = [
+            ("x86.rs", include_str!("x86.rs")),
+            ("registers.rs", include_str!("registers.rs")),
+        ];
+        let mut lists = 0;
+        for (file, source) in sources {
+            for rest in source.split("#[target_feature(enable = \"").skip(1) {
+                let end = rest.find('"').expect("a closing quote");
+                let compiled: Vec<&str> = rest[..end].split(',').collect();
+                let isa = if compiled.contains(&"avx512f") {
+                    Isa::Avx512
+                } else {
+                    Isa::Avx2
+                };
+                let mut detected = isa.features().to_vec();
+                if file == "registers.rs" {
+                    // The in-register path also detects AVX-512VL (`cpu_has_avx512vl`).
+                    detected.push("avx512vl");
+                }
+                for feature in compiled {
+                    assert!(
+                        detected.contains(&feature),
+                        "{file}: `{feature}` is compiled in but {isa:?} does not detect it"
+                    );
+                }
+                lists += 1;
+            }
+        }
+        assert!(lists >= 4, "found {lists} target_feature lists");
     }
 }

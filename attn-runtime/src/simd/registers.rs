@@ -149,7 +149,7 @@ pub(crate) fn attend<
 >(
     operands: Operands,
 ) -> bool {
-    let cpu = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl");
+    let cpu = cpu_has_avx512vl();
     // The shape's fit is decided at compile time: no test of it runs per call.
     if !cpu || !const { fits(NQ, NK, D, DV) } || GROUP == 0 {
         return false;
@@ -163,10 +163,16 @@ pub(crate) fn attend<
     if !whole {
         return false;
     }
-    // SAFETY: AVX-512F and AVX-512VL were detected just above (AVX-512F implies AVX2 and
-    // FMA); the lengths were checked against the shape.
+    // SAFETY: AVX-512F, AVX-512VL, AVX2 and FMA were detected just above; the lengths were
+    // checked against the shape.
     unsafe { attend_avx512vl::<NQ, NK, D, DV, GROUP, PROBLEMS>(operands) };
     true
+}
+
+/// Whether the CPU has every feature the in-register path is compiled with: those of
+/// [`Isa::Avx512`](super::Isa::Avx512) and AVX-512VL.
+pub(crate) fn cpu_has_avx512vl() -> bool {
+    super::Isa::Avx512.is_supported() && is_x86_feature_detected!("avx512vl")
 }
 
 /// The problems of [`attend`], whose lengths it checked.
@@ -314,7 +320,11 @@ mod tests {
     use super::*;
 
     fn cpu_has_it() -> bool {
-        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl")
+        let has = cpu_has_avx512vl();
+        if !has {
+            eprintln!("skipped: this CPU lacks AVX-512VL (or AVX-512F, AVX2, FMA)");
+        }
+        has
     }
 
     #[test]
