@@ -24,5 +24,5 @@ pub use accuracy::{
 pub use isa::instruction_sets;
 pub use layer::{LayerShape, LayerWeights, LinearRef, assert_layer_accurate};
 pub use problem::{Mask, Problem, repeat_heads};
-pub use reference::{naive_f32, reference};
+pub use reference::{naive_f32, reference, reference_lse, reference_weights};
 pub use rng::{Rng, Textbook, textbook};

@@ -108,6 +108,17 @@ fn attend<T: Float>(problem: &Problem, q: &[f32], k: &[f32], v: &[f32]) -> Vec<T
     out
 }
 
+/// The f64 reference of the attention weights, `[problems][queries][keys]`: 0 for hidden
+/// keys.
+pub fn reference_weights(problem: &Problem, q: &[f32], k: &[f32]) -> Vec<f64> {
+    weights::<f64>(problem, q, k)
+}
+
+/// The f64 reference of each query row's log-sum-exp: `-inf` for a row that sees no key.
+pub fn reference_lse(problem: &Problem, q: &[f32], k: &[f32]) -> Vec<f64> {
+    log_sum_exp::<f64>(problem, q, k)
+}
+
 /// The log-sum-exp of each query row's (scaled, capped, masked) scores, `max + ln Σ exp(s -
 /// max)`, computed in `T`; `-inf` for a row that sees no key.
 pub(crate) fn log_sum_exp<T: Float>(problem: &Problem, q: &[f32], k: &[f32]) -> Vec<f64>

@@ -2,7 +2,9 @@
 //! touches, a score of +inf gives NaN, large finite scores do not overflow, zero keys give 0.
 
 use attn_runtime::simd::with_isa;
+use attn_runtime::threads::with_threads;
 use attn_runtime::{Plan, Tensor, attention};
+use attn_tests::Rng;
 
 attention! {
     /// Unrolled: every size known and small.
@@ -14,6 +16,9 @@ attention! {
     fn capped_unrolled<q: [1, 3, 4], k: [1, 5, 4], v: [1, 5, 2]>;
     #[attn(softcap = 5.0)]
     fn capped_tiled<q: [1, 3, 4], k: [1, N, 4], v: [1, N, 2]>;
+    /// Any number of query rows over 517 keys: rows land in different tiles, blocks and
+    /// threads' shares as the count changes.
+    fn rows<q: [1, Nq, 40], k: [1, 517, 40], v: [1, 517, 24]>;
 }
 
 type Q = [[[f32; 4]; 3]; 1];
@@ -134,10 +139,28 @@ fn zero_keys_give_zeros() {
 
 #[test]
 fn results_are_deterministic() {
-    let (q, k, v) = inputs();
-    let first = tiled(&q, &k, &v);
-    for _ in 0..3 {
-        assert_eq!(tiled(&q, &k, &v), first);
+    // Seven queries as a kernel of their own (rows 0-5 one tile, row 6 another), and as rows
+    // 301..308 of a 600-row kernel (other places in their tiles, another block, and on two
+    // threads near where the shares meet), on every instruction set: the same bits.
+    let mut rng = Rng::new(5);
+    let k = rng.tensor::<[[[f32; 40]; 517]; 1]>(1.0);
+    let v = rng.tensor::<[[[f32; 24]; 517]; 1]>(1.0);
+    let long_q = rng.tensor::<[[[f32; 40]; 600]; 1]>(1.0);
+    let short_q =
+        Tensor::<[[[f32; 40]; 7]; 1]>::from_slice(long_q[0][301..308].as_flattened()).unwrap();
+    for isa in attn_tests::instruction_sets() {
+        let mut short = Tensor::<[[[f32; 24]; 7]; 1]>::zeros();
+        with_isa(isa, || rows_into(&short_q, &k, &v, &mut short)).unwrap();
+        for threads in [1, 2] {
+            let mut long = Tensor::<[[[f32; 24]; 600]; 1]>::zeros();
+            with_threads(threads, || {
+                with_isa(isa, || rows_into(&long_q, &k, &v, &mut long)).unwrap();
+            });
+            assert!(
+                long[0][301..308] == short[0],
+                "{isa}, {threads} threads: a row's result depends on where it is computed"
+            );
+        }
     }
 }
 
