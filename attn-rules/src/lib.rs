@@ -151,6 +151,55 @@ pub const fn visible_keys(row: usize, queries: usize, keys: usize, bottom_right:
     if seen < keys { seen } else { keys }
 }
 
+/// The most bytes of scratch a tiled kernel may keep on the stack of each thread that runs
+/// it: 256 KiB. Rust gives a new thread (and attn's pool its threads) 2 MiB of stack, and an
+/// unoptimized build keeps several copies of the scratch in its frames: in a debug build on
+/// two threads, 366 KB of scratch ran and 534 KB overflowed a pool thread's stack (optimized,
+/// 918 KB ran). Keys and values of depth 1,024 each keep 213 KiB.
+///
+/// ```
+/// assert_eq!(attn_rules::MAX_SCRATCH_BYTES, 256 << 10);
+/// ```
+pub const MAX_SCRATCH_BYTES: u64 = 256 << 10;
+
+/// The bytes of scratch a tiled kernel keeps on the stack of each thread, for blocks of
+/// `query_block` query rows over `key_block` keys of depth `depth` and value depth
+/// `value_depth`, with a block of packed values or without one (`packs_values`): the packed
+/// keys, the packed values, one tile of scores, a running max, 16 partial sums and (for the
+/// weights) an inverse sum per row of a query block, and the zero-padded copies of a tile's
+/// last rows of queries, weights and output. Saturates rather than overflowing.
+///
+/// ```
+/// use attn_rules::tiled_scratch_bytes;
+/// // Depth 64, blocks of 516 query rows over 64 keys.
+/// assert_eq!(tiled_scratch_bytes(516, 64, 64, 64, true), 76_064);
+/// assert!(tiled_scratch_bytes(516, 16, 1024, 1024, true) <= attn_rules::MAX_SCRATCH_BYTES);
+/// assert!(tiled_scratch_bytes(516, 16, 2048, 2048, true) > attn_rules::MAX_SCRATCH_BYTES);
+/// ```
+pub const fn tiled_scratch_bytes(
+    query_block: u64,
+    key_block: u64,
+    depth: u64,
+    value_depth: u64,
+    packs_values: bool,
+) -> u64 {
+    let tile = TILE_ROWS as u64;
+    let packed_values = if packs_values {
+        key_block.saturating_mul(value_depth)
+    } else {
+        0
+    };
+    let f32s = key_block
+        .saturating_mul(depth)
+        .saturating_add(packed_values)
+        .saturating_add(key_block.saturating_mul(tile))
+        .saturating_add(query_block.saturating_mul(2 + WIDEST_LANES as u64))
+        .saturating_add(
+            tile.saturating_mul(depth.saturating_add(key_block).saturating_add(value_depth)),
+        );
+    f32s.saturating_mul(4)
+}
+
 /// Lanes of the registers of the in-register path for tiny problems (AVX-512VL's 256-bit
 /// registers).
 ///

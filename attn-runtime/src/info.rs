@@ -89,8 +89,10 @@ pub struct KernelInfo {
     pub bytes_written: u64,
     /// Bytes of scratch memory beyond the output, on the stack of each thread: for a tiled
     /// kernel one block of packed keys, one of values (none with fewer queries than a tile,
-    /// whose values are read in place), one tile of scores and a running max and sum per row
-    /// of a query block, whatever the sequence lengths; none for an unrolled one.
+    /// whose values are read in place), one tile of scores, a running max, partial sums and
+    /// an inverse sum per row of a query block, and padded copies of a tile's last rows,
+    /// whatever the sequence lengths (`attn_rules::tiled_scratch_bytes`; the macro refuses a
+    /// kernel past 256 KiB); none for an unrolled one.
     pub scratch_bytes: u64,
 }
 
@@ -120,24 +122,22 @@ impl KernelInfo {
             .saturating_mul(shape.queries)
             .saturating_mul(shape.value_depth);
         // A tiled block keeps its keys packed, a copy of its values (unless it has fewer
-        // queries than a tile), one tile of scores, and per query row a running max and a
-        // vector of partial sums.
-        let scratch_values = match plan {
+        // queries than a tile), one tile of scores, running statistics per query row and
+        // padded copies of a tile's last rows: attn's shared rule, which the macro bounds.
+        let scratch_bytes = match plan {
             Plan::Unrolled => 0,
             // One row of scores, in f64.
-            Plan::Scalar => shape.keys.saturating_mul(2),
+            Plan::Scalar => shape.keys.saturating_mul(8),
             Plan::Tiled {
                 query_block,
                 key_block,
-            } => key_block
-                .saturating_mul(shape.depth)
-                .saturating_add(if crate::tiled::is_direct(shape.queries) {
-                    0
-                } else {
-                    key_block.saturating_mul(shape.value_depth)
-                })
-                .saturating_add(key_block.saturating_mul(TILE_ROWS))
-                .saturating_add(query_block.saturating_mul(1 + MAX_LANES)),
+            } => attn_rules::tiled_scratch_bytes(
+                query_block,
+                key_block,
+                shape.depth,
+                shape.value_depth,
+                !crate::tiled::is_direct(shape.queries),
+            ),
         };
         KernelInfo {
             name,
@@ -146,14 +146,10 @@ impl KernelInfo {
             flops,
             bytes_read: read.saturating_mul(shape.element_bytes),
             bytes_written: written.saturating_mul(shape.element_bytes),
-            scratch_bytes: scratch_values.saturating_mul(F32_BYTES),
+            scratch_bytes,
         }
     }
 }
-
-const F32_BYTES: u64 = 4;
-const TILE_ROWS: u64 = crate::tiled::TILE_ROWS as u64;
-const MAX_LANES: u64 = crate::tiled::MAX_LANES as u64;
 
 impl fmt::Display for KernelInfo {
     /// One line: the shapes, the cost and the plan.

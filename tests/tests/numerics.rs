@@ -286,10 +286,11 @@ fn a_tiled_block_holds_its_keys_and_values_packed() {
     // B, Nq, Dk, Nk, Dv (in order of appearance): 2,048 queries make blocks of 516.
     let info = any_shape::info::<1, 2048, 64, 4096, 32>();
     // 64 packed keys of depth 64, a copy of their 64 values of depth 32, a tile of 6 x 64
-    // scores, and for each of the 516 rows a running max and 16 partial sums.
+    // scores, for each of the 516 rows a running max, 16 partial sums and an inverse sum,
+    // and the padded copies of a tile's last rows: 6 queries, 6 x 64 weights, 6 outputs.
     assert_eq!(
         info.scratch_bytes,
-        4 * (64 * 64 + 64 * 32 + 6 * 64 + 516 * (1 + 16)),
+        4 * (64 * 64 + 64 * 32 + 6 * 64 + 516 * (2 + 16) + 6 * (64 + 64 + 32)),
         "{info}"
     );
 }
@@ -298,12 +299,12 @@ fn a_tiled_block_holds_its_keys_and_values_packed() {
 fn sixteen_thousand_keys_need_no_more_than_a_tile_of_scratch() {
     let info = one_query::info::<16384>();
     assert_eq!(info.scratch_bytes, one_query::info::<128>().scratch_bytes);
-    // One block of 64 packed keys of depth 64, one tile of 6 x 64 scores, and for each of the
-    // 6 rows of a query block (one query, rounded up to a tile) a running max and 16 partial
-    // sums.
+    // One block of 64 packed keys of depth 64, one tile of 6 x 64 scores, for each of the
+    // 6 rows of a query block (one query, rounded up to a tile) a running max, 16 partial
+    // sums and an inverse sum, and the padded copies of a tile's last rows.
     assert_eq!(
         info.scratch_bytes,
-        4 * (64 * 64 + 6 * 64 + 6 * (1 + 16)),
+        4 * (64 * 64 + 6 * 64 + 6 * (2 + 16) + 6 * (64 + 64 + 64)),
         "{info}"
     );
     check(

@@ -2,6 +2,7 @@
 //! that are known and fit in memory.
 
 use super::names::{Resolved, Value};
+use super::rules::MAX_ARRAY_BYTES;
 use super::{ELEMENT_BYTES, Role};
 use crate::ast::TensorDecl;
 use crate::errors::Errors;
@@ -84,7 +85,7 @@ pub(super) fn model_sizes(shapes: &[Vec<Resolved>; 5], options: &Options, errors
         let bytes = width
             .zip(outputs)
             .and_then(|(w, o)| w.checked_mul(o)?.checked_mul(ELEMENT_BYTES));
-        if width.is_some() && outputs.is_some() && bytes.is_none_or(|b| b > i64::MAX as u64) {
+        if width.is_some() && outputs.is_some() && bytes.is_none_or(|b| b > MAX_ARRAY_BYTES) {
             errors.at(
                 x[2].span,
                 format!("the {what} weights of this layer would not fit in memory"),

@@ -22,7 +22,7 @@ use crate::errors::Errors;
 use crate::model::{Causal, Dim, Dtype, Kernel, Layer, Size};
 use layer::{layer_ranks, model_sizes};
 use names::{Names, Resolved, Value, bindings};
-use rules::{agreement, broadcast_shape, fits, grouped_heads, square};
+use rules::{agreement, broadcast_shape, fits, grouped_heads, scratch, square};
 use syn::Ident;
 
 pub use options::options;
@@ -137,7 +137,11 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
             );
         }
     }
-    let element = options.dtype.map_or(4, |(dtype, _)| dtype.bytes());
+    // Bytes per value of q, k, v and the output, counting the f32 copies that 16-bit
+    // kernels widen them to; of the weights, the log-sum-exp and a bias (f64 or f32).
+    let dtype = options.dtype.map_or(Dtype::F32, |(dtype, _)| dtype);
+    let element = dtype.bytes().max(4);
+    let computed = if dtype == Dtype::F64 { 8 } else { 4 };
     if rank == 4 {
         grouped_heads(&shapes[0][1], &shapes[1][1], errors);
     }
@@ -177,6 +181,48 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
         q_decl.bracket.span.join(),
         errors,
     );
+    // The arrays the options add, each at the option that adds it.
+    let rows = &q[..rank - 1];
+    if let Some(span) = options.return_weights {
+        let mut weights = rows.to_vec();
+        weights.push(k[rank - 2].clone());
+        fits("the attention weights", &weights, computed, span, errors);
+    }
+    if let Some(span) = options.return_lse {
+        fits("the log-sum-exp", rows, computed, span, errors);
+    }
+    for ((what, bytes, declared), shape) in [
+        ("`mask`", 1, &options.mask),
+        ("`bias`", computed, &options.bias),
+    ]
+    .into_iter()
+    .zip(&extras)
+    {
+        if let (Some(tensor), Some(shape)) = (declared, shape) {
+            fits(what, shape, bytes, tensor.bracket.span.join(), errors);
+        }
+    }
+    for (what, shape, tensor) in [
+        ("`x`", &x_shape, x.as_ref().map(|(decl, _)| *decl)),
+        (
+            "`out`",
+            &out_shape,
+            layer_out.as_ref().map(|(decl, _)| *decl),
+        ),
+    ] {
+        if let Some(tensor) = tensor {
+            fits(what, shape, 4, tensor.bracket.span.join(), errors);
+        }
+    }
+    // The scratch follows from a plan, which only a kernel without other errors has.
+    if errors.is_empty() && dtype != Dtype::F64 {
+        scratch(
+            [&q[rank - 1], &v[rank - 1]],
+            &q[rank - 2],
+            &k[rank - 2],
+            errors,
+        );
+    }
 
     if !errors.is_empty() {
         return None;

@@ -169,8 +169,12 @@ pub(super) fn agreement(shapes: &mut [Vec<Resolved>; 5], names: &mut Names, erro
     }
 }
 
-/// A tensor's storage fits in an array: its byte count fits in `isize`, computed without
-/// overflow. Unbound names are checked by rustc when the kernel is instantiated.
+/// The most bytes rustc lets one array (or any value) take on a 64-bit target: below 2^61.
+/// A 32-bit target's limit (2^31) is met by rustc's own error when the kernel is compiled.
+pub(super) const MAX_ARRAY_BYTES: u64 = (1 << 61) - 1;
+
+/// A tensor's storage fits in an array: its byte count, computed without overflow, is within
+/// rustc's limit. Unbound names are checked by rustc when the kernel is instantiated.
 pub(super) fn fits(what: &str, shape: &[Resolved], element: u64, span: Span, errors: &mut Errors) {
     let mut values: Option<u64> = Some(1);
     for dim in shape {
@@ -179,15 +183,63 @@ pub(super) fn fits(what: &str, shape: &[Resolved], element: u64, span: Span, err
         }
     }
     let bytes = values.and_then(|v| v.checked_mul(element));
-    if bytes.is_none_or(|b| b > i64::MAX as u64) {
+    if bytes.is_none_or(|b| b > MAX_ARRAY_BYTES) {
         let count = match values {
             Some(v) => format!("{v} values"),
             None => "more than 2^64 values".to_owned(),
         };
         errors.at(
             span,
-            format!("{what} would hold {count}, more than an array can hold (isize::MAX bytes)"),
+            format!(
+                "{what} would hold {count} of {element} bytes, more than rustc allows one array \
+                 on a 64-bit target (2^61 bytes)"
+            ),
             "use smaller sizes",
+        );
+    }
+}
+
+/// A tiled kernel's scratch (`attn_rules::tiled_scratch_bytes`, for the blocks the planner
+/// will choose) fits the stack of any thread that runs it: past
+/// `attn_rules::MAX_SCRATCH_BYTES` a thread would overflow its stack and abort. Reported at
+/// the deeper of the depths, which the scratch grows with. A depth left to a const generic
+/// is checked when the kernel is instantiated, by the loop nest's own assertion.
+pub(super) fn scratch(
+    [depth, value_depth]: [&Resolved; 2],
+    queries: &Resolved,
+    keys: &Resolved,
+    errors: &mut Errors,
+) {
+    let known = |dim: &Resolved| match dim.value {
+        Value::Known(n) => usize::try_from(n).ok(),
+        _ => None,
+    };
+    let (Some(d), Some(dv)) = (known(depth), known(value_depth)) else {
+        return;
+    };
+    let queries = known(queries);
+    let query_block = attn_rules::query_block(queries);
+    let key_block = attn_rules::key_block(known(keys), Some(d.max(dv)));
+    let packs_values = !queries.is_some_and(attn_rules::is_direct);
+    let bytes = attn_rules::tiled_scratch_bytes(
+        query_block as u64,
+        key_block as u64,
+        d as u64,
+        dv as u64,
+        packs_values,
+    );
+    if bytes > attn_rules::MAX_SCRATCH_BYTES {
+        let deeper = if d >= dv { depth } else { value_depth };
+        errors.at(
+            deeper.span,
+            format!(
+                "a kernel of depth {d} and value depth {dv} would keep {} KiB of scratch on \
+                 the stack of each thread that runs it, more than attn allows ({} KiB: a \
+                 thread's stack is 2 MiB)",
+                bytes.div_ceil(1 << 10),
+                attn_rules::MAX_SCRATCH_BYTES >> 10
+            ),
+            "use shallower heads: keys and values of depth 1024 each keep 213 KiB",
         );
     }
 }

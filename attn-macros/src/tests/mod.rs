@@ -1,6 +1,7 @@
 //! Unit tests of the macro's core, run without a compiler in the loop.
 
 mod check;
+mod limits;
 mod names;
 mod never_panic;
 mod option_values;

@@ -133,7 +133,22 @@ impl<
     type Row = [f32; VALUE_DEPTH];
     type WeightsRow = [f32; KEYS];
     const QUERIES: usize = P::QUERIES;
-    const QUERY_BLOCK: usize = QUERY_BLOCK;
+    // The driver reads the block length once per kernel: where a depth left to a const
+    // generic is checked, when the kernel is instantiated (the macro checks known depths at
+    // their token).
+    const QUERY_BLOCK: usize = {
+        assert!(
+            attn_rules::tiled_scratch_bytes(
+                QUERY_BLOCK as u64,
+                KEY_BLOCK as u64,
+                DEPTH as u64,
+                VALUE_DEPTH as u64,
+                PACKED_VALUE_ROWS != 0,
+            ) <= attn_rules::MAX_SCRATCH_BYTES,
+            "this kernel's depth would need more than 256 KiB of scratch on each thread's stack"
+        );
+        QUERY_BLOCK
+    };
     const FLOPS_PER_ROW: u64 = 2 * (KEYS as u64) * ((DEPTH + VALUE_DEPTH) as u64);
 
     // The loops are labelled by what they block, whether or not a `continue` names them.
