@@ -7,8 +7,8 @@
 //! layout) into the target directory, loads it back, embeds the sentence, runs the layer, and
 //! renders head 0's weights as an SVG image (default `target/attention_heatmap.svg`).
 
-use attn_runtime::safetensors::{SafeTensors, serialize_f32};
-use attn_runtime::{Embedding, Linear, WeightError, attention};
+use attn_runtime::safetensors::{from_bytes, serialize_f32};
+use attn_runtime::{Embedding, Linear, attention};
 use std::error::Error;
 
 attention! {
@@ -60,7 +60,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // 2. Load them back.
     let bytes = std::fs::read(&file_path)?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| WeightError::File(e.to_string()))?;
+    let file = from_bytes(&bytes)?;
     let table = Embedding::<12, 32>::from_safetensors(&file, "embed_tokens.weight")?;
     let query = Linear::<32, 32>::from_safetensors(&file, "q_proj")?;
     let key = Linear::<32, 32>::from_safetensors(&file, "k_proj")?;

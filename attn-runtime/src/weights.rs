@@ -63,12 +63,19 @@ impl fmt::Display for WeightError {
                 tensor,
                 expected,
                 actual,
-            } => write!(
-                f,
-                "`{tensor}` holds {actual} values, but the layer expects shape {expected:?}{}, {} values",
-                layout(expected),
-                expected.iter().product::<usize>()
-            ),
+            } => {
+                let values = expected
+                    .iter()
+                    .try_fold(1usize, |n, &axis| n.checked_mul(axis))
+                    .map_or("more than 2^64 values".to_owned(), |n| {
+                        format!("{n} values")
+                    });
+                write!(
+                    f,
+                    "`{tensor}` holds {actual} values, but the layer expects shape {expected:?}{}, {values}",
+                    layout(expected),
+                )
+            }
             WeightError::Shape {
                 tensor,
                 expected,
@@ -393,9 +400,9 @@ mod from_file {
         /// f32 as PyTorch saves an `nn.Linear`.
         ///
         /// ```
-        /// use attn_runtime::{Linear, WeightError, safetensors::SafeTensors};
+        /// use attn_runtime::{Linear, WeightError, safetensors::from_bytes};
         /// let bytes = attn_runtime::safetensors::serialize_f32([("q.weight", vec![2, 3], &[0.0f32; 6][..])])?;
-        /// let file = SafeTensors::deserialize(&bytes).map_err(|e| WeightError::File(e.to_string()))?;
+        /// let file = from_bytes(&bytes)?;
         /// assert!(Linear::<3, 2>::from_safetensors(&file, "q")?.bias().is_none());
         /// assert_eq!(
         ///     Linear::<2, 3>::from_safetensors(&file, "q").unwrap_err().to_string(),
@@ -418,9 +425,9 @@ mod from_file {
         /// Loads the table `name` (`[VOCAB, DM]`, f32).
         ///
         /// ```
-        /// use attn_runtime::{Embedding, WeightError, safetensors::SafeTensors};
+        /// use attn_runtime::{Embedding, WeightError, safetensors::from_bytes};
         /// let bytes = attn_runtime::safetensors::serialize_f32([("wte", vec![2, 2], &[1.0f32, 2.0, 3.0, 4.0][..])])?;
-        /// let file = SafeTensors::deserialize(&bytes).map_err(|e| WeightError::File(e.to_string()))?;
+        /// let file = from_bytes(&bytes)?;
         /// assert_eq!(Embedding::<2, 2>::from_safetensors(&file, "wte")?.table()[1], [3.0, 4.0]);
         /// assert!(matches!(
         ///     Embedding::<2, 2>::from_safetensors(&file, "embed"),
@@ -435,12 +442,29 @@ mod from_file {
         }
     }
 
+    /// The safetensors file in `bytes`, read in place: a truncated or malformed file (its
+    /// header, its offsets, a shape whose element count overflows) is a
+    /// [`WeightError::File`] that says what is wrong.
+    ///
+    /// ```
+    /// use attn_runtime::{Embedding, WeightError};
+    /// use attn_runtime::safetensors::{from_bytes, serialize_f32};
+    /// let bytes = serialize_f32([("wte", vec![2, 2], &[1.0f32, 2.0, 3.0, 4.0][..])])?;
+    /// let table = Embedding::<2, 2>::from_safetensors(&from_bytes(&bytes)?, "wte")?;
+    /// assert_eq!(table.table()[1], [3.0, 4.0]);
+    /// assert!(matches!(from_bytes(&bytes[..10]), Err(WeightError::File(_))));
+    /// # Ok::<(), WeightError>(())
+    /// ```
+    pub fn from_bytes(bytes: &[u8]) -> Result<SafeTensors<'_>, WeightError> {
+        SafeTensors::deserialize(bytes).map_err(|error| WeightError::File(error.to_string()))
+    }
+
     /// A safetensors file holding these named f32 tensors, each `(name, shape, values)`:
     /// what a program writes to save weights that the loaders above read back.
     ///
     /// ```
     /// let bytes = attn_runtime::safetensors::serialize_f32([("b", vec![1], &[2.5f32][..])])?;
-    /// let file = attn_runtime::safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    /// let file = attn_runtime::safetensors::from_bytes(&bytes)?;
     /// assert_eq!(file.tensor("b").unwrap().shape(), &[1]);
     /// # Ok::<(), attn_runtime::WeightError>(())
     /// ```
@@ -456,22 +480,31 @@ mod from_file {
             .collect();
         let mut views = Vec::new();
         for (name, shape, data) in &bytes {
+            let wrong_length = || WeightError::Length {
+                tensor: (*name).to_owned(),
+                expected: shape.clone(),
+                actual: data.len() / 4,
+            };
+            // The shape's element count, checked here: safetensors multiplies it unchecked.
+            let values = shape
+                .iter()
+                .try_fold(1usize, |n, &axis| n.checked_mul(axis))
+                .ok_or_else(wrong_length)?;
+            if values.checked_mul(4) != Some(data.len()) {
+                return Err(wrong_length());
+            }
             let view = ::safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)
-                .map_err(|_| WeightError::Length {
-                    tensor: (*name).to_owned(),
-                    expected: shape.clone(),
-                    actual: data.len() / 4,
-                })?;
+                .map_err(|_| wrong_length())?;
             views.push((*name, view));
         }
         ::safetensors::serialize(views, None).map_err(|error| WeightError::File(error.to_string()))
     }
 }
 
-/// Weights from safetensors files: [`Linear::from_safetensors`],
-/// [`Embedding::from_safetensors`], and [`serialize_f32`](safetensors::serialize_f32) to
-/// write them (the `safetensors` feature).
+/// Weights from safetensors files: [`from_bytes`](safetensors::from_bytes) to read a file,
+/// [`Linear::from_safetensors`], [`Embedding::from_safetensors`], and
+/// [`serialize_f32`](safetensors::serialize_f32) to write them (the `safetensors` feature).
 #[cfg(feature = "safetensors")]
 pub mod safetensors {
-    pub use super::from_file::{SafeTensors, serialize_f32};
+    pub use super::from_file::{SafeTensors, from_bytes, serialize_f32};
 }

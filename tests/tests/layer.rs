@@ -209,7 +209,7 @@ fn weights_of_the_wrong_shape_are_errors_naming_the_tensor_and_both_shapes() {
         ("wte", vec![10, 64], &[1.0f32; 640][..]),
     ])
     .unwrap();
-    let file = attn_runtime::safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let file = attn_runtime::safetensors::from_bytes(&bytes).unwrap();
     let loaded = Linear::<64, 32>::from_safetensors(&file, "q_proj").unwrap();
     assert_eq!(loaded.weight()[31][63], 0.5);
     assert_eq!(loaded.bias(), Some(&[0.25; 32]));
