@@ -74,8 +74,10 @@ pub fn step_into<const N: usize>(
             k: &'a [[[[f32; 64]; N]; 8]; 1],
             v: &'a [[[[f32; 64]; N]; 8]; 1],
         }
-        impl<const N: usize> ::attn_runtime::__private::Problems<DEPTH, VALUE_DEPTH, N>
-        for Attention<'_, N> {
+        impl<
+            const N: usize,
+        > ::attn_runtime::__private::Problems<DEPTH, VALUE_DEPTH, { N }>
+        for Attention<'_, { N }> {
             const QUERIES: usize = 1;
             const CAUSAL: Option<::attn_runtime::__private::Alignment> = Some(
                 ::attn_runtime::__private::Alignment::BottomRight,
@@ -101,7 +103,7 @@ pub fn step_into<const N: usize>(
                 _,
                 DEPTH,
                 VALUE_DEPTH,
-                N,
+                { N },
                 QUERY_BLOCK,
                 KEY_BLOCK,
                 PACKED_VALUE_ROWS,

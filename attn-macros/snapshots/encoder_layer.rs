@@ -56,8 +56,8 @@ pub fn encoder_attention_into<const N: usize>(
         k: &'a [[[[f32; 16]; N]; 4]; 1],
         v: &'a [[[[f32; 16]; N]; 4]; 1],
     }
-    impl<const N: usize> ::attn_runtime::__private::Problems<DEPTH, VALUE_DEPTH, N>
-    for Attention<'_, N> {
+    impl<const N: usize> ::attn_runtime::__private::Problems<DEPTH, VALUE_DEPTH, { N }>
+    for Attention<'_, { N }> {
         const QUERIES: usize = N;
         fn problems(&self) -> usize {
             self.q.len() * 4
@@ -80,7 +80,7 @@ pub fn encoder_attention_into<const N: usize>(
             _,
             DEPTH,
             VALUE_DEPTH,
-            N,
+            { N },
             QUERY_BLOCK,
             KEY_BLOCK,
             PACKED_VALUE_ROWS,

@@ -55,8 +55,8 @@ pub fn encoder_into<const N: usize>(
         k: &'a [[[[f32; 32]; N]; 12]; 1],
         v: &'a [[[[f32; 32]; N]; 12]; 1],
     }
-    impl<const N: usize> ::attn_runtime::__private::Problems<DEPTH, VALUE_DEPTH, N>
-    for Attention<'_, N> {
+    impl<const N: usize> ::attn_runtime::__private::Problems<DEPTH, VALUE_DEPTH, { N }>
+    for Attention<'_, { N }> {
         const QUERIES: usize = N;
         fn problems(&self) -> usize {
             self.q.len() * 12
@@ -79,7 +79,7 @@ pub fn encoder_into<const N: usize>(
             _,
             DEPTH,
             VALUE_DEPTH,
-            N,
+            { N },
             QUERY_BLOCK,
             KEY_BLOCK,
             PACKED_VALUE_ROWS,

@@ -69,8 +69,8 @@ pub fn padded_into<const N: usize>(
         v: &'a [[[[f32; 16]; N]; 4]; 2],
         mask: &'a [[[[bool; N]; 1]; 1]; 2],
     }
-    impl<const N: usize> ::attn_runtime::__private::Problems<DEPTH, VALUE_DEPTH, N>
-    for Attention<'_, N> {
+    impl<const N: usize> ::attn_runtime::__private::Problems<DEPTH, VALUE_DEPTH, { N }>
+    for Attention<'_, { N }> {
         const QUERIES: usize = N;
         const RETURN_WEIGHTS: bool = true;
         fn problems(&self) -> usize {
@@ -97,7 +97,7 @@ pub fn padded_into<const N: usize>(
             _,
             DEPTH,
             VALUE_DEPTH,
-            N,
+            { N },
             QUERY_BLOCK,
             KEY_BLOCK,
             PACKED_VALUE_ROWS,

@@ -38,6 +38,33 @@ pub trait QueryHeadsPerKeyHead<const HQ: usize, const HKV: usize> {}
 
 impl<const HQ: usize, const HKV: usize> QueryHeadsPerKeyHead<HQ, HKV> for typenum::U0 {}
 
+/// The bound a kernel whose head counts are const generics puts on its functions:
+/// `(): GroupedHeads<HQ, HKV>`, held when `HQ % HKV` (computed by typenum) is 0, so that a call
+/// with q's heads not a multiple of k's fails with [`QueryHeadsPerKeyHead`]'s message. The
+/// typenum bounds live on this impl rather than in the kernel's `where` clause: there, with
+/// one count known (`U<2>`), rustc normalizes the known side and cannot then prove the bound
+/// the kernel itself states.
+///
+/// ```
+/// fn grouped<const HQ: usize>() where (): attn_runtime::__private::GroupedHeads<HQ, 2> {}
+/// grouped::<4>();
+/// ```
+///
+/// ```compile_fail
+/// fn grouped<const HQ: usize>() where (): attn_runtime::__private::GroupedHeads<HQ, 2> {}
+/// grouped::<3>(); // error[E0277]: q's 3 heads are not a multiple of k's 2 heads
+/// ```
+pub trait GroupedHeads<const HQ: usize, const HKV: usize> {}
+
+impl<const HQ: usize, const HKV: usize> GroupedHeads<HQ, HKV> for ()
+where
+    Const<HQ>: ToUInt,
+    Const<HKV>: ToUInt,
+    U<HQ>: core::ops::Rem<U<HKV>>,
+    Mod<U<HQ>, U<HKV>>: QueryHeadsPerKeyHead<HQ, HKV>,
+{
+}
+
 /// The `dtype = f64` kernels.
 pub mod scalar {
     pub use crate::scalar::{Broadcast, Causal, Problem, run};

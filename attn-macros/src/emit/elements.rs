@@ -44,6 +44,16 @@ pub fn size(size: &Size, span: Span) -> TokenStream {
 }
 
 /// `[[[f32; Dk]; Nq]; B]`: the row-major nested array of a shape.
+/// A size as a const generic argument: a literal, or the const generic's name in braces, so
+/// that a type or module of the same name (a kernel named `N` defines `mod N`) cannot be
+/// taken for it.
+pub fn size_argument(size: &Size, span: Span) -> TokenStream {
+    match size {
+        Size::Known(_) => self::size(size, span),
+        Size::Generic(name) => quote_spanned!(span=> { #name }),
+    }
+}
+
 pub fn array_type(dims: &[Dim]) -> TokenStream {
     array_of(dims, quote!(f32))
 }

@@ -3,7 +3,7 @@
 //! the const generics and their bounds. The generated kernel and the error stub both render
 //! them, so the stub's signature cannot drift from the kernel's.
 
-use super::elements::{array_of, computed, dtype, size, stored, zeros_of};
+use super::elements::{array_of, computed, dtype, size, size_argument, stored, zeros_of};
 use super::{private, same_size, shape_text};
 use crate::model::{Kernel, Size};
 use proc_macro2::{Ident, TokenStream};
@@ -352,11 +352,11 @@ pub fn generics(kernel: &Kernel) -> TokenStream {
     quote!(<#(const #names: usize),*>)
 }
 
-/// For a kernel whose head counts are const generics, a bound that q's heads are a multiple
-/// of k's, checked at each call by the type checker (known counts were checked by the
-/// macro): typenum computes `Hq % Hkv`, and the runtime's `QueryHeadsPerKeyHead` trait, held
-/// only by a remainder of 0, turns a failure into "q's 6 heads are not a multiple of k's 4
-/// heads" at the call.
+/// For a kernel whose head counts are const generics (one or both), a bound that q's heads
+/// are a multiple of k's, checked at each call by the type checker (known counts were checked
+/// by the macro): the runtime's `GroupedHeads`, whose impl has typenum compute `Hq % Hkv`
+/// and whose `QueryHeadsPerKeyHead`, held only by a remainder of 0, turns a failure into
+/// "q's 6 heads are not a multiple of k's 4 heads" at the call.
 fn heads_bound(kernel: &Kernel) -> TokenStream {
     match (kernel.heads(), kernel.kv_heads()) {
         (Some(heads @ Size::Generic(_)), Some(kv_heads))
@@ -365,17 +365,13 @@ fn heads_bound(kernel: &Kernel) -> TokenStream {
         {
             let private = private();
             let (hq, hkv) = (
-                size(heads, kernel.q[1].span),
-                size(kv_heads, kernel.k[1].span),
+                size_argument(heads, kernel.q[1].span),
+                size_argument(kv_heads, kernel.k[1].span),
             );
             // Spanned at k's heads, so that the failed bound's note shows the declaration.
             quote_spanned! {kernel.k[1].span=>
                 where
-                    #private::Const<#hq>: #private::ToUInt,
-                    #private::Const<#hkv>: #private::ToUInt,
-                    #private::U<#hq>: ::core::ops::Rem<#private::U<#hkv>>,
-                    #private::Mod<#private::U<#hq>, #private::U<#hkv>>:
-                        #private::QueryHeadsPerKeyHead<#hq, #hkv>,
+                    (): #private::GroupedHeads<#hq, #hkv>,
             }
         }
         _ => TokenStream::new(),

@@ -32,7 +32,8 @@ pub fn body(kernel: &Kernel, blocks: Blocks) -> TokenStream {
             });
             quote!(#ident)
         }
-        Size::Generic(name) => quote!(#name),
+        // In braces: a const generic argument, never a type or module of that name.
+        Size::Generic(name) => quote!({ #name }),
     };
     let depth = named(
         "DEPTH",
@@ -228,7 +229,7 @@ pub fn body(kernel: &Kernel, blocks: Blocks) -> TokenStream {
             #(#fields)*
         }
         impl<#(const #generics: usize),*> #private::Problems<#depth, #value_depth, #keys>
-            for Attention<'_, #(#generics),*>
+            for Attention<'_, #({ #generics }),*>
         {
             const QUERIES: usize = #queries;
             #(#consts)*
