@@ -76,7 +76,7 @@ pub fn step_into<const N: usize>(
         }
         impl<
             const N: usize,
-        > ::attn_runtime::__private::Problems<DEPTH, VALUE_DEPTH, { N }>
+        > ::attn_runtime::__private::Problems<{ DEPTH }, { VALUE_DEPTH }, { N }>
         for Attention<'_, { N }> {
             const QUERIES: usize = 1;
             const CAUSAL: Option<::attn_runtime::__private::Alignment> = Some(
@@ -88,7 +88,7 @@ pub fn step_into<const N: usize>(
             fn operands(
                 &self,
                 problem: usize,
-            ) -> ::attn_runtime::__private::Operands<'_, DEPTH, VALUE_DEPTH> {
+            ) -> ::attn_runtime::__private::Operands<'_, { DEPTH }, { VALUE_DEPTH }> {
                 let (b, h) = (problem / 8, problem % 8);
                 let kv_head = h;
                 ::attn_runtime::__private::Operands {
@@ -101,12 +101,12 @@ pub fn step_into<const N: usize>(
         ::attn_runtime::__private::run(
             &::attn_runtime::__private::Tiled::<
                 _,
-                DEPTH,
-                VALUE_DEPTH,
+                { DEPTH },
+                { VALUE_DEPTH },
                 { N },
-                QUERY_BLOCK,
-                KEY_BLOCK,
-                PACKED_VALUE_ROWS,
+                { QUERY_BLOCK },
+                { KEY_BLOCK },
+                { PACKED_VALUE_ROWS },
             >(Attention { q, k, v }),
             ::attn_runtime::__private::Rows {
                 out: out.as_flattened_mut().as_flattened_mut(),

@@ -55,7 +55,9 @@ pub fn step_into<const N: usize>(
         k: &'a [[[[f32; 64]; N]; 8]; 1],
         v: &'a [[[[f32; 64]; N]; 8]; 1],
     }
-    impl<const N: usize> ::attn_runtime::__private::Problems<DEPTH, VALUE_DEPTH, { N }>
+    impl<
+        const N: usize,
+    > ::attn_runtime::__private::Problems<{ DEPTH }, { VALUE_DEPTH }, { N }>
     for Attention<'_, { N }> {
         const QUERIES: usize = 2;
         const CAUSAL: Option<::attn_runtime::__private::Alignment> = Some(
@@ -67,7 +69,7 @@ pub fn step_into<const N: usize>(
         fn operands(
             &self,
             problem: usize,
-        ) -> ::attn_runtime::__private::Operands<'_, DEPTH, VALUE_DEPTH> {
+        ) -> ::attn_runtime::__private::Operands<'_, { DEPTH }, { VALUE_DEPTH }> {
             let (b, h) = (problem / 8, problem % 8);
             let kv_head = h;
             ::attn_runtime::__private::Operands {
@@ -80,12 +82,12 @@ pub fn step_into<const N: usize>(
     ::attn_runtime::__private::run(
         &::attn_runtime::__private::Tiled::<
             _,
-            DEPTH,
-            VALUE_DEPTH,
+            { DEPTH },
+            { VALUE_DEPTH },
             { N },
-            QUERY_BLOCK,
-            KEY_BLOCK,
-            PACKED_VALUE_ROWS,
+            { QUERY_BLOCK },
+            { KEY_BLOCK },
+            { PACKED_VALUE_ROWS },
         >(Attention { q, k, v }),
         ::attn_runtime::__private::Rows {
             out: out.as_flattened_mut().as_flattened_mut(),

@@ -69,7 +69,9 @@ pub fn padded_into<const N: usize>(
         v: &'a [[[[f32; 16]; N]; 4]; 2],
         mask: &'a [[[[bool; N]; 1]; 1]; 2],
     }
-    impl<const N: usize> ::attn_runtime::__private::Problems<DEPTH, VALUE_DEPTH, { N }>
+    impl<
+        const N: usize,
+    > ::attn_runtime::__private::Problems<{ DEPTH }, { VALUE_DEPTH }, { N }>
     for Attention<'_, { N }> {
         const QUERIES: usize = N;
         const RETURN_WEIGHTS: bool = true;
@@ -79,7 +81,7 @@ pub fn padded_into<const N: usize>(
         fn operands(
             &self,
             problem: usize,
-        ) -> ::attn_runtime::__private::Operands<'_, DEPTH, VALUE_DEPTH> {
+        ) -> ::attn_runtime::__private::Operands<'_, { DEPTH }, { VALUE_DEPTH }> {
             let (b, h) = (problem / 4, problem % 4);
             let kv_head = h;
             ::attn_runtime::__private::Operands {
@@ -95,12 +97,12 @@ pub fn padded_into<const N: usize>(
     ::attn_runtime::__private::run(
         &::attn_runtime::__private::Tiled::<
             _,
-            DEPTH,
-            VALUE_DEPTH,
+            { DEPTH },
+            { VALUE_DEPTH },
             { N },
-            QUERY_BLOCK,
-            KEY_BLOCK,
-            PACKED_VALUE_ROWS,
+            { QUERY_BLOCK },
+            { KEY_BLOCK },
+            { PACKED_VALUE_ROWS },
         >(Attention { q, k, v, mask }),
         ::attn_runtime::__private::Rows {
             out: out.as_flattened_mut().as_flattened_mut(),

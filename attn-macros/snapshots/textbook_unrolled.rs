@@ -54,12 +54,12 @@ pub fn seed_example_into(
     /// Batch entries times query heads.
     const PROBLEMS: usize = 1;
     if ::attn_runtime::__private::in_registers::<
-        QUERIES,
-        KEYS,
-        DEPTH,
-        VALUE_DEPTH,
-        GROUP,
-        PROBLEMS,
+        { QUERIES },
+        { KEYS },
+        { DEPTH },
+        { VALUE_DEPTH },
+        { GROUP },
+        { PROBLEMS },
     >(
         q.as_flattened().as_flattened(),
         k.as_flattened().as_flattened(),

@@ -30,7 +30,9 @@ pub fn body(kernel: &Kernel, blocks: Blocks) -> TokenStream {
                 #[doc = #doc]
                 const #ident: usize = #value;
             });
-            quote!(#ident)
+            // In braces, as every const generic argument here: never a type or module of
+            // that name, such as a kernel's facts module.
+            quote!({ #ident })
         }
         // In braces: a const generic argument, never a type or module of that name.
         Size::Generic(name) => quote!({ #name }),
@@ -243,7 +245,15 @@ pub fn body(kernel: &Kernel, blocks: Blocks) -> TokenStream {
             #(#methods)*
         }
         #private::run(
-            &#private::Tiled::<_, #depth, #value_depth, #keys, QUERY_BLOCK, KEY_BLOCK, PACKED_VALUE_ROWS>(
+            &#private::Tiled::<
+                _,
+                #depth,
+                #value_depth,
+                #keys,
+                { QUERY_BLOCK },
+                { KEY_BLOCK },
+                { PACKED_VALUE_ROWS },
+            >(
                 Attention { #q, #k, #v, #(#field_inits)* },
             ),
             #private::Rows { out: out #rows, weights: #weights, lse: #lse },

@@ -178,7 +178,15 @@ fn in_registers(kernel: &Kernel, sizes: UnrolledSizes) -> Option<TokenStream> {
         const GROUP: usize = #group;
         /// Batch entries times query heads.
         const PROBLEMS: usize = #problems;
-        if #private::in_registers::<QUERIES, KEYS, DEPTH, VALUE_DEPTH, GROUP, PROBLEMS>(
+        // The sizes in braces: const generic arguments, never a type or module of that name.
+        if #private::in_registers::<
+            { QUERIES },
+            { KEYS },
+            { DEPTH },
+            { VALUE_DEPTH },
+            { GROUP },
+            { PROBLEMS },
+        >(
             q #flat, k #flat, v #flat, out #flat_mut, scale,
         ) {
             return;
