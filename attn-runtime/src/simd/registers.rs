@@ -175,9 +175,8 @@ pub(crate) fn attend<
 /// alternating runs of the attention benchmark).
 pub(crate) fn cpu_has_avx512vl() -> bool {
     static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *DETECTED.get_or_init(|| {
-        super::Isa::Avx512.is_supported() && is_x86_feature_detected!("avx512vl")
-    })
+    *DETECTED
+        .get_or_init(|| super::Isa::Avx512.is_supported() && is_x86_feature_detected!("avx512vl"))
 }
 
 /// The problems of [`attend`], whose lengths it checked.
