@@ -130,6 +130,7 @@ mod tensor;
 pub mod threads;
 mod tiled;
 mod valid;
+mod view;
 mod weights;
 
 #[doc(hidden)]
@@ -160,6 +161,7 @@ pub use half;
 pub use info::{KernelInfo, KernelShape, Plan};
 pub use tensor::{Array, ShapeError, Tensor};
 pub use valid::ValidLengthError;
+pub use view::{View, view, view_mut};
 #[cfg(feature = "safetensors")]
 pub use weights::safetensors;
 pub use weights::{Embedding, Linear, TokenError, WeightError};
