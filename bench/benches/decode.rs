@@ -1,0 +1,158 @@
+//! Decoding: one query row per head over a long cache, the step a language model repeats for
+//! every token it generates. 8 heads of depth 128 over 16,384 cached positions (128 MiB of
+//! keys and values in f32, more than the last-level cache), in f32, f16 and bf16, on one and
+//! two threads, each timed in alternation with a loop that only reads the same bytes on as
+//! many threads: the memory's speed, which a decode step can at best reach.
+//!
+//! Run: `cargo bench -p attn-bench --bench decode`
+
+use attn_bench::paired_medians;
+use attn_runtime::half::{bf16, f16};
+use attn_runtime::threads::with_threads;
+use attn_runtime::{Array, Tensor, attention};
+use std::hint::black_box;
+
+attention! {
+    /// One decode step in f32.
+    fn decode_f32<q: [1, 8, 1, 128], k: [1, 8, 16384, 128], v: [1, 8, 16384, 128]>;
+    /// The same over an f16 cache.
+    #[attn(dtype = f16)]
+    fn decode_f16<q: [1, 8, 1, 128], k: [1, 8, 16384, 128], v: [1, 8, 16384, 128]>;
+    /// The same over a bf16 cache.
+    #[attn(dtype = bf16)]
+    fn decode_bf16<q: [1, 8, 1, 128], k: [1, 8, 16384, 128], v: [1, 8, 16384, 128]>;
+}
+
+type Query<T> = [[[[T; 128]; 1]; 8]; 1];
+type Cache<T> = [[[[T; 128]; 16384]; 8]; 1];
+
+/// Seconds of alternated timing per measurement.
+const BUDGET: f64 = 3.0;
+
+/// Reads every byte of `shares` from memory, one share a thread (the last on the calling
+/// thread), each share a part of the keys and the same part of the values. It loads one word
+/// of each 64-byte cache line: the memory moves whole lines, so every byte is read, and the
+/// loop does almost nothing else (summing every word bound a thread by its additions, at
+/// about half the memory's speed).
+fn read_on_threads(shares: &[[&[u64]; 2]]) -> u64 {
+    let sum = |share: &[&[u64]; 2]| {
+        let mut acc = [0u64; 4];
+        for data in share {
+            for lines in data.chunks_exact(32) {
+                for (a, line) in acc.iter_mut().zip(lines.chunks_exact(8)) {
+                    *a = a.wrapping_add(line[0]);
+                }
+            }
+        }
+        acc.iter().fold(0u64, |a, b| a.wrapping_add(*b))
+    };
+    match shares {
+        [] => 0,
+        [first @ .., last] => std::thread::scope(|scope| {
+            let others: Vec<_> = first
+                .iter()
+                .map(|share| scope.spawn(move || sum(share)))
+                .collect();
+            let mine = sum(last);
+            others
+                .into_iter()
+                .fold(mine, |a, handle| a.wrapping_add(handle.join().unwrap_or(0)))
+        }),
+    }
+}
+
+/// The bytes of `k` and `v` as 64-bit words, in `threads` shares of equal parts of each.
+fn shares<'a, A: Array>(k: &'a Tensor<A>, v: &'a Tensor<A>, threads: usize) -> Vec<[&'a [u64]; 2]> {
+    let words = |tensor: &'a Tensor<A>| -> &'a [u64] {
+        bytemuck::cast_slice(bytemuck::cast_slice::<_, u8>(tensor.as_flat()))
+    };
+    let (k, v) = (words(k), words(v));
+    let len = k.len().div_ceil(threads);
+    k.chunks(len)
+        .zip(v.chunks(len))
+        .map(|(k, v)| [k, v])
+        .collect()
+}
+
+/// A cache of `T`, from f32 values.
+fn cache<T: Array>(seed: u64, from: impl Fn(f32) -> T::Element) -> Tensor<T> {
+    let values: Vec<T::Element> = attn_bench::values(T::LEN, seed)
+        .into_iter()
+        .map(from)
+        .collect();
+    Tensor::from_slice(&values).expect("the cache's length")
+}
+
+/// Times `step` against reading `[k, v]` on 1 and 2 threads; prints a row each, and returns
+/// the step's seconds on 1 and 2 threads.
+fn measure<A: Array>(name: &str, k: &Tensor<A>, v: &Tensor<A>, mut step: impl FnMut()) -> [f64; 2] {
+    let bytes = (2 * A::LEN * size_of::<A::Element>()) as f64;
+    let mut seconds = [0.0; 2];
+    for (i, threads) in [1, 2].into_iter().enumerate() {
+        let shares = shares(k, v, threads);
+        let (attn, read) = with_threads(threads, || {
+            paired_medians(BUDGET, &mut step, || black_box(read_on_threads(&shares)))
+        });
+        seconds[i] = attn;
+        println!(
+            "{name:<5} {threads} thread{} {:>8.3} ms {:>6.1} GB/s | read alone {:>8.3} ms {:>6.1} GB/s | {:>5.1}% of the read speed",
+            if threads == 1 { " " } else { "s" },
+            attn * 1e3,
+            bytes / attn / 1e9,
+            read * 1e3,
+            bytes / read / 1e9,
+            100.0 * read / attn,
+        );
+    }
+    seconds
+}
+
+fn main() {
+    if std::env::args().any(|arg| arg == "--list") {
+        return;
+    }
+    println!(
+        "decode: 8 heads of depth 128, one query over 16,384 cached positions; \
+         each row timed in alternation with a loop that reads the same bytes on as many threads"
+    );
+    let q = cache::<Query<f32>>(1, |x| x);
+    let mut out = Tensor::<Query<f32>>::zeros();
+    let f32_seconds = {
+        let (k, v) = (cache::<Cache<f32>>(2, |x| x), cache::<Cache<f32>>(3, |x| x));
+        measure("f32", &k, &v, || {
+            decode_f32_into(&q, &k, &v, &mut out);
+            black_box(&out);
+        })
+    };
+    let q16 = cache::<Query<f16>>(1, f16::from_f32);
+    let mut out16 = Tensor::<Query<f16>>::zeros();
+    let f16_seconds = {
+        let (k, v) = (
+            cache::<Cache<f16>>(2, f16::from_f32),
+            cache::<Cache<f16>>(3, f16::from_f32),
+        );
+        measure("f16", &k, &v, || {
+            decode_f16_into(&q16, &k, &v, &mut out16);
+            black_box(&out16);
+        })
+    };
+    let qb = cache::<Query<bf16>>(1, bf16::from_f32);
+    let mut outb = Tensor::<Query<bf16>>::zeros();
+    let bf16_seconds = {
+        let (k, v) = (
+            cache::<Cache<bf16>>(2, bf16::from_f32),
+            cache::<Cache<bf16>>(3, bf16::from_f32),
+        );
+        measure("bf16", &k, &v, || {
+            decode_bf16_into(&qb, &k, &v, &mut outb);
+            black_box(&outb);
+        })
+    };
+    for (name, seconds) in [("f16", f16_seconds), ("bf16", bf16_seconds)] {
+        println!(
+            "{name} against f32: {:.2}x the time on 1 thread, {:.2}x on 2 (half the bytes: 0.5x at the memory's speed)",
+            seconds[0] / f32_seconds[0],
+            seconds[1] / f32_seconds[1],
+        );
+    }
+}
