@@ -121,6 +121,7 @@
 // the crate too, for its own tests.
 extern crate self as attn_runtime;
 
+mod cache;
 mod info;
 mod project;
 mod scalar;
@@ -155,6 +156,7 @@ pub mod __private;
 /// assert_eq!(decode(&q, &k, &v), [[[2.0; 4]; 1]; 1]);
 /// ```
 pub use attn_macros::attention;
+pub use cache::{CacheError, KvCache};
 /// The `half` crate, whose `f16` and `bf16` are the element types of `dtype = f16` and
 /// `dtype = bf16` kernels: re-exported so that users need no dependency of their own.
 pub use half;
