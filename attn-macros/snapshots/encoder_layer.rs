@@ -12,6 +12,7 @@
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
+    clippy::too_many_arguments,
     clippy::needless_range_loop,
     clippy::modulo_one
 )]
@@ -32,6 +33,7 @@ pub fn encoder_attention<const N: usize>(
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
+    clippy::too_many_arguments,
     clippy::needless_range_loop,
     clippy::modulo_one
 )]
@@ -126,6 +128,7 @@ pub mod encoder_attention {
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
+    clippy::too_many_arguments,
     clippy::needless_range_loop,
     clippy::modulo_one
 )]
@@ -148,6 +151,7 @@ pub fn encoder<const N: usize>(
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
+    clippy::too_many_arguments,
     clippy::needless_range_loop,
     clippy::modulo_one
 )]

@@ -13,6 +13,7 @@
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
+    clippy::too_many_arguments,
     clippy::needless_range_loop,
     clippy::modulo_one
 )]
@@ -36,6 +37,7 @@ pub fn precise(
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
+    clippy::too_many_arguments,
     clippy::needless_range_loop,
     clippy::modulo_one
 )]
@@ -69,6 +71,7 @@ pub fn precise_into(
             ),
             bias: ::core::option::Option::None,
             valid_keys: ::core::option::Option::None,
+            valid_queries: ::core::option::Option::None,
         },
         out.as_flattened_mut().as_flattened_mut(),
         &mut [],

@@ -9,6 +9,7 @@
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
+    clippy::too_many_arguments,
     clippy::needless_range_loop,
     clippy::modulo_one
 )]
@@ -30,6 +31,7 @@ fn f(
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
+    clippy::too_many_arguments,
     clippy::needless_range_loop,
     clippy::modulo_one
 )]

@@ -16,6 +16,7 @@
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
+    clippy::too_many_arguments,
     clippy::needless_range_loop,
     clippy::modulo_one
 )]
@@ -42,6 +43,7 @@ pub fn padded<const N: usize>(
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
+    clippy::too_many_arguments,
     clippy::needless_range_loop,
     clippy::modulo_one
 )]

@@ -11,6 +11,7 @@
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
+    clippy::too_many_arguments,
     clippy::needless_range_loop,
     clippy::modulo_one
 )]
@@ -31,6 +32,7 @@ pub fn seed_example(
     non_upper_case_globals,
     unused_labels,
     clippy::too_many_lines,
+    clippy::too_many_arguments,
     clippy::needless_range_loop,
     clippy::modulo_one
 )]

@@ -144,6 +144,8 @@ pub struct Options {
     pub bias: Option<TensorDecl>,
     /// Each batch entry's number of valid keys is an argument (padding), and its span.
     pub valid_lengths: Option<Span>,
+    /// Each batch entry's number of valid query rows is an argument, and the option's span.
+    pub valid_queries: Option<Span>,
     /// The attention weights are returned beside the output, and the option's span.
     pub return_weights: Option<Span>,
     /// The element type of q, k, v and the output, and the span of its token.

@@ -72,10 +72,12 @@ pub fn plan(kernel: &Kernel) -> Plan {
             .try_fold(1u64, |n, size| n.checked_mul(size as u64))?;
         rows.checked_mul((s.depth as u64).checked_add(s.value_depth as u64)?)
     };
-    // Valid lengths, masks and biases are known only at run time, while an unrolled kernel's
+    // Valid lengths and query counts, masks and biases are known only at run time, while an unrolled kernel's
     // key lists are fixed at expansion: those kernels are tiled, whatever their size.
-    let runtime_keys =
-        kernel.options.valid_lengths.is_some() || kernel.mask.is_some() || kernel.bias.is_some();
+    let runtime_keys = kernel.options.valid_lengths.is_some()
+        || kernel.options.valid_queries.is_some()
+        || kernel.mask.is_some()
+        || kernel.bias.is_some();
     match sizes() {
         Some(sizes)
             if !runtime_keys && multiply_adds(&sizes).is_some_and(|n| n <= UNROLL_LIMIT) =>

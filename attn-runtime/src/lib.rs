@@ -162,7 +162,7 @@ pub use cache::{CacheError, KvCache};
 pub use half;
 pub use info::{KernelInfo, KernelShape, Plan};
 pub use tensor::{Array, ShapeError, Tensor};
-pub use valid::ValidLengthError;
+pub use valid::{Counted, ValidLengthError};
 pub use view::{View, view, view_mut};
 #[cfg(feature = "safetensors")]
 pub use weights::safetensors;

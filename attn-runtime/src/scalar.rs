@@ -85,6 +85,9 @@ pub struct Problem<'a> {
     pub bias: Option<Broadcast<'a, f64>>,
     /// Each batch entry's number of valid keys, if given (already checked against `keys`).
     pub valid_keys: Option<&'a [usize]>,
+    /// Each batch entry's number of valid query rows, if given (checked against `queries`):
+    /// the rows past it are 0, their weights 0 and their log-sum-exp -inf.
+    pub valid_queries: Option<&'a [usize]>,
 }
 
 /// Computes `problem` into `out` (`[B, H, Nq, Dv]`), and into `weights` (`[B, H, Nq, Nk]`)
@@ -98,7 +101,7 @@ pub struct Problem<'a> {
 ///     batch: 1, heads: 1, kv_heads: 1, queries: 1, keys: 2, depth: 1, value_depth: 1,
 ///     scale: 1.0, causal: None, softcap: None,
 ///     q: &[0.0], k: &[1.0, 1.0], v: &[2.0, 4.0],
-///     mask: None, bias: None, valid_keys: None,
+///     mask: None, bias: None, valid_keys: None, valid_queries: None,
 /// };
 /// let (mut out, mut weights, mut lse) = ([0.0], [0.0; 2], [0.0]);
 /// run(&problem, &mut out, &mut weights, &mut lse);
@@ -120,6 +123,7 @@ pub fn run(problem: &Problem, out: &mut [f64], weights: &mut [f64], lse: &mut [f
     let mut scores = vec![f64::NEG_INFINITY; keys];
     for b in 0..batch {
         let valid = problem.valid_keys.map_or(keys, |valid| valid[b].min(keys));
+        let valid_queries = (problem.valid_queries).map_or(queries, |valid| valid[b].min(queries));
         for h in 0..heads {
             let kv = b * kv_heads + h / group.max(1);
             let (k, v) = (
@@ -128,8 +132,19 @@ pub fn run(problem: &Problem, out: &mut [f64], weights: &mut [f64], lse: &mut [f
             );
             for i in 0..queries {
                 let row = (b * heads + h) * queries + i;
+                if i >= valid_queries {
+                    // A padding row: computed not at all.
+                    out[row * value_depth..][..value_depth].fill(0.0);
+                    if !weights.is_empty() {
+                        weights[row * keys..][..keys].fill(0.0);
+                    }
+                    if !lse.is_empty() {
+                        lse[row] = f64::NEG_INFINITY;
+                    }
+                    continue;
+                }
                 let query = &problem.q[row * depth..][..depth];
-                let (from, to) = visible(problem, i, valid);
+                let (from, to) = visible(problem, i, valid_queries, valid);
                 scores.fill(f64::NEG_INFINITY);
                 for j in from..to {
                     let key = &k[j * depth..][..depth];
@@ -183,12 +198,12 @@ pub fn run(problem: &Problem, out: &mut [f64], weights: &mut [f64], lse: &mut [f
     }
 }
 
-/// The keys query `i` sees, `from..to`, among the first `valid`.
-fn visible(problem: &Problem, i: usize, valid: usize) -> (usize, usize) {
+/// The keys query `i` of `queries` valid ones sees, `from..to`, among the first `valid`.
+fn visible(problem: &Problem, i: usize, queries: usize, valid: usize) -> (usize, usize) {
     match problem.causal {
         None => (0, valid),
         Some(causal) => {
-            let to = crate::tiled::visible_keys(i, problem.queries, valid, causal.bottom_right);
+            let to = crate::tiled::visible_keys(i, queries, valid, causal.bottom_right);
             (to.saturating_sub(causal.window), to)
         }
     }

@@ -171,7 +171,7 @@ fn f64_masks_biases_caps_and_valid_lengths_match_the_reference() {
     );
     let error = wide_masked(&q, &k, &v, &mask, &bias64, &[N + 1, 0]).unwrap_err();
     assert_eq!(
-        (error.batch_entry, error.valid_keys, error.keys),
+        (error.batch_entry, error.valid, error.capacity),
         (0, N + 1, N)
     );
 }

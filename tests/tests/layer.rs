@@ -286,7 +286,7 @@ fn a_layer_forwards_its_mask_and_valid_lengths_to_its_attention() {
         }
     }
     let error = padded(&x, &query, &key, &value, &mask, &[7, 4]).unwrap_err();
-    assert_eq!((error.batch_entry, error.valid_keys), (0, 7));
+    assert_eq!((error.batch_entry, error.valid), (0, 7));
 }
 
 /// `x` through `linear`, split into 2 heads of depth 4.

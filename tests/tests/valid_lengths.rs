@@ -2,7 +2,7 @@
 //! by no query; a count past the kernel's keys is an error, and nothing is written.
 
 use attn_runtime::simd::with_isa;
-use attn_runtime::{Array, Plan, Tensor, ValidLengthError, attention};
+use attn_runtime::{Array, Counted, Plan, Tensor, ValidLengthError, attention};
 use attn_tests::{Mask, Problem, Rng, assert_accurate};
 
 attention! {
@@ -116,8 +116,9 @@ fn a_length_past_the_keys_is_an_error_and_nothing_is_written() {
         error,
         ValidLengthError {
             batch_entry: 1,
-            valid_keys: 5,
-            keys: 4
+            counted: Counted::Keys,
+            valid: 5,
+            capacity: 4
         }
     );
     assert_eq!(out, [[[7.0; 3]; 2]; 2], "nothing half-written");

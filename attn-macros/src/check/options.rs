@@ -17,6 +17,7 @@ const AVAILABLE: &[&str] = &[
     "mask",
     "bias",
     "valid_lengths",
+    "valid_queries",
     "return_weights",
     "return_lse",
     "split_heads",
@@ -87,6 +88,10 @@ fn apply(options: &mut Options, name: Ident, value: OptionValue, errors: &mut Er
         "valid_lengths" => {
             let flag = flag(&name, value, errors, VALID_LENGTHS_HELP);
             set_once(&mut options.valid_lengths, flag, &name, errors);
+        }
+        "valid_queries" => {
+            let flag = flag(&name, value, errors, VALID_QUERIES_HELP);
+            set_once(&mut options.valid_queries, flag, &name, errors);
         }
         "return_lse" => {
             let flag = flag(&name, value, errors, RETURN_LSE_HELP);
@@ -171,6 +176,8 @@ const WINDOW_HELP: &str = "write the number of keys each query sees, such as `wi
 
 const VALID_LENGTHS_HELP: &str =
     "write `valid_lengths`: the kernel then takes each batch entry's number of valid keys";
+const VALID_QUERIES_HELP: &str =
+    "write `valid_queries`: the kernel then takes each batch entry's number of valid query rows";
 const DTYPE_HELP: &str = "write `dtype = f64` (all in f64), `dtype = f16` or `dtype = bf16` (stored \
                           16-bit, computed in f32); without the option the element type is f32";
 const SPLIT_HEADS_HELP: &str =

@@ -80,6 +80,12 @@ pub fn body(kernel: &Kernel) -> TokenStream {
             .valid_lengths
             .map(|_| quote!(&valid_keys[..])),
     );
+    let valid_queries = some_or_none(
+        kernel
+            .options
+            .valid_queries
+            .map(|_| quote!(&valid_queries[..])),
+    );
     let (flat, flat_mut) = (flat(rank, false), flat(rank, true));
     let weights = match kernel.options.return_weights {
         Some(_) => quote!(weights #flat_mut),
@@ -111,6 +117,7 @@ pub fn body(kernel: &Kernel) -> TokenStream {
                 mask: #mask,
                 bias: #bias,
                 valid_keys: #valid_keys,
+                valid_queries: #valid_queries,
             },
             out #flat_mut,
             #weights,

@@ -56,11 +56,21 @@ pub fn attention(
         shape_text(&kernel.v),
         shape_text(&out),
     );
-    let keys = size(kernel.keys(), kernel.k[kernel.rank() - 2].span);
-    let into_check = kernel
-        .options
-        .valid_lengths
-        .map(|_| quote!(::attn_runtime::__private::check_valid_lengths(valid_keys, #keys)?;));
+    let rank = kernel.rank();
+    let keys = size(kernel.keys(), kernel.k[rank - 2].span);
+    let queries = size(kernel.queries(), kernel.q[rank - 2].span);
+    // Every valid length is checked before anything is written.
+    let check_keys = kernel.options.valid_lengths.map(|_| {
+        quote!(::attn_runtime::__private::check_valid_lengths(
+            valid_keys, #keys, ::attn_runtime::Counted::Keys,
+        )?;)
+    });
+    let check_queries = kernel.options.valid_queries.map(|_| {
+        quote!(::attn_runtime::__private::check_valid_lengths(
+            valid_queries, #queries, ::attn_runtime::Counted::Queries,
+        )?;)
+    });
+    let into_check = quote!(#check_keys #check_queries);
     let body = match body {
         Body::Computed(body) => Body::Computed(quote!(#into_check #body)),
         Body::Stub => Body::Stub,
@@ -115,7 +125,10 @@ pub struct Extras {
 }
 
 pub fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
-    let valid = kernel.options.valid_lengths.is_some();
+    let valid_keys = kernel.options.valid_lengths.is_some();
+    let valid_queries = kernel.options.valid_queries.is_some();
+    // Either takes lengths at run time, which can be wrong: the functions return a `Result`.
+    let valid = valid_keys || valid_queries;
     let batch = size(kernel.batch(), kernel.q[0].span);
     let error = quote!(::attn_runtime::ValidLengthError);
     let attention_out = kernel.out();
@@ -144,9 +157,13 @@ pub fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
         inputs.extend(quote!(bias: &#ty,));
         input_args.extend(quote!(bias,));
     }
-    if valid {
+    if valid_keys {
         inputs.extend(quote!(valid_keys: &[usize; #batch],));
         input_args.extend(quote!(valid_keys,));
+    }
+    if valid_queries {
+        inputs.extend(quote!(valid_queries: &[usize; #batch],));
+        input_args.extend(quote!(valid_queries,));
     }
     // `out`, then the weights and the log-sum-exp where asked for: a tuple if more than one.
     let mut returned = vec![(out_ty.clone(), quote!(out))];
@@ -202,10 +219,17 @@ pub fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
             shape_text(dims)
         ));
     }
-    if valid {
+    if valid_keys {
         say(
             "`valid_keys[b]` is the number of valid keys of batch entry `b`: the keys after \
              them are padding, which no query sees. An error if one exceeds the number of keys.",
+        );
+    }
+    if valid_queries {
+        say(
+            "`valid_queries[b]` is the number of valid query rows of batch entry `b`: the rows \
+             after them are padding, 0 and computed not at all (weights 0, log-sum-exp -inf). \
+             An error if one exceeds the number of queries.",
         );
     }
     if weights {
@@ -240,7 +264,7 @@ pub fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
 /// The lints that generated code may trip.
 fn lints() -> TokenStream {
     quote! {
-        #[allow(non_upper_case_globals, unused_labels, clippy::too_many_lines, clippy::needless_range_loop, clippy::modulo_one)]
+        #[allow(non_upper_case_globals, unused_labels, clippy::too_many_lines, clippy::too_many_arguments, clippy::needless_range_loop, clippy::modulo_one)]
     }
 }
 

@@ -166,6 +166,15 @@ pub fn body(kernel: &Kernel, blocks: Blocks) -> TokenStream {
             }
         });
     }
+    if options.valid_queries.is_some() {
+        fields.push(quote!(valid_queries: &'a [usize; #batch],));
+        field_inits.push(quote!(valid_queries,));
+        methods.push(quote! {
+            fn valid_queries(&self, problem: usize) -> usize {
+                self.valid_queries[#batch_of]
+            }
+        });
+    }
     // A mask's or bias's row for a query: an axis declared 1 is broadcast (its index is 0).
     let broadcast_row = |dims: &[Dim]| {
         let index = |dim: &Dim, index: &TokenStream| match dim.size {

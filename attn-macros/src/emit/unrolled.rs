@@ -143,6 +143,7 @@ fn in_registers(kernel: &Kernel, sizes: UnrolledSizes) -> Option<TokenStream> {
         && options.mask.is_none()
         && options.bias.is_none()
         && options.valid_lengths.is_none()
+        && options.valid_queries.is_none()
         && options.return_weights.is_none()
         && options.return_lse.is_none()
         && options.split_heads.is_none();

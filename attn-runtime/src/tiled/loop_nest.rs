@@ -91,6 +91,14 @@ pub trait Problems<const DEPTH: usize, const VALUE_DEPTH: usize, const KEYS: usi
         let _ = problem;
         KEYS
     }
+    /// The query rows of `problem` that are computed (its batch entry's valid queries): all
+    /// of them unless the kernel takes valid query counts. The rows past it are 0, their
+    /// weights 0 and their log-sum-exp -inf.
+    #[inline(always)]
+    fn valid_queries(&self, problem: usize) -> usize {
+        let _ = problem;
+        Self::QUERIES
+    }
     /// The row of the `mask` option that query `query` of `problem` reads (one entry when
     /// broadcast over the keys), if the kernel has a mask.
     #[inline(always)]
@@ -161,6 +169,28 @@ impl<
         }
         let problems = &self.0;
         let Rows { out, weights, lse } = rows;
+        // Rows past the problem's valid queries are padding: 0, and computed not at all.
+        let queries_valid = problems.valid_queries(problem).min(P::QUERIES);
+        let rows_valid = queries_valid.saturating_sub(first_query).min(out.len());
+        let (out, padding) = out.split_at_mut(rows_valid);
+        padding.fill([0.0; VALUE_DEPTH]);
+        let weights = if P::RETURN_WEIGHTS {
+            let (weights, padding) = weights.split_at_mut(rows_valid.min(weights.len()));
+            padding.fill([0.0; KEYS]);
+            weights
+        } else {
+            weights
+        };
+        let lse = if P::RETURN_LSE {
+            let (lse, padding) = lse.split_at_mut(rows_valid.min(lse.len()));
+            padding.fill(f32::NEG_INFINITY);
+            lse
+        } else {
+            lse
+        };
+        if out.is_empty() {
+            return;
+        }
         let direct = Self::DIRECT;
         // Values are read in place by kernels that keep no block of them.
         let values_in_place = direct || PACKED_VALUE_ROWS == 0;
@@ -182,11 +212,12 @@ impl<
         // sees; a window starts them at the first its first row sees, rounded down to a whole
         // key block so that keys fall into the same blocks whichever block of queries (and
         // thread) walks them.
+        // Aligned bottom right, the valid queries are the last positions of the valid keys.
         let visible = |query: usize| match P::CAUSAL {
             None => keys_valid,
             Some(alignment) => visible_keys(
                 query,
-                P::QUERIES,
+                queries_valid,
                 keys_valid,
                 alignment == Alignment::BottomRight,
             ),
@@ -255,7 +286,7 @@ impl<
                     tile,
                     first_query + first,
                     first_key,
-                    P::QUERIES,
+                    queries_valid,
                     keys_valid,
                     alignment == Alignment::BottomRight,
                     P::WINDOW.unwrap_or(usize::MAX),

@@ -1,0 +1,203 @@
+//! Valid query counts: the rows past a batch entry's count are 0 (weights 0, log-sum-exp
+//! -inf) whatever the output held, and the others are those of a kernel of that many queries,
+//! aligned bottom right to the valid keys; a count past the capacity is an error with nothing
+//! written. Both plans that take run-time counts (tiled f32, f64 rows), on every instruction
+//! set.
+
+use attn_runtime::simd::with_isa;
+use attn_runtime::{Counted, Tensor, ValidLengthError, attention};
+use attn_tests::{Mask, Problem, Rng, reference, reference_lse, reference_weights};
+
+attention! {
+    /// Prompts of any length up to 16 tokens, in two batch entries.
+    #[attn(valid_lengths, valid_queries, causal(bottom_right), return_weights, return_lse)]
+    fn prompt<q: [2, 2, 16, 8], k: [2, 2, 16, 8], v: [2, 2, 16, 4]>;
+    /// The same in f64.
+    #[attn(dtype = f64, valid_lengths, valid_queries, causal(bottom_right), return_weights, return_lse)]
+    fn prompt_f64<q: [2, 2, 16, 8], k: [2, 2, 16, 8], v: [2, 2, 16, 4]>;
+}
+
+/// Checks one kernel's outputs (as f64) against the reference of each entry and head: `vq`
+/// queries over `vk` keys, aligned bottom right.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    what: &str,
+    [q, k, v]: [&[f32]; 3],
+    (valid_keys, valid_queries): ([usize; 2], [usize; 2]),
+    out: &[f64],
+    weights: &[f64],
+    lse: &[f64],
+    tolerance: f64,
+) {
+    for entry in 0..2 {
+        let (vq, vk) = (valid_queries[entry], valid_keys[entry]);
+        for head in 0..2 {
+            let problem_index = entry * 2 + head;
+            let rows = |data: &[f32], len: usize, depth: usize| {
+                data[problem_index * 16 * depth..][..len * depth].to_vec()
+            };
+            let (qs, ks, vs) = (rows(q, vq, 8), rows(k, vk, 8), rows(v, vk, 4));
+            let problem = Problem::with_default_scale(1, vq, vk, 8, 4).masked(Mask::BottomRight);
+            let expected = reference(&problem, &qs, &ks, &vs);
+            let expected_weights = reference_weights(&problem, &qs, &ks);
+            let expected_lse = reference_lse(&problem, &qs, &ks);
+            for i in 0..16 {
+                let row = problem_index * 16 + i;
+                let out_row = &out[row * 4..][..4];
+                let weights_row = &weights[row * 16..][..16];
+                if i >= vq {
+                    assert!(
+                        out_row.iter().all(|&x| x == 0.0),
+                        "{what}: padding row {row}"
+                    );
+                    assert!(
+                        weights_row.iter().all(|&w| w == 0.0),
+                        "{what}: padding weights"
+                    );
+                    assert_eq!(lse[row], f64::NEG_INFINITY, "{what}: padding lse {row}");
+                    continue;
+                }
+                for (d, (&x, &e)) in out_row.iter().zip(&expected[i * 4..][..4]).enumerate() {
+                    assert!(
+                        (x - e).abs() <= tolerance * (1.0 + e.abs()),
+                        "{what}: out {row}.{d}: {x} against {e}"
+                    );
+                }
+                for (j, &w) in weights_row.iter().enumerate() {
+                    let e = if j < vk {
+                        expected_weights[i * vk + j]
+                    } else {
+                        0.0
+                    };
+                    assert!(
+                        (w - e).abs() <= tolerance,
+                        "{what}: weight {row}.{j}: {w} against {e}"
+                    );
+                }
+                let e = expected_lse[i];
+                if e.is_infinite() {
+                    assert_eq!(lse[row], e, "{what}: lse {row}");
+                } else {
+                    assert!(
+                        (lse[row] - e).abs() <= tolerance * (1.0 + e.abs()),
+                        "{what}: lse {row}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn rows_past_the_count_are_zero_and_the_others_a_shorter_kernels() {
+    let mut rng = Rng::new(23);
+    let (q, k, v) = (
+        rng.values(2 * 2 * 16 * 8, 1.0),
+        rng.values(2 * 2 * 16 * 8, 1.0),
+        rng.values(2 * 2 * 16 * 4, 1.0),
+    );
+    // A prompt of 5 tokens; 16 queries over 12 keys (the first 4 see none).
+    for (valid_keys, valid_queries) in [([5, 12], [5, 16]), ([16, 16], [1, 0]), ([3, 16], [16, 9])]
+    {
+        for isa in attn_tests::instruction_sets() {
+            let qt = Tensor::<[[[[f32; 8]; 16]; 2]; 2]>::from_slice(&q).unwrap();
+            let kt = Tensor::<[[[[f32; 8]; 16]; 2]; 2]>::from_slice(&k).unwrap();
+            let vt = Tensor::<[[[[f32; 4]; 16]; 2]; 2]>::from_slice(&v).unwrap();
+            let mut out =
+                Tensor::<[[[[f32; 4]; 16]; 2]; 2]>::from_vec(vec![f32::NAN; 256]).unwrap();
+            let mut weights =
+                Tensor::<[[[[f32; 16]; 16]; 2]; 2]>::from_vec(vec![f32::NAN; 1024]).unwrap();
+            let mut lse = Tensor::<[[[f32; 16]; 2]; 2]>::from_vec(vec![f32::NAN; 64]).unwrap();
+            with_isa(isa, || {
+                prompt_into(
+                    &qt,
+                    &kt,
+                    &vt,
+                    &valid_keys,
+                    &valid_queries,
+                    &mut out,
+                    &mut weights,
+                    &mut lse,
+                )
+            })
+            .unwrap()
+            .unwrap();
+            let wide = |x: &[f32]| x.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+            check(
+                &format!("f32 on {isa}, keys {valid_keys:?}, queries {valid_queries:?}"),
+                [&q, &k, &v],
+                (valid_keys, valid_queries),
+                &wide(out.as_flat()),
+                &wide(weights.as_flat()),
+                &wide(lse.as_flat()),
+                1e-5,
+            );
+        }
+        let f64s = |x: &[f32]| x.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+        let qt = Tensor::<[[[[f64; 8]; 16]; 2]; 2]>::from_slice(&f64s(&q)).unwrap();
+        let kt = Tensor::<[[[[f64; 8]; 16]; 2]; 2]>::from_slice(&f64s(&k)).unwrap();
+        let vt = Tensor::<[[[[f64; 4]; 16]; 2]; 2]>::from_slice(&f64s(&v)).unwrap();
+        let mut out = Tensor::<[[[[f64; 4]; 16]; 2]; 2]>::from_vec(vec![f64::NAN; 256]).unwrap();
+        let mut weights =
+            Tensor::<[[[[f64; 16]; 16]; 2]; 2]>::from_vec(vec![f64::NAN; 1024]).unwrap();
+        let mut lse = Tensor::<[[[f64; 16]; 2]; 2]>::from_vec(vec![f64::NAN; 64]).unwrap();
+        prompt_f64_into(
+            &qt,
+            &kt,
+            &vt,
+            &valid_keys,
+            &valid_queries,
+            &mut out,
+            &mut weights,
+            &mut lse,
+        )
+        .unwrap();
+        check(
+            &format!("f64, keys {valid_keys:?}, queries {valid_queries:?}"),
+            [&q, &k, &v],
+            (valid_keys, valid_queries),
+            out.as_flat(),
+            weights.as_flat(),
+            lse.as_flat(),
+            // The reference's scale is an f32, 1.7e-8 off the f64 kernel's 1 / sqrt(8).
+            1e-7,
+        );
+    }
+}
+
+#[test]
+fn a_count_past_the_queries_is_an_error_and_nothing_is_written() {
+    let q = Tensor::<[[[[f32; 8]; 16]; 2]; 2]>::zeros();
+    let v = Tensor::<[[[[f32; 4]; 16]; 2]; 2]>::zeros();
+    let mut out = Tensor::<[[[[f32; 4]; 16]; 2]; 2]>::from_vec(vec![7.0; 256]).unwrap();
+    let mut weights = Tensor::<[[[[f32; 16]; 16]; 2]; 2]>::zeros();
+    let mut lse = Tensor::<[[[f32; 16]; 2]; 2]>::zeros();
+    let error = prompt_into(
+        &q,
+        &q,
+        &v,
+        &[16, 16],
+        &[3, 17],
+        &mut out,
+        &mut weights,
+        &mut lse,
+    )
+    .unwrap_err();
+    assert_eq!(
+        error,
+        ValidLengthError {
+            batch_entry: 1,
+            counted: Counted::Queries,
+            valid: 17,
+            capacity: 16
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "batch entry 1 has 17 valid queries, but the kernel has 16 queries"
+    );
+    assert!(
+        out.as_flat().iter().all(|&x| x == 7.0),
+        "nothing half-written"
+    );
+}
