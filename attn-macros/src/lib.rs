@@ -13,9 +13,9 @@
 //! | emit | `emit/` | the specialized kernel, its `_into` form and its facts, one file a concern | no |
 //! | fallback | `stub.rs` | on error: the errors plus a stub with the kernel's own signature | no |
 //!
-//! The two models are the only types the stages share, so no module imports one that imports
-//! it back; the rules both crates apply (block sizes, which keys a row sees) come from
-//! `attn-rules`.
+//! The stages share the two models, and `check` sizes a kernel's scratch by the plan's
+//! `Blocks`; no module imports one that imports it back. The rules both crates apply (block
+//! sizes, which keys a row sees) come from `attn-rules`.
 //!
 //! `expand::attention` ties them together; the `#[proc_macro]` below only forwards to it.
 

@@ -46,6 +46,19 @@ pub struct Blocks {
     pub direct: bool,
 }
 
+impl Blocks {
+    /// The blocks of a tiled kernel of `queries` queries and `keys` keys whose deepest of
+    /// keys and values is `deepest` (`None` for a size left to a const generic), by attn's
+    /// shared rules. `check` sizes a kernel's scratch by the same blocks.
+    pub fn of(queries: Option<usize>, keys: Option<usize>, deepest: Option<usize>) -> Blocks {
+        Blocks {
+            query_block: attn_rules::query_block(queries),
+            key_block: attn_rules::key_block(keys, deepest),
+            direct: queries.is_some_and(attn_rules::is_direct),
+        }
+    }
+}
+
 /// Chooses the plan of `kernel` from its shape.
 pub fn plan(kernel: &Kernel) -> Plan {
     if let Some((Dtype::F64, _)) = kernel.options.dtype {
@@ -85,16 +98,12 @@ pub fn plan(kernel: &Kernel) -> Plan {
             Plan::Unrolled(sizes)
         }
         _ => {
-            let queries = known(kernel.queries());
             let deepest = known(kernel.depth()).zip(known(kernel.value_depth()));
-            Plan::Tiled(Blocks {
-                query_block: attn_rules::query_block(queries),
-                key_block: attn_rules::key_block(
-                    known(kernel.keys()),
-                    deepest.map(|(d, dv)| d.max(dv)),
-                ),
-                direct: queries.is_some_and(attn_rules::is_direct),
-            })
+            Plan::Tiled(Blocks::of(
+                known(kernel.queries()),
+                known(kernel.keys()),
+                deepest.map(|(d, dv)| d.max(dv)),
+            ))
         }
     }
 }

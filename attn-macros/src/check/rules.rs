@@ -5,6 +5,7 @@ use super::Role;
 use super::names::{Names, Resolved, Value};
 use crate::ast::TensorDecl;
 use crate::errors::Errors;
+use crate::plan::Blocks;
 use proc_macro2::Span;
 use std::collections::hash_map::Entry;
 use syn::Ident;
@@ -200,7 +201,7 @@ pub(super) fn fits(what: &str, shape: &[Resolved], element: u64, span: Span, err
 }
 
 /// A tiled kernel's scratch (`attn_rules::tiled_scratch_bytes`, for the blocks the planner
-/// will choose) fits the stack of any thread that runs it: past
+/// chooses: `Blocks::of`) fits the stack of any thread that runs it: past
 /// `attn_rules::MAX_SCRATCH_BYTES` a thread would overflow its stack and abort. Reported at
 /// the deeper of the depths, which the scratch grows with. A depth left to a const generic
 /// is checked when the kernel is instantiated, by the loop nest's own assertion.
@@ -217,16 +218,13 @@ pub(super) fn scratch(
     let (Some(d), Some(dv)) = (known(depth), known(value_depth)) else {
         return;
     };
-    let queries = known(queries);
-    let query_block = attn_rules::query_block(queries);
-    let key_block = attn_rules::key_block(known(keys), Some(d.max(dv)));
-    let packs_values = !queries.is_some_and(attn_rules::is_direct);
+    let blocks = Blocks::of(known(queries), known(keys), Some(d.max(dv)));
     let bytes = attn_rules::tiled_scratch_bytes(
-        query_block as u64,
-        key_block as u64,
+        blocks.query_block as u64,
+        blocks.key_block as u64,
         d as u64,
         dv as u64,
-        packs_values,
+        !blocks.direct,
     );
     if bytes > attn_rules::MAX_SCRATCH_BYTES {
         let deeper = if d >= dv { depth } else { value_depth };
