@@ -59,7 +59,7 @@ pub struct Rows<'a, K: Kernel + ?Sized> {
 
 impl<'a, K: Kernel + ?Sized> Rows<'a, K> {
     /// The first `len` rows, and the rest.
-    fn split_at(self, len: usize) -> (Self, Self) {
+    pub(super) fn split_at(self, len: usize) -> (Self, Self) {
         let (out, out_rest) = self.out.split_at_mut(len);
         let (weights, weights_rest) = self.weights.split_at_mut(len.min(self.weights.len()));
         let (lse, lse_rest) = self.lse.split_at_mut(len.min(self.lse.len()));

@@ -168,26 +168,17 @@ impl<
             assert!(PACKED_VALUE_ROWS == KEY_BLOCK || PACKED_VALUE_ROWS == 0);
         }
         let problems = &self.0;
-        let Rows { out, weights, lse } = rows;
-        // Rows past the problem's valid queries are padding: 0, and computed not at all.
+        // Rows past the problem's valid queries are padding: 0, and computed not at all (the
+        // weights and log-sum-exp are empty when the kernel does not return them).
         let queries_valid = problems.valid_queries(problem).min(P::QUERIES);
-        let rows_valid = queries_valid.saturating_sub(first_query).min(out.len());
-        let (out, padding) = out.split_at_mut(rows_valid);
-        padding.fill([0.0; VALUE_DEPTH]);
-        let weights = if P::RETURN_WEIGHTS {
-            let (weights, padding) = weights.split_at_mut(rows_valid.min(weights.len()));
-            padding.fill([0.0; KEYS]);
-            weights
-        } else {
-            weights
-        };
-        let lse = if P::RETURN_LSE {
-            let (lse, padding) = lse.split_at_mut(rows_valid.min(lse.len()));
-            padding.fill(f32::NEG_INFINITY);
-            lse
-        } else {
-            lse
-        };
+        let rows_valid = queries_valid
+            .saturating_sub(first_query)
+            .min(rows.out.len());
+        let (rows, padding) = rows.split_at(rows_valid);
+        padding.out.fill([0.0; VALUE_DEPTH]);
+        padding.weights.fill([0.0; KEYS]);
+        padding.lse.fill(f32::NEG_INFINITY);
+        let Rows { out, weights, lse } = rows;
         if out.is_empty() {
             return;
         }
