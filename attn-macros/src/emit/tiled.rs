@@ -157,21 +157,20 @@ pub fn body(kernel: &Kernel, blocks: Blocks) -> TokenStream {
     let mut fields = Vec::new();
     let mut field_inits = Vec::new();
     let mut methods = Vec::new();
-    if options.valid_lengths.is_some() {
-        fields.push(quote!(valid_keys: &'a [usize; #batch],));
-        field_inits.push(quote!(valid_keys,));
+    // Each valid count: one per batch entry, named as the argument and the method.
+    for (name, given) in [
+        ("valid_keys", options.valid_lengths.is_some()),
+        ("valid_queries", options.valid_queries.is_some()),
+    ] {
+        if !given {
+            continue;
+        }
+        let name = proc_macro2::Ident::new(name, proc_macro2::Span::call_site());
+        fields.push(quote!(#name: &'a [usize; #batch],));
+        field_inits.push(quote!(#name,));
         methods.push(quote! {
-            fn valid_keys(&self, problem: usize) -> usize {
-                self.valid_keys[#batch_of]
-            }
-        });
-    }
-    if options.valid_queries.is_some() {
-        fields.push(quote!(valid_queries: &'a [usize; #batch],));
-        field_inits.push(quote!(valid_queries,));
-        methods.push(quote! {
-            fn valid_queries(&self, problem: usize) -> usize {
-                self.valid_queries[#batch_of]
+            fn #name(&self, problem: usize) -> usize {
+                self.#name[#batch_of]
             }
         });
     }
