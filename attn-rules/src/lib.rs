@@ -131,6 +131,38 @@ pub const fn is_direct(queries: usize) -> bool {
     queries < TILE_ROWS
 }
 
+/// Keys per chunk when a problem's keys are split ([`key_chunks`]): a multiple of every key
+/// block, and long enough that a chunk's partial result (one row of output, a max and a sum
+/// per query row) is small beside the keys and values it reads (1,024 keys of depth 128 are
+/// 1 MiB of f32 keys and values against 580 bytes).
+///
+/// ```
+/// assert_eq!(attn_rules::KEY_CHUNK % attn_rules::KEY_BLOCK, 0);
+/// ```
+pub const KEY_CHUNK: usize = 1024;
+
+/// How many chunks of [`KEY_CHUNK`] keys each problem's keys are split into, to be computed
+/// apart (on any thread) and merged: more than one for a kernel whose problems have too few
+/// query rows to share out among threads ([`is_direct`]: decoding) and at least two chunks'
+/// worth of keys; 1 otherwise. A rule of the shape alone, never of the threads, so that a
+/// kernel's results are the same bits on any number of threads.
+///
+/// ```
+/// use attn_rules::key_chunks;
+/// assert_eq!(key_chunks(1, 16384), 16);
+/// assert_eq!(key_chunks(1, 2500), 3);
+/// assert_eq!(key_chunks(1, 2047), 1);
+/// assert_eq!(key_chunks(64, 16384), 1);
+/// ```
+#[inline]
+pub const fn key_chunks(queries: usize, keys: usize) -> usize {
+    if is_direct(queries) && keys >= 2 * KEY_CHUNK {
+        keys.div_ceil(KEY_CHUNK)
+    } else {
+        1
+    }
+}
+
 /// How many keys query `row` sees under a causal mask: the keys up to its position, with the
 /// queries aligned to the first keys (`top_left`, query `i` sees `0..=i`) or to the last ones
 /// (`bottom_right`, query `i` sees `0..=i + keys - queries`, none when that is negative).

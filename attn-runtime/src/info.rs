@@ -151,6 +151,32 @@ impl KernelInfo {
     }
 }
 
+impl KernelInfo {
+    /// The chunks each problem's keys are split into, computed apart (on any thread) and
+    /// merged: more than 1 for a tiled kernel with fewer query rows than a tile (decoding) and
+    /// at least 2,048 keys, whose rows are too few to share out among threads; 1 otherwise.
+    /// A rule of the shape (`attn_rules::key_chunks`), so results are the same bits on any
+    /// number of threads.
+    ///
+    /// ```
+    /// use attn_runtime::attention;
+    /// attention! {
+    ///     fn step<q: [1, 8, 1, 128], k: [1, 8, N, 128], v: [1, 8, N, 128]>;
+    /// }
+    /// assert_eq!(step::info::<16384>().key_chunks(), 16);
+    /// assert_eq!(step::info::<1000>().key_chunks(), 1);
+    /// ```
+    pub const fn key_chunks(&self) -> u64 {
+        let (queries, keys) = (self.shape.queries, self.shape.keys);
+        match self.plan {
+            Plan::Tiled { .. } if queries <= usize::MAX as u64 && keys <= usize::MAX as u64 => {
+                attn_rules::key_chunks(queries as usize, keys as usize) as u64
+            }
+            _ => 1,
+        }
+    }
+}
+
 impl fmt::Display for KernelInfo {
     /// One line: the shapes, the cost and the plan.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -182,10 +208,16 @@ impl fmt::Display for KernelInfo {
             Plan::Tiled {
                 query_block,
                 key_block,
-            } => write!(
-                f,
-                "tiled, blocks of {query_block} queries x {key_block} keys"
-            ),
+            } => {
+                write!(
+                    f,
+                    "tiled, blocks of {query_block} queries x {key_block} keys"
+                )?;
+                match self.key_chunks() {
+                    1 => Ok(()),
+                    chunks => write!(f, ", the keys in {chunks} chunks"),
+                }
+            }
         }
     }
 }

@@ -40,10 +40,48 @@ pub trait Kernel: Sync {
     /// [`pack_keys`]: crate::simd::pack::pack_keys
     /// [`scores`]: fn@super::scores
     const DIRECT: bool = is_direct(Self::QUERIES as u64);
+    /// The chunks each problem's keys are split into, computed apart and merged
+    /// ([`chunk`](Kernel::chunk), [`merge`](Kernel::merge)): more than 1 for kernels whose
+    /// problems have too few query rows to share out (decoding), by the shape alone
+    /// (`attn_rules::key_chunks`), so that results do not depend on the threads.
+    const KEY_CHUNKS: usize = 1;
+    /// Whether [`merge`](Kernel::merge) walks the keys again (to write the attention weights),
+    /// and so is worth sharing among threads; otherwise it is a few multiply-adds per row.
+    const MERGE_WALKS_KEYS: bool = false;
+    /// One query row's partial result over one chunk of keys.
+    type PartialRow: Send + Sync;
+    /// The partial result of a row over no keys.
+    const NO_KEYS: Self::PartialRow;
     /// Computes the rows `first_query..first_query + out.len()` of problem `problem`, their
     /// attention weights into `weights` and their log-sum-exp into `lse`, each when it is not
     /// empty (then it is as long as `out`).
     fn block<S: Simd>(&self, simd: S, problem: usize, first_query: usize, rows: Rows<'_, Self>);
+    /// The keys that the valid query rows of problem `problem` walk (all its rows at once):
+    /// the work of its chunks, by which the driver shares them out.
+    fn keys_walked(&self, problem: usize) -> std::ops::Range<usize>;
+    /// Computes the partial results of every query row of problem `problem` over its chunk
+    /// `chunk` of keys into `partial`, one per row ([`QUERIES`](Kernel::QUERIES)).
+    fn chunk<S: Simd>(
+        &self,
+        simd: S,
+        problem: usize,
+        chunk: usize,
+        partial: &mut [Self::PartialRow],
+    );
+    /// Merges the partial results of problem `problem`, chunk by chunk ([`KEY_CHUNKS`] times
+    /// [`QUERIES`] rows), into its rows, weights and log-sum-exp, as [`block`] would have
+    /// written them.
+    ///
+    /// [`KEY_CHUNKS`]: Kernel::KEY_CHUNKS
+    /// [`QUERIES`]: Kernel::QUERIES
+    /// [`block`]: Kernel::block
+    fn merge<S: Simd>(
+        &self,
+        simd: S,
+        problem: usize,
+        partials: &[Self::PartialRow],
+        rows: Rows<'_, Self>,
+    );
 }
 
 /// Rows of a kernel's outputs: the output itself and, when the kernel returns them, the
@@ -130,11 +168,15 @@ pub fn run<K: Kernel>(kernel: &K, rows: Rows<'_, K>) {
     }
     let isa = Isa::active();
     #[cfg(feature = "threads")]
-    {
-        let threads = crate::threads::for_work(out_rows as u64 * K::FLOPS_PER_ROW);
-        if threads > 1 {
-            return run_threads(kernel, rows, isa, threads);
-        }
+    let threads = crate::threads::for_work(out_rows as u64 * K::FLOPS_PER_ROW);
+    #[cfg(not(feature = "threads"))]
+    let threads = 1;
+    if K::KEY_CHUNKS > 1 {
+        return super::chunks::run(kernel, rows, isa, threads);
+    }
+    #[cfg(feature = "threads")]
+    if threads > 1 {
+        return run_threads(kernel, rows, isa, threads);
     }
     dispatch(
         isa,

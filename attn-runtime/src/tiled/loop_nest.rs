@@ -19,7 +19,8 @@
 //! No score matrix larger than one tile is stored. Each row's arithmetic is the same whatever
 //! tile, block or thread it falls in, so results do not depend on the number of threads.
 
-use super::driver::{Kernel, Rows};
+use super::chunks::{PartialRow, merge_partials};
+use super::driver::{Kernel, Rows, is_direct};
 use super::masks::{add_bias, keep_only, mask_causal, softcap_scores, visible_keys};
 use super::prefetch::Ahead;
 use super::scores::{scores, scores_direct};
@@ -30,6 +31,7 @@ use super::tile::TILE_ROWS;
 use super::values::{accumulate_values, accumulate_values_by_row};
 use crate::simd::Simd;
 use crate::simd::pack::{Aligned, pack_keys, values_on_lines};
+use std::ops::Range;
 
 /// `1 / sqrt(depth)`, the default scale.
 ///
@@ -128,6 +130,313 @@ pub struct Tiled<
     const PACKED_VALUE_ROWS: usize,
 >(pub P);
 
+/// The scratch of a walk over the keys, on the stack: a block of packed keys, one of packed
+/// values (none when `PACKED_VALUE_ROWS` is 0) and a tile's scores, each on cache lines.
+struct Scratch<
+    const DEPTH: usize,
+    const VALUE_DEPTH: usize,
+    const KEY_BLOCK: usize,
+    const PACKED_VALUE_ROWS: usize,
+> {
+    packed_keys: Aligned<[[f32; KEY_BLOCK]; DEPTH]>,
+    packed_values: Aligned<[[f32; VALUE_DEPTH]; PACKED_VALUE_ROWS]>,
+    scores_tile: Aligned<[[f32; KEY_BLOCK]; TILE_ROWS]>,
+}
+
+impl<
+    const DEPTH: usize,
+    const VALUE_DEPTH: usize,
+    const KEY_BLOCK: usize,
+    const PACKED_VALUE_ROWS: usize,
+> Scratch<DEPTH, VALUE_DEPTH, KEY_BLOCK, PACKED_VALUE_ROWS>
+{
+    #[inline(always)]
+    fn new() -> Self {
+        Scratch {
+            packed_keys: Aligned([[0.0; KEY_BLOCK]; DEPTH]),
+            packed_values: Aligned([[0.0; VALUE_DEPTH]; PACKED_VALUE_ROWS]),
+            scores_tile: Aligned([[0.0; KEY_BLOCK]; TILE_ROWS]),
+        }
+    }
+}
+
+/// One problem seen from its query row `first_query` on: its operands and the counts its
+/// options read.
+struct Walk<'a, const DEPTH: usize, const VALUE_DEPTH: usize> {
+    problem: usize,
+    first_query: usize,
+    operands: Operands<'a, DEPTH, VALUE_DEPTH>,
+    /// The problem's valid keys (its batch entry's valid length, or all of them).
+    keys_valid: usize,
+    /// The problem's computed query rows; the rest are padding.
+    queries_valid: usize,
+    scale: f32,
+}
+
+/// Each query row's running statistics over the keys walked so far: its reference max `m`
+/// and its sum `l`, kept as a vector of partial sums.
+struct Statistics<'a> {
+    max: &'a mut [f32],
+    sum: &'a mut [[f32; MAX_LANES]],
+}
+
+impl<
+    P: Problems<DEPTH, VALUE_DEPTH, KEYS>,
+    const DEPTH: usize,
+    const VALUE_DEPTH: usize,
+    const KEYS: usize,
+    const QUERY_BLOCK: usize,
+    const KEY_BLOCK: usize,
+    const PACKED_VALUE_ROWS: usize,
+> Tiled<P, DEPTH, VALUE_DEPTH, KEYS, QUERY_BLOCK, KEY_BLOCK, PACKED_VALUE_ROWS>
+{
+    /// Whether the keys and values are read where they are stored (see [`Kernel::DIRECT`]).
+    const DIRECT: bool = is_direct(P::QUERIES as u64);
+
+    /// The rows of a problem past its valid queries: 0, their weights 0 and their
+    /// log-sum-exp -inf (the weights and log-sum-exp are empty when the kernel does not
+    /// return them).
+    fn fill_padding(padding: Rows<'_, Self>) {
+        padding.out.fill([0.0; VALUE_DEPTH]);
+        padding.weights.fill([0.0; KEYS]);
+        padding.lse.fill(f32::NEG_INFINITY);
+    }
+
+    #[inline(always)]
+    fn walk(&self, problem: usize, first_query: usize) -> Walk<'_, DEPTH, VALUE_DEPTH> {
+        let problems = &self.0;
+        Walk {
+            problem,
+            first_query,
+            operands: problems.operands(problem),
+            keys_valid: problems.valid_keys(problem),
+            queries_valid: problems.valid_queries(problem).min(P::QUERIES),
+            scale: P::SCALE.unwrap_or_else(|| default_scale(DEPTH)),
+        }
+    }
+
+    /// The keys `query` sees: under a causal mask, aligned bottom right, the valid queries
+    /// are the last positions of the valid keys.
+    #[inline(always)]
+    fn visible(walk: &Walk<'_, DEPTH, VALUE_DEPTH>, query: usize) -> usize {
+        match P::CAUSAL {
+            None => walk.keys_valid,
+            Some(alignment) => visible_keys(
+                query,
+                walk.queries_valid,
+                walk.keys_valid,
+                alignment == Alignment::BottomRight,
+            ),
+        }
+    }
+
+    /// The first key `query` sees in its window.
+    #[inline(always)]
+    fn window_start(walk: &Walk<'_, DEPTH, VALUE_DEPTH>, query: usize) -> usize {
+        match (P::CAUSAL, P::WINDOW) {
+            (Some(_), Some(window)) => Self::visible(walk, query).saturating_sub(window),
+            _ => 0,
+        }
+    }
+
+    /// The keys that `rows` rows from the walk's first walk: a causal mask ends them at the
+    /// last one the last row sees; a window starts them at the first the first row sees,
+    /// rounded down to a whole key block so that keys fall into the same blocks whichever
+    /// block of queries (and thread) walks them.
+    #[inline(always)]
+    fn keys_walked(walk: &Walk<'_, DEPTH, VALUE_DEPTH>, rows: usize) -> Range<usize> {
+        let from = Self::window_start(walk, walk.first_query) / KEY_BLOCK * KEY_BLOCK;
+        let seen = Self::visible(walk, walk.first_query + rows.max(1) - 1);
+        from..seen.max(from)
+    }
+
+    /// One key block's scores (its keys and the index of the first) for the tile of rows
+    /// `first..last` (counted from the walk's first row), with every option applied; false
+    /// (and nothing computed) when a causal mask or window hides the block from the whole
+    /// tile.
+    #[inline(always)]
+    fn tile_scores<S: Simd>(
+        &self,
+        simd: S,
+        walk: &Walk<'_, DEPTH, VALUE_DEPTH>,
+        packed_keys: &[[f32; KEY_BLOCK]; DEPTH],
+        scores_tile: &mut [[f32; KEY_BLOCK]; TILE_ROWS],
+        (keys, first_key): (&[[f32; DEPTH]], usize),
+        Range {
+            start: first,
+            end: last,
+        }: Range<usize>,
+    ) -> bool {
+        let first_query = walk.first_query;
+        let last_key = first_key + keys.len();
+        if P::CAUSAL.is_some()
+            && (Self::visible(walk, first_query + last - 1) <= first_key
+                || Self::window_start(walk, first_query + first) >= last_key)
+        {
+            return false;
+        }
+        let queries = &walk.operands.queries[first_query + first..first_query + last];
+        if Self::DIRECT {
+            scores_direct(simd, queries, keys, walk.scale, scores_tile);
+        } else {
+            scores(
+                simd,
+                queries,
+                packed_keys,
+                keys.len(),
+                walk.scale,
+                scores_tile,
+            );
+        }
+        let tile = &mut scores_tile[..last - first];
+        // A soft cap bends the scores before any mask sets some to -inf.
+        if let Some(cap) = P::SOFTCAP {
+            softcap_scores(simd, tile, keys.len(), cap);
+        }
+        let problems = &self.0;
+        for (r, row) in tile.iter_mut().enumerate() {
+            let query = first_query + first + r;
+            if let Some(bias) = problems.bias(walk.problem, query) {
+                add_bias(simd, row, bias, first_key, keys.len());
+            }
+            if let Some(keep) = problems.mask(walk.problem, query) {
+                keep_only(row, keep, first_key, keys.len());
+            }
+        }
+        if let Some(alignment) = P::CAUSAL {
+            mask_causal(
+                tile,
+                first_query + first,
+                first_key,
+                walk.queries_valid,
+                walk.keys_valid,
+                alignment == Alignment::BottomRight,
+                P::WINDOW.unwrap_or(usize::MAX),
+            );
+        }
+        true
+    }
+
+    /// Steps 1-3 of the loop nest for the rows `out` (from the walk's first) over `keys`,
+    /// advancing their statistics. With `normalize_at_end`, rows are normalized at the last
+    /// key block when every row sees it (no causal mask), while they are in the cache.
+    // The loops are labelled by what they block, whether or not a `continue` names them.
+    #[allow(unused_labels, clippy::too_many_arguments)]
+    #[inline(always)]
+    fn accumulate<S: Simd>(
+        &self,
+        simd: S,
+        walk: &Walk<'_, DEPTH, VALUE_DEPTH>,
+        scratch: &mut Scratch<DEPTH, VALUE_DEPTH, KEY_BLOCK, PACKED_VALUE_ROWS>,
+        keys: Range<usize>,
+        out: &mut [[f32; VALUE_DEPTH]],
+        statistics: Statistics<'_>,
+        ahead: &Ahead<'_>,
+        normalize_at_end: bool,
+    ) {
+        // Values are read in place by kernels that keep no block of them.
+        let values_in_place = Self::DIRECT || PACKED_VALUE_ROWS == 0;
+        let Operands {
+            keys: k, values: v, ..
+        } = walk.operands;
+        let Statistics { max, sum } = statistics;
+        let Scratch {
+            packed_keys: Aligned(packed_keys),
+            packed_values: Aligned(packed_values),
+            scores_tile: Aligned(scores_tile),
+        } = scratch;
+        'key_blocks: for first_key in keys.clone().step_by(KEY_BLOCK) {
+            let last_key = (first_key + KEY_BLOCK).min(keys.end);
+            let (block_keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
+            let block = (block_keys, first_key);
+            if !Self::DIRECT {
+                pack_keys(simd, block_keys, packed_keys);
+            }
+            let values = if values_in_place {
+                values
+            } else {
+                values_on_lines(values, packed_values)
+            };
+            'query_tiles: for first in (0..out.len()).step_by(TILE_ROWS) {
+                let last = (first + TILE_ROWS).min(out.len());
+                let rows = first..last;
+                if !self.tile_scores(simd, walk, packed_keys, scores_tile, block, rows) {
+                    continue 'query_tiles;
+                }
+                let tile = &mut scores_tile[..last - first];
+                let rows = &mut out[first..last];
+                let state = online_softmax(
+                    simd,
+                    tile,
+                    &mut max[first..last],
+                    &mut sum[first..last],
+                    rows,
+                );
+                if Self::DIRECT {
+                    accumulate_values_by_row(simd, tile, values, rows, state);
+                } else {
+                    accumulate_values(simd, tile, values, rows, state);
+                }
+                // Without a causal mask every tile sees the last key block: its rows are
+                // final there, and normalized while they are in the cache.
+                if normalize_at_end && P::CAUSAL.is_none() && last_key == keys.end {
+                    normalize(simd, rows, &sum[first..last]);
+                }
+                ahead.fetch((first_key - keys.start) / KEY_BLOCK, first / TILE_ROWS);
+            }
+        }
+    }
+
+    /// The attention weights of the rows `weights` (from the walk's first) once their
+    /// statistics are final: the scores again, block by block (the same arithmetic, so the
+    /// same scores), each `exp(s - max) / sum`.
+    #[allow(unused_labels)]
+    #[inline(always)]
+    fn weights<S: Simd>(
+        &self,
+        simd: S,
+        walk: &Walk<'_, DEPTH, VALUE_DEPTH>,
+        scratch: &mut Scratch<DEPTH, VALUE_DEPTH, KEY_BLOCK, PACKED_VALUE_ROWS>,
+        keys: Range<usize>,
+        weights: &mut [[f32; KEYS]],
+        statistics: Statistics<'_>,
+    ) {
+        weights.fill([0.0f32; KEYS]);
+        let mut inverse = [0.0f32; QUERY_BLOCK];
+        inverse_sums(simd, statistics.sum, &mut inverse);
+        let k = walk.operands.keys;
+        let Scratch {
+            packed_keys: Aligned(packed_keys),
+            scores_tile: Aligned(scores_tile),
+            ..
+        } = scratch;
+        'key_blocks: for first_key in keys.clone().step_by(KEY_BLOCK) {
+            let last_key = (first_key + KEY_BLOCK).min(keys.end);
+            let block_keys = &k[first_key..last_key];
+            let block = (block_keys, first_key);
+            if !Self::DIRECT {
+                pack_keys(simd, block_keys, packed_keys);
+            }
+            'query_tiles: for first in (0..weights.len()).step_by(TILE_ROWS) {
+                let last = (first + TILE_ROWS).min(weights.len());
+                let rows = first..last;
+                if !self.tile_scores(simd, walk, packed_keys, scores_tile, block, rows) {
+                    continue 'query_tiles;
+                }
+                write_weights(
+                    simd,
+                    &mut scores_tile[..last - first],
+                    &statistics.max[first..last],
+                    &inverse[first..last],
+                    &mut weights[first..last],
+                    first_key,
+                    block_keys.len(),
+                );
+            }
+        }
+    }
+}
+
 impl<
     P: Problems<DEPTH, VALUE_DEPTH, KEYS>,
     const DEPTH: usize,
@@ -140,6 +449,7 @@ impl<
 {
     type Row = [f32; VALUE_DEPTH];
     type WeightsRow = [f32; KEYS];
+    type PartialRow = PartialRow<VALUE_DEPTH>;
     const QUERIES: usize = P::QUERIES;
     // The driver reads the block length once per kernel: where a depth left to a const
     // generic is checked, when the kernel is instantiated (the macro checks known depths at
@@ -158,9 +468,13 @@ impl<
         QUERY_BLOCK
     };
     const FLOPS_PER_ROW: u64 = 2 * (KEYS as u64) * ((DEPTH + VALUE_DEPTH) as u64);
+    const KEY_CHUNKS: usize = {
+        assert!(attn_rules::KEY_CHUNK.is_multiple_of(KEY_BLOCK));
+        attn_rules::key_chunks(P::QUERIES, KEYS)
+    };
+    const NO_KEYS: PartialRow<VALUE_DEPTH> = PartialRow::NO_KEYS;
+    const MERGE_WALKS_KEYS: bool = P::RETURN_WEIGHTS;
 
-    // The loops are labelled by what they block, whether or not a `continue` names them.
-    #[allow(unused_labels)]
     #[inline(always)]
     fn block<S: Simd>(&self, simd: S, problem: usize, first_query: usize, rows: Rows<'_, Self>) {
         const {
@@ -168,57 +482,22 @@ impl<
             assert!(PACKED_VALUE_ROWS == KEY_BLOCK || PACKED_VALUE_ROWS == 0);
         }
         let problems = &self.0;
-        // Rows past the problem's valid queries are padding: 0, and computed not at all (the
-        // weights and log-sum-exp are empty when the kernel does not return them).
-        let queries_valid = problems.valid_queries(problem).min(P::QUERIES);
-        let rows_valid = queries_valid
+        let walk = self.walk(problem, first_query);
+        // Rows past the problem's valid queries are padding, and computed not at all.
+        let rows_valid = walk
+            .queries_valid
             .saturating_sub(first_query)
             .min(rows.out.len());
         let (rows, padding) = rows.split_at(rows_valid);
-        padding.out.fill([0.0; VALUE_DEPTH]);
-        padding.weights.fill([0.0; KEYS]);
-        padding.lse.fill(f32::NEG_INFINITY);
+        Self::fill_padding(padding);
         let Rows { out, weights, lse } = rows;
         if out.is_empty() {
             return;
         }
-        let direct = Self::DIRECT;
-        // Values are read in place by kernels that keep no block of them.
-        let values_in_place = direct || PACKED_VALUE_ROWS == 0;
-        let scale = P::SCALE.unwrap_or_else(|| default_scale(DEPTH));
-        let Operands {
-            queries: q,
-            keys: k,
-            values: v,
-        } = problems.operands(problem);
-        let keys_valid = problems.valid_keys(problem);
         let mut running_max = [f32::NEG_INFINITY; QUERY_BLOCK];
         let mut running_sum = [[0.0f32; MAX_LANES]; QUERY_BLOCK];
-        let mut packed_keys = Aligned([[0.0f32; KEY_BLOCK]; DEPTH]);
-        let packed_keys = &mut packed_keys.0;
-        let mut packed_values = Aligned([[0.0f32; VALUE_DEPTH]; PACKED_VALUE_ROWS]);
-        let mut scores_tile = Aligned([[0.0f32; KEY_BLOCK]; TILE_ROWS]);
-        let scores_tile = &mut scores_tile.0;
-        // The keys this block walks: a causal mask ends them at the last one its last row
-        // sees; a window starts them at the first its first row sees, rounded down to a whole
-        // key block so that keys fall into the same blocks whichever block of queries (and
-        // thread) walks them.
-        // Aligned bottom right, the valid queries are the last positions of the valid keys.
-        let visible = |query: usize| match P::CAUSAL {
-            None => keys_valid,
-            Some(alignment) => visible_keys(
-                query,
-                queries_valid,
-                keys_valid,
-                alignment == Alignment::BottomRight,
-            ),
-        };
-        let window_start = |query: usize| match (P::CAUSAL, P::WINDOW) {
-            (Some(_), Some(window)) => visible(query).saturating_sub(window),
-            _ => 0,
-        };
-        let keys_from = window_start(first_query) / KEY_BLOCK * KEY_BLOCK;
-        let keys_seen = visible(first_query + out.len() - 1);
+        let mut scratch = Scratch::new();
+        let keys = Self::keys_walked(&walk, out.len());
         // While the last block of a problem runs, the next problem's operands are fetched
         // into the cache, a part per tile.
         let next: [&[f32]; 3] = match problem + 1 {
@@ -232,96 +511,22 @@ impl<
             }
             _ => [&[]; 3],
         };
-        let key_blocks = keys_seen.saturating_sub(keys_from).div_ceil(KEY_BLOCK);
+        let key_blocks = keys.len().div_ceil(KEY_BLOCK);
         let ahead = Ahead::new(next, key_blocks, out.len());
-        // One key block's scores for the tile of rows `first..last`, with every option
-        // applied; false (and nothing computed) when a causal mask or window hides the block
-        // from the whole tile.
-        // The first pass turns them into the online softmax, the weights' pass into weights.
-        let tile_scores = |scores_tile: &mut [[f32; KEY_BLOCK]; TILE_ROWS],
-                           packed_keys: &[[f32; KEY_BLOCK]; DEPTH],
-                           keys: &[[f32; DEPTH]],
-                           first_key: usize,
-                           first: usize,
-                           last: usize|
-         -> bool {
-            let last_key = first_key + keys.len();
-            if P::CAUSAL.is_some()
-                && (visible(first_query + last - 1) <= first_key
-                    || window_start(first_query + first) >= last_key)
-            {
-                return false;
-            }
-            let queries = &q[first_query + first..first_query + last];
-            if direct {
-                scores_direct(simd, queries, keys, scale, scores_tile);
-            } else {
-                scores(simd, queries, packed_keys, keys.len(), scale, scores_tile);
-            }
-            let tile = &mut scores_tile[..last - first];
-            // A soft cap bends the scores before any mask sets some to -inf.
-            if let Some(cap) = P::SOFTCAP {
-                softcap_scores(simd, tile, keys.len(), cap);
-            }
-            for (r, row) in tile.iter_mut().enumerate() {
-                let query = first_query + first + r;
-                if let Some(bias) = problems.bias(problem, query) {
-                    add_bias(simd, row, bias, first_key, keys.len());
-                }
-                if let Some(keep) = problems.mask(problem, query) {
-                    keep_only(row, keep, first_key, keys.len());
-                }
-            }
-            if let Some(alignment) = P::CAUSAL {
-                mask_causal(
-                    tile,
-                    first_query + first,
-                    first_key,
-                    queries_valid,
-                    keys_valid,
-                    alignment == Alignment::BottomRight,
-                    P::WINDOW.unwrap_or(usize::MAX),
-                );
-            }
-            true
+        let statistics = Statistics {
+            max: &mut running_max,
+            sum: &mut running_sum,
         };
-        'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
-            let last_key = (first_key + KEY_BLOCK).min(keys_seen);
-            let (keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
-            if !direct {
-                pack_keys(simd, keys, packed_keys);
-            }
-            let values = if values_in_place {
-                values
-            } else {
-                values_on_lines(values, &mut packed_values.0)
-            };
-            'query_tiles: for first in (0..out.len()).step_by(TILE_ROWS) {
-                let last = (first + TILE_ROWS).min(out.len());
-                if !tile_scores(scores_tile, packed_keys, keys, first_key, first, last) {
-                    continue 'query_tiles;
-                }
-                let tile = &mut scores_tile[..last - first];
-                let state = online_softmax(
-                    simd,
-                    tile,
-                    &mut running_max[first..last],
-                    &mut running_sum[first..last],
-                    &mut out[first..last],
-                );
-                if direct {
-                    accumulate_values_by_row(simd, tile, values, &mut out[first..last], state);
-                } else {
-                    accumulate_values(simd, tile, values, &mut out[first..last], state);
-                }
-                // Without a causal mask every tile sees the last key block: its rows are
-                // final there, and normalized while they are in the cache.
-                if P::CAUSAL.is_none() && last_key == keys_seen {
-                    normalize(simd, &mut out[first..last], &running_sum[first..last]);
-                }
-                ahead.fetch((first_key - keys_from) / KEY_BLOCK, first / TILE_ROWS);
-            }
-        }
+        self.accumulate(
+            simd,
+            &walk,
+            &mut scratch,
+            keys.clone(),
+            out,
+            statistics,
+            &ahead,
+            true,
+        );
         // Rows that no key block normalized: all of them under a causal mask (a tile may skip
         // the last blocks), or when there were no keys at all.
         if P::CAUSAL.is_some() || key_blocks == 0 {
@@ -331,33 +536,95 @@ impl<
             log_sum_exp(simd, &running_max, &running_sum, lse);
         }
         if P::RETURN_WEIGHTS {
-            // The weights, once each row's max and sum are final: the scores again, block by
-            // block (the same arithmetic, so the same scores), each `exp(s - max) / sum`.
-            weights.fill([0.0f32; KEYS]);
-            let mut inverse = [0.0f32; QUERY_BLOCK];
-            inverse_sums(simd, &running_sum, &mut inverse);
-            'key_blocks: for first_key in (keys_from..keys_seen).step_by(KEY_BLOCK) {
-                let last_key = (first_key + KEY_BLOCK).min(keys_seen);
-                let keys = &k[first_key..last_key];
-                if !direct {
-                    pack_keys(simd, keys, packed_keys);
-                }
-                'query_tiles: for first in (0..out.len()).step_by(TILE_ROWS) {
-                    let last = (first + TILE_ROWS).min(out.len());
-                    if !tile_scores(scores_tile, packed_keys, keys, first_key, first, last) {
-                        continue 'query_tiles;
-                    }
-                    write_weights(
-                        simd,
-                        &mut scores_tile[..last - first],
-                        &running_max[first..last],
-                        &inverse[first..last],
-                        &mut weights[first..last],
-                        first_key,
-                        keys.len(),
-                    );
-                }
-            }
+            let statistics = Statistics {
+                max: &mut running_max,
+                sum: &mut running_sum,
+            };
+            self.weights(simd, &walk, &mut scratch, keys, weights, statistics);
+        }
+    }
+
+    fn keys_walked(&self, problem: usize) -> Range<usize> {
+        let walk = self.walk(problem, 0);
+        match walk.queries_valid {
+            0 => 0..0,
+            rows => Self::keys_walked(&walk, rows),
+        }
+    }
+
+    #[inline(always)]
+    fn chunk<S: Simd>(
+        &self,
+        simd: S,
+        problem: usize,
+        chunk: usize,
+        partial: &mut [PartialRow<VALUE_DEPTH>],
+    ) {
+        let walk = self.walk(problem, 0);
+        let rows = walk.queries_valid.min(partial.len()).min(TILE_ROWS);
+        let all = Self::keys_walked(&walk, rows);
+        let chunk_keys = chunk * attn_rules::KEY_CHUNK..(chunk + 1) * attn_rules::KEY_CHUNK;
+        let keys = all.start.max(chunk_keys.start)..all.end.min(chunk_keys.end);
+        let mut out = [[0.0f32; VALUE_DEPTH]; TILE_ROWS];
+        let mut running_max = [f32::NEG_INFINITY; TILE_ROWS];
+        let mut running_sum = [[0.0f32; MAX_LANES]; TILE_ROWS];
+        if rows > 0 && !keys.is_empty() {
+            let statistics = Statistics {
+                max: &mut running_max,
+                sum: &mut running_sum,
+            };
+            let (mut scratch, ahead) = (Scratch::new(), Ahead::new([&[]; 3], 0, 0));
+            let rows_out = &mut out[..rows];
+            self.accumulate(
+                simd,
+                &walk,
+                &mut scratch,
+                keys,
+                rows_out,
+                statistics,
+                &ahead,
+                false,
+            );
+        }
+        for (r, row) in partial.iter_mut().take(rows).enumerate() {
+            *row = PartialRow {
+                out: out[r],
+                max: running_max[r],
+                sum: running_sum[r],
+            };
+        }
+    }
+
+    #[inline(always)]
+    fn merge<S: Simd>(
+        &self,
+        simd: S,
+        problem: usize,
+        partials: &[PartialRow<VALUE_DEPTH>],
+        rows: Rows<'_, Self>,
+    ) {
+        let walk = self.walk(problem, 0);
+        let rows_valid = walk.queries_valid.min(rows.out.len()).min(TILE_ROWS);
+        let (rows, padding) = rows.split_at(rows_valid);
+        Self::fill_padding(padding);
+        let Rows { out, weights, lse } = rows;
+        let mut running_max = [f32::NEG_INFINITY; TILE_ROWS];
+        let mut running_sum = [[0.0f32; MAX_LANES]; TILE_ROWS];
+        for (r, row) in out.iter_mut().enumerate() {
+            let chunks = partials.iter().skip(r).step_by(P::QUERIES.max(1));
+            merge_partials(simd, chunks, row, &mut running_max[r], &mut running_sum[r]);
+        }
+        normalize(simd, out, &running_sum);
+        if P::RETURN_LSE {
+            log_sum_exp(simd, &running_max, &running_sum, lse);
+        }
+        if P::RETURN_WEIGHTS {
+            let keys = Self::keys_walked(&walk, out.len());
+            let statistics = Statistics {
+                max: &mut running_max,
+                sum: &mut running_sum,
+            };
+            self.weights(simd, &walk, &mut Scratch::new(), keys, weights, statistics);
         }
     }
 }

@@ -25,8 +25,10 @@
 //! option and the soft cap, applied to the scores before 2), `softmax.rs` (2, and the end:
 //! [`normalize`], the log-sum-exp and the attention weights) and `values.rs` (3);
 //! `prefetch.rs` fetches the next problem's operands ahead ([`Ahead`]); `tile.rs` holds the
-//! tile's shape. `driver.rs`, above them, splits a kernel's rows into blocks and runs them
-//! ([`Kernel`], [`run`]). The packing of keys and values is in the vector layer,
+//! tile's shape. `loop_nest.rs` writes the loop nest once for every kernel ([`Tiled`]).
+//! `driver.rs`, above them, splits a kernel's rows into blocks and runs them ([`Kernel`],
+//! [`run`]); `chunks.rs` splits the keys of decoding kernels into chunks run apart and
+//! merged ([`merge_partials`]). The packing of keys and values is in the vector layer,
 //! `simd/pack.rs`, whose transposes do it.
 //!
 //! [`scores`]: fn@scores
@@ -34,6 +36,7 @@
 //! [`pack_values`]: crate::simd::pack::pack_values
 //! [`Aligned`]: crate::simd::pack::Aligned
 
+mod chunks;
 mod driver;
 mod loop_nest;
 mod masks;
@@ -43,6 +46,7 @@ mod softmax;
 mod tile;
 mod values;
 
+pub use chunks::{PartialRow, merge_partials};
 pub use driver::{Kernel, Rows, block_length, is_direct, run};
 pub use loop_nest::{Alignment, Operands, Problems, Tiled, default_scale};
 pub use masks::{add_bias, keep_only, mask_causal, softcap_scores, visible_keys};
