@@ -42,24 +42,8 @@ pub fn step_into<const N: usize>(
     v: &[[[[::attn_runtime::half::bf16; 64]; N]; 8]; 1],
     out: &mut [[[[::attn_runtime::half::bf16; 64]; 1]; 8]; 1],
 ) {
-    let mut q_wide = ::attn_runtime::Tensor::<[[[[f32; 64]; 1]; 8]; 1]>::zeros();
-    let mut k_wide = ::attn_runtime::Tensor::<[[[[f32; 64]; N]; 8]; 1]>::zeros();
-    let mut v_wide = ::attn_runtime::Tensor::<[[[[f32; 64]; N]; 8]; 1]>::zeros();
-    ::attn_runtime::__private::widen(
-        q.as_flattened().as_flattened().as_flattened(),
-        q_wide.as_flat_mut(),
-    );
-    ::attn_runtime::__private::widen(
-        k.as_flattened().as_flattened().as_flattened(),
-        k_wide.as_flat_mut(),
-    );
-    ::attn_runtime::__private::widen(
-        v.as_flattened().as_flattened().as_flattened(),
-        v_wide.as_flat_mut(),
-    );
     let mut out_wide = ::attn_runtime::Tensor::<[[[[f32; 64]; 1]; 8]; 1]>::zeros();
     {
-        let (q, k, v) = (&*q_wide, &*k_wide, &*v_wide);
         let out = &mut *out_wide;
         /// The depth of the queries and keys.
         const DEPTH: usize = 64;
@@ -72,14 +56,15 @@ pub fn step_into<const N: usize>(
         /// Fewer query rows than a tile: the keys and values are read where they are.
         const PACKED_VALUE_ROWS: usize = 0;
         struct Attention<'a, const N: usize> {
-            q: &'a [[[[f32; 64]; 1]; 8]; 1],
-            k: &'a [[[[f32; 64]; N]; 8]; 1],
-            v: &'a [[[[f32; 64]; N]; 8]; 1],
+            q: &'a [[[[::attn_runtime::half::bf16; 64]; 1]; 8]; 1],
+            k: &'a [[[[::attn_runtime::half::bf16; 64]; N]; 8]; 1],
+            v: &'a [[[[::attn_runtime::half::bf16; 64]; N]; 8]; 1],
         }
         impl<
             const N: usize,
         > ::attn_runtime::__private::Problems<{ DEPTH }, { VALUE_DEPTH }, { N }>
         for Attention<'_, { N }> {
+            type Stored = ::attn_runtime::half::bf16;
             const QUERIES: usize = 1;
             const CAUSAL: Option<::attn_runtime::__private::Alignment> = Some(
                 ::attn_runtime::__private::Alignment::BottomRight,
@@ -90,7 +75,12 @@ pub fn step_into<const N: usize>(
             fn operands(
                 &self,
                 problem: usize,
-            ) -> ::attn_runtime::__private::Operands<'_, { DEPTH }, { VALUE_DEPTH }> {
+            ) -> ::attn_runtime::__private::Operands<
+                '_,
+                Self::Stored,
+                { DEPTH },
+                { VALUE_DEPTH },
+            > {
                 let (b, h) = (problem / 8, problem % 8);
                 let kv_head = h;
                 ::attn_runtime::__private::Operands {

@@ -61,6 +61,7 @@ pub fn step_into<const N: usize>(
         const N: usize,
     > ::attn_runtime::__private::Problems<{ DEPTH }, { VALUE_DEPTH }, { N }>
     for Attention<'_, { N }> {
+        type Stored = f32;
         const QUERIES: usize = 2;
         const CAUSAL: Option<::attn_runtime::__private::Alignment> = Some(
             ::attn_runtime::__private::Alignment::BottomRight,
@@ -71,7 +72,12 @@ pub fn step_into<const N: usize>(
         fn operands(
             &self,
             problem: usize,
-        ) -> ::attn_runtime::__private::Operands<'_, { DEPTH }, { VALUE_DEPTH }> {
+        ) -> ::attn_runtime::__private::Operands<
+            '_,
+            Self::Stored,
+            { DEPTH },
+            { VALUE_DEPTH },
+        > {
             let (b, h) = (problem / 8, problem % 8);
             let kv_head = h;
             ::attn_runtime::__private::Operands {

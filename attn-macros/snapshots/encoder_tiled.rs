@@ -61,6 +61,7 @@ pub fn encoder_into<const N: usize>(
         const N: usize,
     > ::attn_runtime::__private::Problems<{ DEPTH }, { VALUE_DEPTH }, { N }>
     for Attention<'_, { N }> {
+        type Stored = f32;
         const QUERIES: usize = N;
         fn problems(&self) -> usize {
             self.q.len() * 12
@@ -68,7 +69,12 @@ pub fn encoder_into<const N: usize>(
         fn operands(
             &self,
             problem: usize,
-        ) -> ::attn_runtime::__private::Operands<'_, { DEPTH }, { VALUE_DEPTH }> {
+        ) -> ::attn_runtime::__private::Operands<
+            '_,
+            Self::Stored,
+            { DEPTH },
+            { VALUE_DEPTH },
+        > {
             let (b, h) = (problem / 12, problem % 12);
             let kv_head = h;
             ::attn_runtime::__private::Operands {

@@ -75,6 +75,7 @@ pub fn padded_into<const N: usize>(
         const N: usize,
     > ::attn_runtime::__private::Problems<{ DEPTH }, { VALUE_DEPTH }, { N }>
     for Attention<'_, { N }> {
+        type Stored = f32;
         const QUERIES: usize = N;
         const RETURN_WEIGHTS: bool = true;
         fn problems(&self) -> usize {
@@ -83,7 +84,12 @@ pub fn padded_into<const N: usize>(
         fn operands(
             &self,
             problem: usize,
-        ) -> ::attn_runtime::__private::Operands<'_, { DEPTH }, { VALUE_DEPTH }> {
+        ) -> ::attn_runtime::__private::Operands<
+            '_,
+            Self::Stored,
+            { DEPTH },
+            { VALUE_DEPTH },
+        > {
             let (b, h) = (problem / 4, problem % 4);
             let kv_head = h;
             ::attn_runtime::__private::Operands {

@@ -3,6 +3,7 @@
 
 pub use crate::project::{merge_heads, merge_heads_project, project_heads};
 pub use crate::simd::Simd;
+pub use crate::simd::elements::{Element, rows_in_f32, widen_into};
 pub use crate::simd::pack::{Aligned, pack_keys, pack_values, values_on_lines};
 pub use crate::tiled::{
     Ahead, Alignment, Kernel, MAX_LANES, Operands, Output, PartialRow, Problems, Rows, TILE_ROWS,

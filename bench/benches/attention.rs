@@ -28,6 +28,12 @@ attention! {
     fn grouped<q: [1, 16, 512, 64], k: [1, 4, 512, 64], v: [1, 4, 512, 64]>;
     /// W4: 96 problems (batch x heads) of 256 x 256.
     fn heads<q: [96, 256, 64], k: [96, 256, 64], v: [96, 256, 64]>;
+    /// W3 stored in bf16, computed in f32.
+    #[attn(dtype = bf16)]
+    fn one_head_bf16<q: [1, N, 64], k: [1, N, 64], v: [1, N, 64]>;
+    /// W3 stored in f16, computed in f32.
+    #[attn(dtype = f16)]
+    fn one_head_f16<q: [1, N, 64], k: [1, N, 64], v: [1, N, 64]>;
 }
 
 /// A peer's attention over one problem, into `out`.
@@ -197,6 +203,7 @@ fn main() {
     }
     if selected("W3") {
         one_head_workload::<2048>("W3 long [1, 2048, 2048, 64]", isa, true);
+        sixteen_bit_workloads(isa);
     }
     if selected("W4") {
         heads_workload(isa);
@@ -296,6 +303,82 @@ fn grouped_workload(isa: Isa) {
         time(seconds),
         gflops,
         100.0 * gflops / peak
+    );
+}
+
+/// W3 stored in bf16 and in f16, each timed in alternation with W3 in f32 on one thread:
+/// the time, and its ratio to the f32 kernel's.
+fn sixteen_bit_workloads(isa: Isa) {
+    use attn_runtime::half::{bf16, f16};
+    type Rows<T> = [[[T; 64]; 2048]; 1];
+    let inputs: [Tensor<Rows<f32>>; 3] = [tensor(1), tensor(2), tensor(3)];
+    let [q, k, v] = &inputs;
+    let mut out = Tensor::<Rows<f32>>::zeros();
+    let f32_run = |out: &mut Tensor<Rows<f32>>| with_threads(1, || one_head_into(q, k, v, out));
+    let flops = 4.0 * 2048.0 * 2048.0 * 64.0;
+    let row = |name: &str, seconds: f64, f32_seconds: f64| {
+        println!(
+            "{name:<30} {:>11} {:>8.1} | f32 in alternation {:>11}: {:.2}x its time",
+            time(seconds),
+            flops / seconds / 1e9,
+            time(f32_seconds),
+            seconds / f32_seconds
+        );
+    };
+    let [q16, k16, v16] = inputs.each_ref().map(|t| {
+        Tensor::<Rows<bf16>>::from_vec(t.as_flat().iter().map(|&x| bf16::from_f32(x)).collect())
+    });
+    let (q16, k16, v16) = (q16.unwrap(), k16.unwrap(), v16.unwrap());
+    let mut out16 = Tensor::<Rows<bf16>>::zeros();
+    let (f32_seconds, seconds) = with_isa_checked(isa, || {
+        paired_medians(
+            3.0,
+            || f32_run(&mut out),
+            || with_threads(1, || one_head_bf16_into(&q16, &k16, &v16, &mut out16)),
+        )
+    });
+    check_16(
+        "bf16",
+        out.as_flat(),
+        out16.as_flat().iter().map(|x| x.to_f32()),
+    );
+    row("W3 bf16 [1, 2048, 2048, 64]", seconds, f32_seconds);
+    let [q16, k16, v16] = inputs.each_ref().map(|t| {
+        Tensor::<Rows<f16>>::from_vec(t.as_flat().iter().map(|&x| f16::from_f32(x)).collect())
+    });
+    let (q16, k16, v16) = (q16.unwrap(), k16.unwrap(), v16.unwrap());
+    let mut out16 = Tensor::<Rows<f16>>::zeros();
+    let (f32_seconds, seconds) = with_isa_checked(isa, || {
+        paired_medians(
+            3.0,
+            || f32_run(&mut out),
+            || with_threads(1, || one_head_f16_into(&q16, &k16, &v16, &mut out16)),
+        )
+    });
+    check_16(
+        "f16",
+        out.as_flat(),
+        out16.as_flat().iter().map(|x| x.to_f32()),
+    );
+    row("W3 f16 [1, 2048, 2048, 64]", seconds, f32_seconds);
+}
+
+/// Runs `f` on `isa` (the active one, so always supported).
+fn with_isa_checked<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
+    attn_runtime::simd::with_isa(isa, f).expect("the active instruction set")
+}
+
+/// A 16-bit kernel's output against the f32 kernel's on the 16-bit inputs' f32 originals:
+/// within the rounding of the inputs (about 2^-8 for bf16) for values of about 1.
+fn check_16(dtype: &str, f32_out: &[f32], out: impl Iterator<Item = f32>) {
+    let difference = f32_out
+        .iter()
+        .zip(out)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        difference < 0.05,
+        "W3 {dtype} differs from f32 by {difference:e}"
     );
 }
 

@@ -2,7 +2,9 @@
 //! every token it generates. 8 heads of depth 128 over 16,384 cached positions (128 MiB of
 //! keys and values in f32, more than the last-level cache), in f32, f16 and bf16, on one and
 //! two threads, each timed in alternation with a loop that only reads the same bytes on as
-//! many threads: the memory's speed, which a decode step can at best reach.
+//! many threads: the memory's speed, which a decode step can at best reach. Then one head
+//! over 131,072 positions (the same bytes), whose single query row only split keys share
+//! among threads.
 //!
 //! Run: `cargo bench -p attn-bench --bench decode`
 
@@ -21,6 +23,9 @@ attention! {
     /// The same over a bf16 cache.
     #[attn(dtype = bf16)]
     fn decode_bf16<q: [1, 8, 1, 128], k: [1, 8, 16384, 128], v: [1, 8, 16384, 128]>;
+    /// One head over 131,072 positions, the same bytes: one query row, which only split keys
+    /// share among threads.
+    fn decode_one_head<q: [1, 1, 1, 128], k: [1, 1, 131072, 128], v: [1, 1, 131072, 128]>;
 }
 
 type Query<T> = [[[[T; 128]; 1]; 8]; 1];
@@ -95,7 +100,7 @@ fn measure<A: Array>(name: &str, k: &Tensor<A>, v: &Tensor<A>, mut step: impl Fn
         });
         seconds[i] = attn;
         println!(
-            "{name:<5} {threads} thread{} {:>8.3} ms {:>6.1} GB/s | read alone {:>8.3} ms {:>6.1} GB/s | {:>5.1}% of the read speed",
+            "{name:<13} {threads} thread{} {:>8.3} ms {:>6.1} GB/s | read alone {:>8.3} ms {:>6.1} GB/s | {:>5.1}% of the read speed",
             if threads == 1 { " " } else { "s" },
             attn * 1e3,
             bytes / attn / 1e9,
@@ -148,6 +153,21 @@ fn main() {
             black_box(&outb);
         })
     };
+    {
+        let q = cache::<[[[[f32; 128]; 1]; 1]; 1]>(1, |x| x);
+        let mut out = Tensor::<[[[[f32; 128]; 1]; 1]; 1]>::zeros();
+        type OneHead = [[[[f32; 128]; 131072]; 1]; 1];
+        let (k, v) = (cache::<OneHead>(2, |x| x), cache::<OneHead>(3, |x| x));
+        let seconds = measure("f32, one head", &k, &v, || {
+            decode_one_head_into(&q, &k, &v, &mut out);
+            black_box(&out);
+        });
+        println!(
+            "one head of 131,072 positions: 2 threads {:.2}x the speed of one ({})",
+            seconds[0] / seconds[1],
+            decode_one_head::INFO,
+        );
+    }
     for (name, seconds) in [("f16", f16_seconds), ("bf16", bf16_seconds)] {
         println!(
             "{name} against f32: {:.2}x the time on 1 thread, {:.2}x on 2 (half the bytes: 0.5x at the memory's speed)",

@@ -30,6 +30,21 @@ attention! {
     /// bf16, unrolled, causal.
     #[attn(dtype = bf16, causal)]
     fn brain<q: [1, 4, 3], k: [1, 4, 3], v: [1, 4, 3]>;
+
+    /// Tiled, its 16-bit keys and values widened as they are packed: depth 40 leaves edges
+    /// beside the transposed squares, and 77 keys a short last block.
+    #[attn(dtype = bf16)]
+    fn brain_tiled<q: [2, 2, 50, 40], k: [2, 2, 77, 40], v: [2, 2, 77, 24]>;
+    /// The same in f16.
+    #[attn(dtype = f16)]
+    fn half_tiled<q: [2, 2, 50, 40], k: [2, 2, 77, 40], v: [2, 2, 77, 24]>;
+    /// A decode step read as stored, its keys split into chunks: depth 72 leaves lanes over
+    /// after the vectors.
+    #[attn(dtype = bf16, causal(bottom_right))]
+    fn brain_decode<q: [1, 2, 1, 72], k: [1, 2, 2500, 72], v: [1, 2, 2500, 72]>;
+    /// The same in f16.
+    #[attn(dtype = f16, causal(bottom_right))]
+    fn half_decode<q: [1, 2, 1, 72], k: [1, 2, 2500, 72], v: [1, 2, 2500, 72]>;
 }
 
 /// `n` values that f16 and bf16 both hold exactly... or just f16, rounded by `round`.
@@ -228,4 +243,72 @@ fn f16_and_bf16_kernels_store_16_bits_and_compute_in_f32() {
         .map(|x| x.to_f64())
         .collect();
     assert_close("bf16", &out, &expected, 2f64.powi(-7));
+}
+
+/// Runs a 16-bit tiled kernel of shape `[B, H, Nq, D]`, `[B, H, Nk, D]`, `[B, H, Nk, Dv]` on
+/// every instruction set, on inputs the type holds exactly, and holds its output to the f64
+/// reference within `tolerance`.
+macro_rules! check_16_bit {
+    ($ty:ident, $kernel:ident, $into:ident, [$b:literal, $h:literal, $nq:literal, $nk:literal, $d:literal, $dv:literal], $mask:expr, $tolerance:expr) => {{
+        let mut rng = Rng::new($nk);
+        let round = |x: f32| $ty::from_f32(x).to_f32();
+        let (qv, kv, vv) = (
+            rounded(&mut rng, $b * $h * $nq * $d, round),
+            rounded(&mut rng, $b * $h * $nk * $d, round),
+            rounded(&mut rng, $b * $h * $nk * $dv, round),
+        );
+        let stored =
+            |values: &[f32]| -> Vec<$ty> { values.iter().map(|&x| $ty::from_f32(x)).collect() };
+        let q = Tensor::<[[[[$ty; $d]; $nq]; $h]; $b]>::from_vec(stored(&qv)).unwrap();
+        let k = Tensor::<[[[[$ty; $d]; $nk]; $h]; $b]>::from_vec(stored(&kv)).unwrap();
+        let v = Tensor::<[[[[$ty; $dv]; $nk]; $h]; $b]>::from_vec(stored(&vv)).unwrap();
+        let problem = Problem::with_default_scale($b * $h, $nq, $nk, $d, $dv).masked($mask);
+        let expected = reference(&problem, &qv, &kv, &vv);
+        assert!(matches!($kernel::INFO.plan, Plan::Tiled { .. }));
+        for isa in attn_tests::instruction_sets() {
+            let mut out = Tensor::<[[[[$ty; $dv]; $nq]; $h]; $b]>::zeros();
+            with_isa(isa, || $into(&q, &k, &v, &mut out)).unwrap();
+            let out: Vec<f64> = out.as_flat().iter().map(|x| x.to_f64()).collect();
+            let what = format!("{} on {isa}", stringify!($kernel));
+            assert_close(&what, &out, &expected, $tolerance);
+        }
+        $kernel::INFO
+    }};
+}
+
+#[test]
+fn tiled_16_bit_kernels_read_their_inputs_as_stored_within_the_type_s_bound() {
+    check_16_bit!(
+        bf16,
+        brain_tiled,
+        brain_tiled_into,
+        [2, 2, 50, 77, 40, 24],
+        Mask::None,
+        2f64.powi(-7)
+    );
+    check_16_bit!(
+        f16,
+        half_tiled,
+        half_tiled_into,
+        [2, 2, 50, 77, 40, 24],
+        Mask::None,
+        2f64.powi(-10)
+    );
+    let info = check_16_bit!(
+        bf16,
+        brain_decode,
+        brain_decode_into,
+        [1, 2, 1, 2500, 72, 72],
+        Mask::BottomRight,
+        2f64.powi(-7)
+    );
+    assert_eq!(info.key_chunks(), 3);
+    check_16_bit!(
+        f16,
+        half_decode,
+        half_decode_into,
+        [1, 2, 1, 2500, 72, 72],
+        Mask::BottomRight,
+        2f64.powi(-10)
+    );
 }

@@ -94,30 +94,37 @@ pub fn flat(rank: usize, mutable: bool) -> TokenStream {
     (1..rank).map(|_| step.clone()).collect()
 }
 
-/// A 16-bit kernel: q, k and v widened to f32 on the heap, the f32 `body` on them (it
-/// writes `out` as f32), and the output rounded back to the stored type.
-pub fn widened(kernel: &Kernel, body: TokenStream) -> TokenStream {
+/// A 16-bit kernel's body around the f32 `body` (which writes `out` as f32): its output
+/// computed in f32 on the heap and rounded to the stored type at the end; with
+/// `widen_inputs`, q, k and v widened to f32 on the heap first (the unrolled plan's small
+/// kernels; the tiled plan reads them as stored).
+pub fn widened(kernel: &Kernel, body: TokenStream, widen_inputs: bool) -> TokenStream {
     let private = private();
     let rank = kernel.rank();
     let [q, k, v] = &kernel.roles;
-    let (q_ty, k_ty, v_ty, out_ty) = (
-        array_type(&kernel.q),
-        array_type(&kernel.k),
-        array_type(&kernel.v),
-        array_type(&kernel.out()),
-    );
+    let out_ty = array_type(&kernel.out());
     let (flat, flat_mut) = (flat(rank, false), flat(rank, true));
+    let inputs = widen_inputs.then(|| {
+        let (q_ty, k_ty, v_ty) = (
+            array_type(&kernel.q),
+            array_type(&kernel.k),
+            array_type(&kernel.v),
+        );
+        quote! {
+            // f16 and bf16 are stored; the kernel computes in f32.
+            let mut q_wide = ::attn_runtime::Tensor::<#q_ty>::zeros();
+            let mut k_wide = ::attn_runtime::Tensor::<#k_ty>::zeros();
+            let mut v_wide = ::attn_runtime::Tensor::<#v_ty>::zeros();
+            #private::widen(#q #flat, q_wide.as_flat_mut());
+            #private::widen(#k #flat, k_wide.as_flat_mut());
+            #private::widen(#v #flat, v_wide.as_flat_mut());
+            let (#q, #k, #v) = (&*q_wide, &*k_wide, &*v_wide);
+        }
+    });
     quote! {
-        // f16 and bf16 are stored; the kernel computes in f32.
-        let mut q_wide = ::attn_runtime::Tensor::<#q_ty>::zeros();
-        let mut k_wide = ::attn_runtime::Tensor::<#k_ty>::zeros();
-        let mut v_wide = ::attn_runtime::Tensor::<#v_ty>::zeros();
-        #private::widen(#q #flat, q_wide.as_flat_mut());
-        #private::widen(#k #flat, k_wide.as_flat_mut());
-        #private::widen(#v #flat, v_wide.as_flat_mut());
         let mut out_wide = ::attn_runtime::Tensor::<#out_ty>::zeros();
         {
-            let (#q, #k, #v) = (&*q_wide, &*k_wide, &*v_wide);
+            #inputs
             let out = &mut *out_wide;
             #body
         }

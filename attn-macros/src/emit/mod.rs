@@ -72,7 +72,10 @@ fn attention(kernel: &Kernel, plan: Plan, name: &Ident, attrs: &[syn::Attribute]
         Plan::Scalar => scalar::body(kernel),
     };
     let body = match dtype(kernel) {
-        Dtype::F16 | Dtype::Bf16 => elements::widened(kernel, body),
+        // The tiled plan's micro-kernels read 16-bit q, k and v as stored.
+        Dtype::F16 | Dtype::Bf16 => {
+            elements::widened(kernel, body, !matches!(plan, Plan::Tiled(_)))
+        }
         Dtype::F32 | Dtype::F64 => body,
     };
     let functions =

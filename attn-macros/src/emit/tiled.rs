@@ -3,7 +3,7 @@
 //! blocks as constants, describes where each problem's operands are and which options apply
 //! (`Problems`), and calls the driver.
 
-use super::elements::{array_of, array_type, flat, size};
+use super::elements::{array_of, dtype, flat, size, stored};
 use super::{private, same_size, softcap_literal};
 use crate::model::{Causal, Dim, Kernel, Size};
 use crate::plan::Blocks;
@@ -220,10 +220,12 @@ pub fn body(kernel: &Kernel, blocks: Blocks) -> TokenStream {
         Some(_) => quote!(lse #rows),
         None => quote!(&mut []),
     };
+    // q, k and v are read as stored, 16-bit ones widened in registers.
+    let (stored, _) = stored(dtype(kernel));
     let (q_ty, k_ty, v_ty) = (
-        array_type(&kernel.q),
-        array_type(&kernel.k),
-        array_type(&kernel.v),
+        array_of(&kernel.q, stored.clone()),
+        array_of(&kernel.k, stored.clone()),
+        array_of(&kernel.v, stored.clone()),
     );
     quote! {
         #(#constants)*
@@ -241,12 +243,16 @@ pub fn body(kernel: &Kernel, blocks: Blocks) -> TokenStream {
         impl<#(const #generics: usize),*> #private::Problems<#depth, #value_depth, #keys>
             for Attention<'_, #({ #generics }),*>
         {
+            type Stored = #stored;
             const QUERIES: usize = #queries;
             #(#consts)*
             fn problems(&self) -> usize {
                 #problems
             }
-            fn operands(&self, problem: usize) -> #private::Operands<'_, #depth, #value_depth> {
+            fn operands(
+                &self,
+                problem: usize,
+            ) -> #private::Operands<'_, Self::Stored, #depth, #value_depth> {
                 #batch_and_head
                 #operands
             }

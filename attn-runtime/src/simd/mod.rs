@@ -13,6 +13,7 @@
 //! `pack.rs` copies keys and values into the layouts the tiled micro-kernels read, with the
 //! transposes of each instruction set: this layer calls nothing above it.
 
+pub(crate) mod elements;
 mod exp;
 pub(crate) mod pack;
 mod portable;
@@ -66,7 +67,7 @@ macro_rules! instruction_sets {
 
 instruction_sets! {
     Portable: [],
-    Avx2: ["avx2", "fma"],
+    Avx2: ["avx2", "fma", "f16c"],
     Avx512: ["avx512f", "avx2", "fma"],
 }
 
@@ -285,6 +286,38 @@ pub trait Simd: Copy + Send + Sync + 'static {
     fn pack_keys(self, keys: &[f32], depth: usize, count: usize, packed: &mut [f32], block: usize) {
         pack::pack_keys_by_element(keys, depth, count, packed, block);
     }
+    /// [`Simd::pack_keys`] of 16-bit keys, widened to f32 as each square is loaded (element
+    /// by element by default). Panics as [`Simd::pack_keys`] does.
+    #[inline(always)]
+    fn pack_keys_widened<T: elements::Element>(
+        self,
+        keys: &[T],
+        depth: usize,
+        count: usize,
+        packed: &mut [f32],
+        block: usize,
+    ) {
+        pack::pack_keys_by_element(keys, depth, count, packed, block);
+    }
+    /// `LANES` f16 from the start of `src`, widened to f32. Panics if `src` is shorter.
+    ///
+    /// ```
+    /// use attn_runtime::half::f16;
+    /// use attn_runtime::simd::{Portable, Simd};
+    /// let v = Portable.load_f16(&[f16::from_f32(0.25); 4]);
+    /// assert_eq!(Portable.reduce_sum(v), 1.0);
+    /// ```
+    fn load_f16(self, src: &[half::f16]) -> Self::V;
+    /// `LANES` bf16 from the start of `src`, widened to f32 (a shift of each by 16 bits).
+    /// Panics if `src` is shorter.
+    ///
+    /// ```
+    /// use attn_runtime::half::bf16;
+    /// use attn_runtime::simd::{Portable, Simd};
+    /// let v = Portable.load_bf16(&[bf16::from_f32(0.25); 4]);
+    /// assert_eq!(Portable.reduce_sum(v), 1.0);
+    /// ```
+    fn load_bf16(self, src: &[half::bf16]) -> Self::V;
 }
 
 /// Asks the core to bring the cache line holding `data[0]` into its L2 cache, for a later
@@ -294,15 +327,15 @@ pub trait Simd: Copy + Send + Sync + 'static {
 ///
 /// ```
 /// attn_runtime::simd::prefetch(&[1.0, 2.0]);
-/// attn_runtime::simd::prefetch(&[]);
+/// attn_runtime::simd::prefetch::<f32>(&[]);
 /// ```
 #[inline(always)]
-pub fn prefetch(data: &[f32]) {
+pub fn prefetch<T>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
     if let Some(first) = data.first() {
         use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
         // SAFETY: SSE is part of x86-64, so the instruction exists; a prefetch of the
-        // address of a live f32 never faults and reads nothing the program sees.
+        // address of a live value never faults and reads nothing the program sees.
         unsafe { _mm_prefetch::<_MM_HINT_T1>(std::ptr::from_ref(first).cast()) }
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -60,6 +60,14 @@ impl Simd for Lane {
         src[0]
     }
     #[inline(always)]
+    fn load_f16(self, src: &[half::f16]) -> f32 {
+        src[0].to_f32()
+    }
+    #[inline(always)]
+    fn load_bf16(self, src: &[half::bf16]) -> f32 {
+        src[0].to_f32()
+    }
+    #[inline(always)]
     fn store(self, dst: &mut [f32], v: f32) {
         dst[0] = v;
     }
@@ -138,6 +146,22 @@ impl Simd for Portable {
     fn load(self, src: &[f32]) -> Self::V {
         let mut v = [0.0; LANES];
         v.copy_from_slice(&src[..LANES]);
+        v
+    }
+    #[inline(always)]
+    fn load_f16(self, src: &[half::f16]) -> Self::V {
+        let mut v = [0.0; LANES];
+        for (x, stored) in v.iter_mut().zip(&src[..LANES]) {
+            *x = stored.to_f32();
+        }
+        v
+    }
+    #[inline(always)]
+    fn load_bf16(self, src: &[half::bf16]) -> Self::V {
+        let mut v = [0.0; LANES];
+        for (x, stored) in v.iter_mut().zip(&src[..LANES]) {
+            *x = stored.to_f32();
+        }
         v
     }
     #[inline(always)]

@@ -170,13 +170,17 @@ pub(crate) fn attend<
 }
 
 /// Whether the CPU has every feature the in-register path is compiled with: those of
-/// [`Isa::Avx512`](super::Isa::Avx512) and AVX-512VL. Detected once: the textbook kernel
+/// [`Isa::Avx512`](super::Isa::Avx512) and AVX-512VL, and F16C, which the `Avx2` token it
+/// uses promises. Detected once: the textbook kernel
 /// takes 13 ns, and four feature tests at every call cost it 2 ns (W1 0.013 -> 0.015 us in
 /// alternating runs of the attention benchmark).
 pub(crate) fn cpu_has_avx512vl() -> bool {
     static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *DETECTED
-        .get_or_init(|| super::Isa::Avx512.is_supported() && is_x86_feature_detected!("avx512vl"))
+    *DETECTED.get_or_init(|| {
+        super::Isa::Avx512.is_supported()
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("f16c")
+    })
 }
 
 /// The problems of [`attend`], whose lengths it checked.
@@ -198,7 +202,8 @@ fn attend_avx512vl<
     }: Operands,
 ) {
     let layout = &Layout::<NQ, NK, D, DV>::NEW;
-    // SAFETY: this function is compiled for AVX2 and FMA, which `attend` checked.
+    // SAFETY: `attend` checked AVX2, FMA and F16C (`cpu_has_avx512vl`); this function is
+    // compiled for AVX2 and FMA, and the token's F16C loads are not used here.
     let simd = unsafe { Avx2::assume_available() };
     let ones = simd.splat(1.0);
     // Lengths the compiler knows, so that the slices below need no checks.

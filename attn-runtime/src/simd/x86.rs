@@ -4,22 +4,24 @@
 //! [`run_avx512`], which [`super::dispatch`] calls only after checking that the CPU has the
 //! instruction set. Every intrinsic below relies on that, as its `SAFETY` line says.
 
+use super::elements::Element;
 use super::{Simd, WithSimd};
+use half::{bf16, f16};
 use std::arch::x86_64::*;
 
-/// 256-bit AVX2 vectors with FMA, 8 lanes.
+/// 256-bit AVX2 vectors with FMA (and F16C, which converts f16), 8 lanes.
 #[derive(Clone, Copy, Debug)]
 pub struct Avx2 {
     _checked: (),
 }
 
-/// 512-bit AVX-512F vectors, 16 lanes.
+/// 512-bit AVX-512F vectors, 16 lanes (AVX-512F converts f16 itself).
 #[derive(Clone, Copy, Debug)]
 pub struct Avx512 {
     _checked: (),
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn avx2<Op: WithSimd>(op: Op) -> Op::Output {
     op.with_simd(Avx2 { _checked: () })
 }
@@ -58,6 +60,23 @@ impl Simd for Avx2 {
         let src = &src[..8];
         // SAFETY: `src` has 8 readable f32 (the slice above checked it); AVX is available.
         unsafe { _mm256_loadu_ps(src.as_ptr()) }
+    }
+    #[inline(always)]
+    fn load_f16(self, src: &[f16]) -> __m256 {
+        let src = &src[..8];
+        // SAFETY: `src` has 8 readable f16, 16 bytes (the slice above checked it); an `Avx2`
+        // exists only where AVX2 and F16C are available (see the module).
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(src.as_ptr().cast())) }
+    }
+    #[inline(always)]
+    fn load_bf16(self, src: &[bf16]) -> __m256 {
+        let src = &src[..8];
+        // SAFETY: `src` has 8 readable bf16, 16 bytes (the slice above checked it); AVX2 is
+        // available (see the module). A bf16 is the high half of an f32's bits.
+        unsafe {
+            let wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(src.as_ptr().cast()));
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(wide))
+        }
     }
     #[inline(always)]
     fn store(self, dst: &mut [f32], v: __m256) {
@@ -146,6 +165,17 @@ impl Simd for Avx2 {
         // SAFETY: an `Avx2` exists only where AVX2 and FMA are available (see the module).
         unsafe { pack_keys_avx2(keys, depth, count, packed, block) }
     }
+    fn pack_keys_widened<T: Element>(
+        self,
+        keys: &[T],
+        depth: usize,
+        count: usize,
+        packed: &mut [f32],
+        block: usize,
+    ) {
+        // SAFETY: an `Avx2` exists only where AVX2, FMA and F16C are available.
+        unsafe { pack_keys_widened_avx2(keys, depth, count, packed, block) }
+    }
 }
 
 impl Simd for Avx512 {
@@ -162,6 +192,23 @@ impl Simd for Avx512 {
         let src = &src[..16];
         // SAFETY: `src` has 16 readable f32 (the slice above checked it); AVX-512F is available.
         unsafe { _mm512_loadu_ps(src.as_ptr()) }
+    }
+    #[inline(always)]
+    fn load_f16(self, src: &[f16]) -> __m512 {
+        let src = &src[..16];
+        // SAFETY: `src` has 16 readable f16, 32 bytes (the slice above checked it); AVX-512F
+        // is available (see the module).
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(src.as_ptr().cast())) }
+    }
+    #[inline(always)]
+    fn load_bf16(self, src: &[bf16]) -> __m512 {
+        let src = &src[..16];
+        // SAFETY: `src` has 16 readable bf16, 32 bytes (the slice above checked it);
+        // AVX-512F is available (see the module). A bf16 is the high half of an f32's bits.
+        unsafe {
+            let wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(src.as_ptr().cast()));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(wide))
+        }
     }
     #[inline(always)]
     fn store(self, dst: &mut [f32], v: __m512) {
@@ -256,6 +303,17 @@ impl Simd for Avx512 {
         // SAFETY: an `Avx512` exists only where AVX-512F is available (see the module).
         unsafe { pack_keys_avx512(keys, depth, count, packed, block) }
     }
+    fn pack_keys_widened<T: Element>(
+        self,
+        keys: &[T],
+        depth: usize,
+        count: usize,
+        packed: &mut [f32],
+        block: usize,
+    ) {
+        // SAFETY: an `Avx512` exists only where AVX-512F, AVX2 and FMA are available.
+        unsafe { pack_keys_widened_avx512(keys, depth, count, packed, block) }
+    }
 }
 
 /// [`Simd::pack_keys`] with AVX2: squares of 8 x 8 transposed in registers. One function,
@@ -277,12 +335,51 @@ fn pack_keys_avx512(keys: &[f32], depth: usize, count: usize, packed: &mut [f32]
     });
 }
 
+/// [`Simd::pack_keys_widened`] with AVX2: each row of a square of 8 x 8 widened as it is
+/// loaded, then transposed as f32.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn pack_keys_widened_avx2<T: Element>(
+    keys: &[T],
+    depth: usize,
+    count: usize,
+    packed: &mut [f32],
+    block: usize,
+) {
+    let simd = Avx2 { _checked: () };
+    super::pack::pack_keys_by_squares(keys, depth, count, packed, block, 8, |src, dst| {
+        let mut rows = [simd.splat(0.0); 8];
+        for (i, row) in rows.iter_mut().enumerate() {
+            *row = T::load(simd, &src[i * depth..]);
+        }
+        simd.transpose_rows(rows, dst, block)
+    });
+}
+
+/// [`Simd::pack_keys_widened`] with AVX-512: squares of 16 x 16, widened as loaded.
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn pack_keys_widened_avx512<T: Element>(
+    keys: &[T],
+    depth: usize,
+    count: usize,
+    packed: &mut [f32],
+    block: usize,
+) {
+    let simd = Avx512 { _checked: () };
+    super::pack::pack_keys_by_squares(keys, depth, count, packed, block, 16, |src, dst| {
+        let mut rows = [simd.splat(0.0); 16];
+        for (i, row) in rows.iter_mut().enumerate() {
+            *row = T::load(simd, &src[i * depth..]);
+        }
+        simd.transpose_rows(rows, dst, block)
+    });
+}
+
 impl Avx2 {
     /// The token, for code of this crate that checked for AVX2 and FMA by other means (the
     /// in-register kernels, which need AVX-512VL, a superset).
     ///
     /// # Safety
-    /// The CPU must have AVX2 and FMA.
+    /// The CPU must have AVX2, FMA and F16C.
     #[inline(always)]
     pub(super) unsafe fn assume_available() -> Avx2 {
         Avx2 { _checked: () }
@@ -294,13 +391,21 @@ impl Avx2 {
     fn transpose(self, src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize) {
         // One check for the whole square rather than two per row: with them, packing a
         // block of 64 keys took 470 ns rather than 290.
-        assert!(square_fits(src.len(), src_stride, 8) && square_fits(dst.len(), dst_stride, 8));
+        assert!(square_fits(src.len(), src_stride, 8));
         let mut rows = [self.splat(0.0); 8];
         for (i, row) in rows.iter_mut().enumerate() {
             // SAFETY: AVX is available (see the module); row `i` of the square,
             // `src[i * src_stride..][..8]`, lies within `src` (checked above).
             *row = unsafe { _mm256_loadu_ps(src.as_ptr().add(i * src_stride)) };
         }
+        self.transpose_rows(rows, dst, dst_stride);
+    }
+
+    /// Stores the columns of a square of 8 rows: `dst[j * dst_stride + i] = rows[i][j]`.
+    /// Panics if a column lies past the end of `dst`.
+    #[inline(always)]
+    fn transpose_rows(self, rows: [__m256; 8], dst: &mut [f32], dst_stride: usize) {
+        assert!(square_fits(dst.len(), dst_stride, 8));
         // SAFETY: AVX is available (see the module); only register operations.
         let columns = unsafe {
             // Pairs of rows interleaved, then pairs of pairs: in each 128-bit half, 4 rows
@@ -328,7 +433,7 @@ impl Avx2 {
         };
         for (j, column) in columns.into_iter().enumerate() {
             // SAFETY: AVX is available (see the module); column `j` of the square,
-            // `dst[j * dst_stride..][..8]`, lies within `dst` (checked above).
+            // `dst[j * dst_stride..][..8]`, lies within `dst` (checked at the top).
             unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(j * dst_stride), column) };
         }
     }
@@ -341,13 +446,21 @@ impl Avx512 {
     fn transpose(self, src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize) {
         // One check for the whole square rather than two per row: with them, packing a
         // block of 64 keys took 470 ns rather than 290.
-        assert!(square_fits(src.len(), src_stride, 16) && square_fits(dst.len(), dst_stride, 16));
+        assert!(square_fits(src.len(), src_stride, 16));
         let mut rows = [self.splat(0.0); 16];
         for (i, row) in rows.iter_mut().enumerate() {
             // SAFETY: AVX-512F is available (see the module); row `i` of the square,
             // `src[i * src_stride..][..16]`, lies within `src` (checked above).
             *row = unsafe { _mm512_loadu_ps(src.as_ptr().add(i * src_stride)) };
         }
+        self.transpose_rows(rows, dst, dst_stride);
+    }
+
+    /// Stores the columns of a square of 16 rows: `dst[j * dst_stride + i] = rows[i][j]`.
+    /// Panics if a column lies past the end of `dst`.
+    #[inline(always)]
+    fn transpose_rows(self, rows: [__m512; 16], dst: &mut [f32], dst_stride: usize) {
+        assert!(square_fits(dst.len(), dst_stride, 16));
         // SAFETY: AVX-512F is available (see the module); only register operations.
         let columns = unsafe {
             // Rows interleaved in pairs, then in fours (as f64 pairs): each 128-bit block b
@@ -385,7 +498,7 @@ impl Avx512 {
         };
         for (j, column) in columns.into_iter().enumerate() {
             // SAFETY: AVX-512F is available (see the module); column `j` of the square,
-            // `dst[j * dst_stride..][..16]`, lies within `dst` (checked above).
+            // `dst[j * dst_stride..][..16]`, lies within `dst` (checked at the top).
             unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(j * dst_stride), column) };
         }
     }

@@ -128,6 +128,15 @@ pub(super) fn run<K: Kernel>(kernel: &K, rows: Rows<'_, K>, isa: Isa, threads: u
         })
         .collect();
     let total: usize = work.iter().sum();
+    // Threads pay for the keys walked, not for the capacity: a decoding loop's first steps
+    // over a large cache walk a few hundred keys, less than waking a thread costs.
+    #[cfg(feature = "threads")]
+    let threads = {
+        let flops = (total as u64)
+            .saturating_mul(queries as u64)
+            .saturating_mul(K::FLOPS_PER_KEY);
+        threads.min(crate::threads::for_work(flops))
+    };
     let mut shares: Vec<Chunks<'_, K>> = (0..threads)
         .map(|_| Chunks {
             kernel,
@@ -183,9 +192,7 @@ impl<K: Kernel> WithSimd for Chunks<'_, K> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        for (problem, chunk, partial) in self.chunks {
-            self.kernel.chunk(simd, problem, chunk, partial);
-        }
+        self.kernel.chunks(simd, self.chunks.into_iter());
     }
 }
 

@@ -31,6 +31,8 @@ pub trait Kernel: Sync {
     const QUERY_BLOCK: usize;
     /// Floating-point operations per query row, to decide whether threads pay.
     const FLOPS_PER_ROW: u64;
+    /// Floating-point operations per query row and key: the work of a chunk of keys.
+    const FLOPS_PER_KEY: u64;
     /// Whether a problem has fewer query rows than a tile (decoding has one): its keys are
     /// then read as stored, by [`scores_direct`], rather than packed for each block by
     /// [`pack_keys`] for [`scores`], and its values in place. A property of the kernel, so
@@ -41,7 +43,7 @@ pub trait Kernel: Sync {
     /// [`scores`]: fn@super::scores
     const DIRECT: bool = is_direct(Self::QUERIES as u64);
     /// The chunks each problem's keys are split into, computed apart and merged
-    /// ([`chunk`](Kernel::chunk), [`merge`](Kernel::merge)): more than 1 for kernels whose
+    /// ([`chunks`](Kernel::chunks), [`merge`](Kernel::merge)): more than 1 for kernels whose
     /// problems have too few query rows to share out (decoding), by the shape alone
     /// (`attn_rules::key_chunks`), so that results do not depend on the threads.
     const KEY_CHUNKS: usize = 1;
@@ -59,15 +61,16 @@ pub trait Kernel: Sync {
     /// The keys that the valid query rows of problem `problem` walk (all its rows at once):
     /// the work of its chunks, by which the driver shares them out.
     fn keys_walked(&self, problem: usize) -> std::ops::Range<usize>;
-    /// Computes the partial results of every query row of problem `problem` over its chunk
-    /// `chunk` of keys into `partial`, one per row ([`QUERIES`](Kernel::QUERIES)).
-    fn chunk<S: Simd>(
+    /// Computes, for each `(problem, chunk, partial)` of `chunks`, the partial results of
+    /// every query row of `problem` over its chunk `chunk` of keys into `partial`, one per
+    /// row ([`QUERIES`](Kernel::QUERIES)). One call for a thread's chunks, so that their
+    /// scratch is set up once.
+    fn chunks<'a, S: Simd>(
         &self,
         simd: S,
-        problem: usize,
-        chunk: usize,
-        partial: &mut [Self::PartialRow],
-    );
+        chunks: impl Iterator<Item = (usize, usize, &'a mut [Self::PartialRow])>,
+    ) where
+        Self::PartialRow: 'a;
     /// Merges the partial results of problem `problem`, chunk by chunk ([`KEY_CHUNKS`] times
     /// [`QUERIES`] rows), into its rows, weights and log-sum-exp, as [`block`] would have
     /// written them.

@@ -30,6 +30,7 @@ use super::softmax::{
 use super::tile::TILE_ROWS;
 use super::values::{accumulate_values, accumulate_values_by_row};
 use crate::simd::Simd;
+use crate::simd::elements::Element;
 use crate::simd::pack::{Aligned, pack_keys, values_on_lines};
 use std::ops::Range;
 
@@ -53,20 +54,24 @@ pub enum Alignment {
     BottomRight,
 }
 
-/// One problem's operands: its query rows, and the keys and values they attend over.
-pub struct Operands<'a, const DEPTH: usize, const VALUE_DEPTH: usize> {
+/// One problem's operands, of the element type they are stored in: its query rows, and the
+/// keys and values they attend over.
+pub struct Operands<'a, T, const DEPTH: usize, const VALUE_DEPTH: usize> {
     /// `[queries][depth]`.
-    pub queries: &'a [[f32; DEPTH]],
+    pub queries: &'a [[T; DEPTH]],
     /// `[keys][depth]`.
-    pub keys: &'a [[f32; DEPTH]],
+    pub keys: &'a [[T; DEPTH]],
     /// `[keys][value depth]`.
-    pub values: &'a [[f32; VALUE_DEPTH]],
+    pub values: &'a [[T; VALUE_DEPTH]],
 }
 
 /// A tiled kernel's problems, as the macro describes them: where each problem's operands
 /// are, and the options that shape its scores. Every option is a constant, so that the loop
 /// nest specialized to a kernel keeps only the branches its options take.
 pub trait Problems<const DEPTH: usize, const VALUE_DEPTH: usize, const KEYS: usize>: Sync {
+    /// The element type q, k and v are stored in: f32, or f16 or bf16, which the
+    /// micro-kernels widen in registers as they read them.
+    type Stored: Element;
     /// Query rows per problem.
     const QUERIES: usize;
     /// The `scale` option; `None` for `1 / sqrt(depth)`.
@@ -85,7 +90,7 @@ pub trait Problems<const DEPTH: usize, const VALUE_DEPTH: usize, const KEYS: usi
     /// The number of problems: batch entries times query heads.
     fn problems(&self) -> usize;
     /// The operands of `problem`.
-    fn operands(&self, problem: usize) -> Operands<'_, DEPTH, VALUE_DEPTH>;
+    fn operands(&self, problem: usize) -> Operands<'_, Self::Stored, DEPTH, VALUE_DEPTH>;
     /// The keys `problem` attends over (its batch entry's valid length): `KEYS` unless the
     /// kernel takes valid lengths.
     #[inline(always)]
@@ -162,10 +167,10 @@ impl<
 
 /// One problem seen from its query row `first_query` on: its operands and the counts its
 /// options read.
-struct Walk<'a, const DEPTH: usize, const VALUE_DEPTH: usize> {
+struct Walk<'a, T, const DEPTH: usize, const VALUE_DEPTH: usize> {
     problem: usize,
     first_query: usize,
-    operands: Operands<'a, DEPTH, VALUE_DEPTH>,
+    operands: Operands<'a, T, DEPTH, VALUE_DEPTH>,
     /// The problem's valid keys (its batch entry's valid length, or all of them).
     keys_valid: usize,
     /// The problem's computed query rows; the rest are padding.
@@ -203,7 +208,7 @@ impl<
     }
 
     #[inline(always)]
-    fn walk(&self, problem: usize, first_query: usize) -> Walk<'_, DEPTH, VALUE_DEPTH> {
+    fn walk(&self, problem: usize, first_query: usize) -> Walk<'_, P::Stored, DEPTH, VALUE_DEPTH> {
         let problems = &self.0;
         Walk {
             problem,
@@ -218,7 +223,7 @@ impl<
     /// The keys `query` sees: under a causal mask, aligned bottom right, the valid queries
     /// are the last positions of the valid keys.
     #[inline(always)]
-    fn visible(walk: &Walk<'_, DEPTH, VALUE_DEPTH>, query: usize) -> usize {
+    fn visible(walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>, query: usize) -> usize {
         match P::CAUSAL {
             None => walk.keys_valid,
             Some(alignment) => visible_keys(
@@ -232,7 +237,7 @@ impl<
 
     /// The first key `query` sees in its window.
     #[inline(always)]
-    fn window_start(walk: &Walk<'_, DEPTH, VALUE_DEPTH>, query: usize) -> usize {
+    fn window_start(walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>, query: usize) -> usize {
         match (P::CAUSAL, P::WINDOW) {
             (Some(_), Some(window)) => Self::visible(walk, query).saturating_sub(window),
             _ => 0,
@@ -244,7 +249,7 @@ impl<
     /// rounded down to a whole key block so that keys fall into the same blocks whichever
     /// block of queries (and thread) walks them.
     #[inline(always)]
-    fn keys_walked(walk: &Walk<'_, DEPTH, VALUE_DEPTH>, rows: usize) -> Range<usize> {
+    fn keys_walked(walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>, rows: usize) -> Range<usize> {
         let from = Self::window_start(walk, walk.first_query) / KEY_BLOCK * KEY_BLOCK;
         let seen = Self::visible(walk, walk.first_query + rows.max(1) - 1);
         from..seen.max(from)
@@ -258,10 +263,10 @@ impl<
     fn tile_scores<S: Simd>(
         &self,
         simd: S,
-        walk: &Walk<'_, DEPTH, VALUE_DEPTH>,
+        walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>,
         packed_keys: &[[f32; KEY_BLOCK]; DEPTH],
         scores_tile: &mut [[f32; KEY_BLOCK]; TILE_ROWS],
-        (keys, first_key): (&[[f32; DEPTH]], usize),
+        (keys, first_key): (&[[P::Stored; DEPTH]], usize),
         Range {
             start: first,
             end: last,
@@ -326,16 +331,14 @@ impl<
     fn accumulate<S: Simd>(
         &self,
         simd: S,
-        walk: &Walk<'_, DEPTH, VALUE_DEPTH>,
+        walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>,
         scratch: &mut Scratch<DEPTH, VALUE_DEPTH, KEY_BLOCK, PACKED_VALUE_ROWS>,
         keys: Range<usize>,
         out: &mut [[f32; VALUE_DEPTH]],
         statistics: Statistics<'_>,
-        ahead: &Ahead<'_>,
+        ahead: &Ahead<'_, P::Stored>,
         normalize_at_end: bool,
     ) {
-        // Values are read in place by kernels that keep no block of them.
-        let values_in_place = Self::DIRECT || PACKED_VALUE_ROWS == 0;
         let Operands {
             keys: k, values: v, ..
         } = walk.operands;
@@ -352,10 +355,12 @@ impl<
             if !Self::DIRECT {
                 pack_keys(simd, block_keys, packed_keys);
             }
-            let values = if values_in_place {
-                values
+            // Kernels with fewer rows than a tile read the values as stored; the others read
+            // them on cache lines, in f32 (see `values_on_lines`).
+            let values_on_lines = if Self::DIRECT {
+                &[]
             } else {
-                values_on_lines(values, packed_values)
+                values_on_lines(simd, values, packed_values)
             };
             'query_tiles: for first in (0..out.len()).step_by(TILE_ROWS) {
                 let last = (first + TILE_ROWS).min(out.len());
@@ -375,7 +380,7 @@ impl<
                 if Self::DIRECT {
                     accumulate_values_by_row(simd, tile, values, rows, state);
                 } else {
-                    accumulate_values(simd, tile, values, rows, state);
+                    accumulate_values(simd, tile, values_on_lines, rows, state);
                 }
                 // Without a causal mask every tile sees the last key block: its rows are
                 // final there, and normalized while they are in the cache.
@@ -395,7 +400,7 @@ impl<
     fn weights<S: Simd>(
         &self,
         simd: S,
-        walk: &Walk<'_, DEPTH, VALUE_DEPTH>,
+        walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>,
         scratch: &mut Scratch<DEPTH, VALUE_DEPTH, KEY_BLOCK, PACKED_VALUE_ROWS>,
         keys: Range<usize>,
         weights: &mut [[f32; KEYS]],
@@ -468,6 +473,7 @@ impl<
         QUERY_BLOCK
     };
     const FLOPS_PER_ROW: u64 = 2 * (KEYS as u64) * ((DEPTH + VALUE_DEPTH) as u64);
+    const FLOPS_PER_KEY: u64 = 2 * ((DEPTH + VALUE_DEPTH) as u64);
     const KEY_CHUNKS: usize = {
         assert!(attn_rules::KEY_CHUNK.is_multiple_of(KEY_BLOCK));
         attn_rules::key_chunks(P::QUERIES, KEYS)
@@ -479,7 +485,11 @@ impl<
     fn block<S: Simd>(&self, simd: S, problem: usize, first_query: usize, rows: Rows<'_, Self>) {
         const {
             assert!(KEY_BLOCK > 0 && KEY_BLOCK.is_multiple_of(attn_rules::WIDEST_LANES));
-            assert!(PACKED_VALUE_ROWS == KEY_BLOCK || PACKED_VALUE_ROWS == 0);
+            // Only kernels that read their values as stored keep no block of them.
+            assert!(
+                PACKED_VALUE_ROWS == KEY_BLOCK
+                    || (PACKED_VALUE_ROWS == 0 && attn_rules::is_direct(P::QUERIES))
+            );
         }
         let problems = &self.0;
         let walk = self.walk(problem, first_query);
@@ -500,7 +510,7 @@ impl<
         let keys = Self::keys_walked(&walk, out.len());
         // While the last block of a problem runs, the next problem's operands are fetched
         // into the cache, a part per tile.
-        let next: [&[f32]; 3] = match problem + 1 {
+        let next: [&[P::Stored]; 3] = match problem + 1 {
             next if next < problems.problems() && first_query + out.len() == P::QUERIES => {
                 let next = problems.operands(next);
                 [
@@ -553,45 +563,49 @@ impl<
     }
 
     #[inline(always)]
-    fn chunk<S: Simd>(
+    fn chunks<'a, S: Simd>(
         &self,
         simd: S,
-        problem: usize,
-        chunk: usize,
-        partial: &mut [PartialRow<VALUE_DEPTH>],
+        chunks: impl Iterator<Item = (usize, usize, &'a mut [PartialRow<VALUE_DEPTH>])>,
     ) {
-        let walk = self.walk(problem, 0);
-        let rows = walk.queries_valid.min(partial.len()).min(TILE_ROWS);
-        let all = Self::keys_walked(&walk, rows);
-        let chunk_keys = chunk * attn_rules::KEY_CHUNK..(chunk + 1) * attn_rules::KEY_CHUNK;
-        let keys = all.start.max(chunk_keys.start)..all.end.min(chunk_keys.end);
-        let mut out = [[0.0f32; VALUE_DEPTH]; TILE_ROWS];
-        let mut running_max = [f32::NEG_INFINITY; TILE_ROWS];
-        let mut running_sum = [[0.0f32; MAX_LANES]; TILE_ROWS];
-        if rows > 0 && !keys.is_empty() {
-            let statistics = Statistics {
-                max: &mut running_max,
-                sum: &mut running_sum,
-            };
-            let (mut scratch, ahead) = (Scratch::new(), Ahead::new([&[]; 3], 0, 0));
-            let rows_out = &mut out[..rows];
-            self.accumulate(
-                simd,
-                &walk,
-                &mut scratch,
-                keys,
-                rows_out,
-                statistics,
-                &ahead,
-                false,
-            );
-        }
-        for (r, row) in partial.iter_mut().take(rows).enumerate() {
-            *row = PartialRow {
-                out: out[r],
-                max: running_max[r],
-                sum: running_sum[r],
-            };
+        // One scratch for all the chunks: setting it up for each cost 2-3% of a decode step
+        // over 16,384 keys in chunks of 1,024 (32 KiB of packed keys zeroed, and the L1
+        // cache with them, each time).
+        let mut scratch = Scratch::new();
+        let ahead = Ahead::new([&[]; 3], 0, 0);
+        for (problem, chunk, partial) in chunks {
+            let walk = self.walk(problem, 0);
+            let rows = walk.queries_valid.min(partial.len()).min(TILE_ROWS);
+            let all = Self::keys_walked(&walk, rows);
+            let chunk_keys = chunk * attn_rules::KEY_CHUNK..(chunk + 1) * attn_rules::KEY_CHUNK;
+            let keys = all.start.max(chunk_keys.start)..all.end.min(chunk_keys.end);
+            let mut out = [[0.0f32; VALUE_DEPTH]; TILE_ROWS];
+            let mut running_max = [f32::NEG_INFINITY; TILE_ROWS];
+            let mut running_sum = [[0.0f32; MAX_LANES]; TILE_ROWS];
+            if rows > 0 && !keys.is_empty() {
+                let statistics = Statistics {
+                    max: &mut running_max,
+                    sum: &mut running_sum,
+                };
+                let rows_out = &mut out[..rows];
+                self.accumulate(
+                    simd,
+                    &walk,
+                    &mut scratch,
+                    keys,
+                    rows_out,
+                    statistics,
+                    &ahead,
+                    false,
+                );
+            }
+            for (r, row) in partial.iter_mut().take(rows).enumerate() {
+                *row = PartialRow {
+                    out: out[r],
+                    max: running_max[r],
+                    sum: running_sum[r],
+                };
+            }
         }
     }
 

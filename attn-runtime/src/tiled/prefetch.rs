@@ -13,8 +13,8 @@ use crate::simd::prefetch;
 /// let ahead = attn_runtime::__private::Ahead::new([&keys[..], &[], &[]], 2, 12);
 /// ahead.fetch(1, 1);
 /// ```
-pub struct Ahead<'a> {
-    operands: [&'a [f32]; 3],
+pub struct Ahead<'a, T = f32> {
+    operands: [&'a [T]; 3],
     tiles: usize,
     steps: usize,
     /// Cache lines of each operand per step: computed once, so that a step multiplies
@@ -23,17 +23,20 @@ pub struct Ahead<'a> {
     lines_per_step: [usize; 3],
 }
 
-impl<'a> Ahead<'a> {
+impl<'a, T> Ahead<'a, T> {
+    /// Values of `T` per cache line.
+    const LINE: usize = CACHE_LINE_BYTES / size_of::<T>();
+
     /// Spreads `operands` (empty slices when there is no next problem) over the tiles of
     /// `key_blocks` blocks of keys times `rows` query rows.
     #[inline(always)]
-    pub fn new(operands: [&'a [f32]; 3], key_blocks: usize, rows: usize) -> Self {
+    pub fn new(operands: [&'a [T]; 3], key_blocks: usize, rows: usize) -> Self {
         let tiles = rows.div_ceil(TILE_ROWS);
         // Nothing to fetch without a next problem; and a next problem larger than this would
         // push the current one out of the L2 cache before it is read (decoding over a long
         // context streams each key once anyway). Then no step fetches anything.
         let values: usize = operands.iter().map(|data| data.len()).sum();
-        let steps = if values == 0 || values > AHEAD_MOST {
+        let steps = if values == 0 || values * size_of::<T>() > AHEAD_MOST_BYTES {
             0
         } else {
             key_blocks * tiles
@@ -42,7 +45,7 @@ impl<'a> Ahead<'a> {
             operands,
             tiles,
             steps,
-            lines_per_step: operands.map(|data| lines_per_step(data.len(), steps)),
+            lines_per_step: operands.map(|data| lines_per_step(data.len(), steps, Self::LINE)),
         }
     }
 
@@ -61,50 +64,54 @@ impl<'a> Ahead<'a> {
     #[inline(never)]
     fn fetch_step(&self, step: usize) {
         for (data, lines) in self.operands.into_iter().zip(self.lines_per_step) {
-            for at in part(data.len(), step, lines).step_by(CACHE_LINE) {
+            for at in part(data.len(), step, lines, Self::LINE).step_by(Self::LINE) {
                 prefetch(&data[at..]);
             }
         }
     }
 }
 
-/// f32 per cache line.
-const CACHE_LINE: usize = 16;
+/// Bytes per cache line.
+const CACHE_LINE_BYTES: usize = 64;
 
-/// The most f32 of a next problem's operands that [`Ahead`] fetches: 512 KiB, a quarter of a
-/// core's L2 cache on the machines measured (W4's problems hold 192 KiB).
-const AHEAD_MOST: usize = 128 * 1024;
+/// The most bytes of a next problem's operands that [`Ahead`] fetches: 512 KiB, a quarter of
+/// a core's L2 cache on the machines measured (W4's problems hold 192 KiB).
+const AHEAD_MOST_BYTES: usize = 512 * 1024;
 
-/// The cache lines of `len` values that each of `steps` steps fetches, the last steps
-/// fewer (or none): enough that all of them cover the values.
-fn lines_per_step(len: usize, steps: usize) -> usize {
-    len.div_ceil(CACHE_LINE).div_ceil(steps.max(1))
+/// The cache lines of `len` values, `line` to a cache line, that each of `steps` steps
+/// fetches, the last steps fewer (or none): enough that all of them cover the values.
+#[inline]
+fn lines_per_step(len: usize, steps: usize, line: usize) -> usize {
+    len.div_ceil(line).div_ceil(steps.max(1))
 }
 
-/// Part `step` of `len` values split in parts of `lines` cache lines (from
+/// Part `step` of `len` values split in parts of `lines` cache lines of `line` values (from
 /// [`lines_per_step`]): the parts of all steps cover `0..len` once.
-fn part(len: usize, step: usize, lines: usize) -> std::ops::Range<usize> {
-    let at = |step: usize| (step * lines * CACHE_LINE).min(len);
+#[inline]
+fn part(len: usize, step: usize, lines: usize, line: usize) -> std::ops::Range<usize> {
+    let at = |step: usize| (step * lines * line).min(len);
     at(step)..at(step + 1)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{CACHE_LINE, lines_per_step, part};
+    use super::{lines_per_step, part};
 
     #[test]
     fn the_parts_of_a_prefetch_cover_every_line_once() {
-        for len in [0, 1, 15, 16, 17, 1000, 16384] {
-            for steps in [1, 2, 7, 43, 172, 5000] {
-                let mut next = 0;
-                let lines = lines_per_step(len, steps);
-                for step in 0..steps {
-                    let range = part(len, step, lines);
-                    assert_eq!(range.start, next, "len {len}, step {step} of {steps}");
-                    assert!(range.start.is_multiple_of(CACHE_LINE) || range.is_empty());
-                    next = range.end;
+        for line in [16, 32] {
+            for len in [0, 1, 15, 16, 17, 1000, 16384] {
+                for steps in [1, 2, 7, 43, 172, 5000] {
+                    let mut next = 0;
+                    let lines = lines_per_step(len, steps, line);
+                    for step in 0..steps {
+                        let range = part(len, step, lines, line);
+                        assert_eq!(range.start, next, "len {len}, step {step} of {steps}");
+                        assert!(range.start.is_multiple_of(line) || range.is_empty());
+                        next = range.end;
+                    }
+                    assert_eq!(next, len, "len {len}, {steps} steps");
                 }
-                assert_eq!(next, len, "len {len}, {steps} steps");
             }
         }
     }

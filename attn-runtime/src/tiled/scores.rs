@@ -4,14 +4,15 @@
 
 use super::tile::{TILE_ROWS, pass_vectors};
 use crate::simd::Simd;
+use crate::simd::elements::{Element, widen_into};
 
 /// `scores[r][j] = (q[r] · key_j) · scale` for the first `rows` rows of `q` and the keys of
 /// `packed`; `-inf` for `j >= keys` (the padding of a short last block), so that those keys
 /// get no weight.
 #[inline(always)]
-pub fn scores<S: Simd, const DEPTH: usize, const KB: usize>(
+pub fn scores<S: Simd, T: Element, const DEPTH: usize, const KB: usize>(
     simd: S,
-    q: &[[f32; DEPTH]],
+    q: &[[T; DEPTH]],
     packed: &[[f32; KB]; DEPTH],
     keys: usize,
     scale: f32,
@@ -21,14 +22,16 @@ pub fn scores<S: Simd, const DEPTH: usize, const KB: usize>(
     // The tail of a block goes through the same micro-kernel, its rows padded with zeros to
     // a whole tile: a row's arithmetic does not depend on the other rows, so results do not
     // depend on where the tiles fall. One call site, so the micro-kernel is inlined once:
-    // a second one for single rows cost 0.15 s of each kernel's release build.
+    // a second one for single rows cost 0.15 s of each kernel's release build. 16-bit
+    // queries are widened into the same copy.
     let mut padded = None;
-    let q = if rows == TILE_ROWS {
-        q
-    } else {
-        let padded = padded.insert([[0.0f32; DEPTH]; TILE_ROWS]);
-        padded[..rows].copy_from_slice(&q[..rows]);
-        &padded[..]
+    let q = match T::as_f32(q) {
+        Some(q) if rows == TILE_ROWS => q,
+        _ => {
+            let padded = padded.insert([[0.0f32; DEPTH]; TILE_ROWS]);
+            widen_into(simd, &q[..rows], padded);
+            &padded[..]
+        }
     };
     scores_rows::<S, DEPTH, KB>(simd, q, packed, scale, scores);
     for row in scores.iter_mut().take(rows) {
@@ -101,7 +104,8 @@ fn scores_pass<S: Simd, const N: usize, const DEPTH: usize, const KB: usize>(
 }
 
 /// `scores` for a problem of fewer query rows than a tile, straight from the keys as they are
-/// stored: `scores[r][j] = (q[r] · keys[j]) · scale`, `-inf` for `j >= keys.len()`. With so
+/// stored (16-bit keys widened in registers): `scores[r][j] = (q[r] · keys[j]) · scale`,
+/// `-inf` for `j >= keys.len()`. With so
 /// few rows, packing the keys would cost more than the products (one query of depth 128
 /// against 4,096 keys: 3.3 ms packed, see `bench/examples/decode.rs`); each key is read once,
 /// along its depth.
@@ -115,14 +119,24 @@ fn scores_pass<S: Simd, const N: usize, const DEPTH: usize, const KB: usize>(
 /// assert_eq!(&scores[0][..3], &[5.5, 8.5, f32::NEG_INFINITY]);
 /// ```
 #[inline(always)]
-pub fn scores_direct<S: Simd, const DEPTH: usize, const KB: usize>(
+pub fn scores_direct<S: Simd, T: Element, const DEPTH: usize, const KB: usize>(
     simd: S,
-    q: &[[f32; DEPTH]],
-    keys: &[[f32; DEPTH]],
+    q: &[[T; DEPTH]],
+    keys: &[[T; DEPTH]],
     scale: f32,
     scores: &mut [[f32; KB]; TILE_ROWS],
 ) {
     let keys = &keys[..keys.len().min(KB)];
+    let rows = q.len().min(TILE_ROWS);
+    let mut wide = None;
+    let q = match T::as_f32(q) {
+        Some(q) => q,
+        None => {
+            let wide = wide.insert([[0.0f32; DEPTH]; TILE_ROWS]);
+            widen_into(simd, &q[..rows], wide);
+            &wide[..rows]
+        }
+    };
     for (query, row) in q.iter().zip(scores.iter_mut()) {
         // Four keys at a time: four independent chains of multiply-adds keep the FMA units
         // busy while each waits on its last result.
@@ -146,24 +160,24 @@ pub fn scores_direct<S: Simd, const DEPTH: usize, const KB: usize>(
 /// `query · key` for each of `N` keys: vectors along the depth, then the lanes summed, then
 /// the last `DEPTH % LANES` products one at a time.
 #[inline(always)]
-fn dot_products<S: Simd, const DEPTH: usize, const N: usize>(
+fn dot_products<S: Simd, T: Element, const DEPTH: usize, const N: usize>(
     simd: S,
     query: &[f32; DEPTH],
-    keys: [&[f32; DEPTH]; N],
+    keys: [&[T; DEPTH]; N],
 ) -> [f32; N] {
     let full = DEPTH / S::LANES * S::LANES;
     let mut acc = [simd.splat(0.0); N];
     for d in (0..full).step_by(S::LANES) {
         let q = simd.load(&query[d..]);
         for (acc, key) in acc.iter_mut().zip(keys) {
-            *acc = simd.mul_add(q, simd.load(&key[d..]), *acc);
+            *acc = simd.mul_add(q, T::load(simd, &key[d..]), *acc);
         }
     }
     let mut dots = [0.0f32; N];
     for ((dot, acc), key) in dots.iter_mut().zip(acc).zip(keys) {
         *dot = simd.reduce_sum(acc);
         for d in full..DEPTH {
-            *dot += query[d] * key[d];
+            *dot += query[d] * key[d].widen();
         }
     }
     dots

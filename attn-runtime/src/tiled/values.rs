@@ -5,6 +5,7 @@
 use super::softmax::Output;
 use super::tile::{TILE_ROWS, pass_vectors};
 use crate::simd::Simd;
+use crate::simd::elements::Element;
 
 /// `out[r] += Σ_j weights[r][j] · values[j]` for each row of a tile (up to [`TILE_ROWS`]
 /// rows, as many as both `weights` and `out` have); `out[r] = Σ_j ..` when `out` is
@@ -44,14 +45,15 @@ pub fn accumulate_values<S: Simd, const KB: usize, const DV: usize>(
         }
         (&padded_weights[..], &mut padded_out[..])
     };
-    values_rows::<S, TILE_ROWS, KB, DV>(simd, weights, values, tile_out, state);
+    values_rows::<S, f32, TILE_ROWS, KB, DV>(simd, weights, values, tile_out, state);
     if let Some((_, padded_out)) = &padded {
         out[..rows].copy_from_slice(&padded_out[..rows]);
     }
 }
 
 /// [`accumulate_values`] one row at a time, for kernels with fewer query rows than a tile
-/// (decoding): padding one row to a tile would multiply its work by [`TILE_ROWS`].
+/// (decoding): padding one row to a tile would multiply its work by [`TILE_ROWS`]. The
+/// values are read as stored (16-bit ones widened in registers).
 ///
 /// ```
 /// use attn_runtime::__private::{Output, accumulate_values_by_row};
@@ -63,25 +65,25 @@ pub fn accumulate_values<S: Simd, const KB: usize, const DV: usize>(
 /// assert_eq!(out, [[8.0, 3.0]]);
 /// ```
 #[inline(always)]
-pub fn accumulate_values_by_row<S: Simd, const KB: usize, const DV: usize>(
+pub fn accumulate_values_by_row<S: Simd, T: Element, const KB: usize, const DV: usize>(
     simd: S,
     weights: &[[f32; KB]],
-    values: &[[f32; DV]],
+    values: &[[T; DV]],
     out: &mut [[f32; DV]],
     state: Output,
 ) {
     let values = &values[..values.len().min(KB)];
     for (weights, out_row) in weights.iter().zip(out) {
         let (weights, out_row) = (std::slice::from_ref(weights), std::slice::from_mut(out_row));
-        values_rows::<S, 1, KB, DV>(simd, weights, values, out_row, state);
+        values_rows::<S, T, 1, KB, DV>(simd, weights, values, out_row, state);
     }
 }
 
 #[inline(always)]
-fn values_rows<S: Simd, const MR: usize, const KB: usize, const DV: usize>(
+fn values_rows<S: Simd, T: Element, const MR: usize, const KB: usize, const DV: usize>(
     simd: S,
     weights: &[[f32; KB]],
-    values: &[[f32; DV]],
+    values: &[[T; DV]],
     out: &mut [[f32; DV]],
     state: Output,
 ) {
@@ -89,16 +91,16 @@ fn values_rows<S: Simd, const MR: usize, const KB: usize, const DV: usize>(
     let mut first = 0;
     if pass_vectors::<S>() == 4 {
         while first + 4 <= full {
-            values_pass::<S, MR, 4, KB, DV>(simd, weights, values, first, out, state);
+            values_pass::<S, T, MR, 4, KB, DV>(simd, weights, values, first, out, state);
             first += 4;
         }
     }
     while first + 2 <= full {
-        values_pass::<S, MR, 2, KB, DV>(simd, weights, values, first, out, state);
+        values_pass::<S, T, MR, 2, KB, DV>(simd, weights, values, first, out, state);
         first += 2;
     }
     if first < full {
-        values_pass::<S, MR, 1, KB, DV>(simd, weights, values, first, out, state);
+        values_pass::<S, T, MR, 1, KB, DV>(simd, weights, values, first, out, state);
     }
     // The last DV % LANES columns, one at a time.
     for r in 0..MR {
@@ -108,7 +110,7 @@ fn values_rows<S: Simd, const MR: usize, const KB: usize, const DV: usize>(
                 Output::Accumulated => out[r][e],
             };
             for (j, value) in values.iter().enumerate() {
-                acc += weights[r][j] * value[e];
+                acc += weights[r][j] * value[e].widen();
             }
             out[r][e] = acc;
         }
@@ -117,10 +119,17 @@ fn values_rows<S: Simd, const MR: usize, const KB: usize, const DV: usize>(
 
 /// One pass: `N` vectors of output columns, starting at vector `first`, for `MR` rows.
 #[inline(always)]
-fn values_pass<S: Simd, const MR: usize, const N: usize, const KB: usize, const DV: usize>(
+fn values_pass<
+    S: Simd,
+    T: Element,
+    const MR: usize,
+    const N: usize,
+    const KB: usize,
+    const DV: usize,
+>(
     simd: S,
     weights: &[[f32; KB]],
-    values: &[[f32; DV]],
+    values: &[[T; DV]],
     first: usize,
     out: &mut [[f32; DV]],
     state: Output,
@@ -139,7 +148,7 @@ fn values_pass<S: Simd, const MR: usize, const N: usize, const KB: usize, const 
     for (j, value) in values.iter().enumerate() {
         let mut row = [simd.splat(0.0); N];
         for (c, slot) in row.iter_mut().enumerate() {
-            *slot = simd.load(&value[(first + c) * S::LANES..]);
+            *slot = T::load(simd, &value[(first + c) * S::LANES..]);
         }
         let value = row;
         for r in 0..MR {
