@@ -17,6 +17,8 @@
 use super::driver::{Kernel, Rows};
 use super::softmax::MAX_LANES;
 use crate::simd::{Isa, Lane, Simd, WithSimd, dispatch, exp_of_nonpositive};
+use attn_rules::KEY_CHUNK;
+use std::ops::Range;
 
 /// One query row's result over one chunk of keys: its output row before the division by the
 /// sum, its reference max `m` and its sum `l` (a vector of partial sums).
@@ -105,7 +107,13 @@ pub fn merge_partials<'a, S: Simd, const DV: usize>(
 /// Runs a kernel whose problems' keys are split ([`Kernel::KEY_CHUNKS`] > 1) over all of
 /// `rows`: every chunk of every problem, on up to `threads` threads, then the merge of each
 /// problem's rows.
-pub(super) fn run<K: Kernel>(kernel: &K, rows: Rows<'_, K>, isa: Isa, threads: usize) {
+pub(super) fn run<K: Kernel>(
+    kernel: &K,
+    rows: Rows<'_, K>,
+    isa: Isa,
+    threads: usize,
+    walked: &[Range<usize>],
+) {
     let (queries, chunks) = (K::QUERIES, K::KEY_CHUNKS);
     let problems = rows.out.len() / queries;
     let threads = threads.clamp(1, problems * chunks);
@@ -115,28 +123,16 @@ pub(super) fn run<K: Kernel>(kernel: &K, rows: Rows<'_, K>, isa: Isa, threads: u
     // The chunks of all problems, in order, are cut into runs of about equal work (the keys
     // each walks), one a thread: as the problems were in memory, so that each thread streams
     // through its own part, and chunks past a problem's valid keys count for nothing.
-    let work: Vec<usize> = (0..problems)
-        .flat_map(|problem| {
-            let walked = kernel.keys_walked(problem);
+    let work: Vec<usize> = walked
+        .iter()
+        .flat_map(|walked| {
             (0..chunks).map(move |chunk| {
-                let (from, to) = (
-                    chunk * attn_rules::KEY_CHUNK,
-                    (chunk + 1) * attn_rules::KEY_CHUNK,
-                );
+                let (from, to) = (chunk * KEY_CHUNK, (chunk + 1) * KEY_CHUNK);
                 walked.end.min(to).saturating_sub(walked.start.max(from))
             })
         })
         .collect();
     let total: usize = work.iter().sum();
-    // Threads pay for the keys walked, not for the capacity: a decoding loop's first steps
-    // over a large cache walk a few hundred keys, less than waking a thread costs.
-    #[cfg(feature = "threads")]
-    let threads = {
-        let flops = (total as u64)
-            .saturating_mul(queries as u64)
-            .saturating_mul(K::FLOPS_PER_KEY);
-        threads.min(crate::threads::for_work(flops))
-    };
     let mut shares: Vec<Chunks<'_, K>> = (0..threads)
         .map(|_| Chunks {
             kernel,
@@ -170,6 +166,29 @@ pub(super) fn run<K: Kernel>(kernel: &K, rows: Rows<'_, K>, isa: Isa, threads: u
         rest = tail;
     }
     on_threads(merges, |merge| dispatch(isa, merge));
+}
+
+/// The threads that the keys `walked` by each problem pay for, at `flops_per_key` each (a
+/// call over a few hundred valid keys of a large cache is less work than waking a thread
+/// costs), at most.
+pub(super) fn threads_for(walked: &[Range<usize>], flops_per_key: u64) -> usize {
+    #[cfg(feature = "threads")]
+    {
+        let keys: usize = walked.iter().map(|walked| walked.len()).sum();
+        crate::threads::for_work((keys as u64).saturating_mul(flops_per_key))
+    }
+    #[cfg(not(feature = "threads"))]
+    {
+        let _ = (walked, flops_per_key);
+        1
+    }
+}
+
+/// Whether the keys each problem walks lie within one chunk.
+pub(super) fn within_one_chunk(walked: &[Range<usize>]) -> bool {
+    walked
+        .iter()
+        .all(|walked| walked.is_empty() || walked.start / KEY_CHUNK == (walked.end - 1) / KEY_CHUNK)
 }
 
 /// Runs each share, on attn's threads when there is more than one (see
@@ -217,6 +236,46 @@ impl<K: Kernel> WithSimd for Merges<'_, K> {
             self.kernel
                 .merge(simd, self.first_problem + i, partials, rows);
             rest = tail;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PartialRow, merge_partials};
+    use crate::simd::{Isa, Simd, WithSimd, dispatch};
+    use crate::tiled::softmax::MAX_LANES;
+
+    /// One partial result among empty ones merges into itself, bit for bit: a problem
+    /// whose keys lie in one chunk may skip the split.
+    #[test]
+    fn one_partial_among_empty_ones_merges_into_itself() {
+        struct Merge(PartialRow<20>);
+        impl WithSimd for Merge {
+            type Output = ([f32; 20], f32, [f32; MAX_LANES]);
+            fn with_simd<S: Simd>(self, simd: S) -> Self::Output {
+                let partials = [PartialRow::NO_KEYS, self.0, PartialRow::NO_KEYS];
+                let (mut out, mut max, mut sum) = ([0.0; 20], 0.0, [0.0; MAX_LANES]);
+                merge_partials(simd, partials.iter(), &mut out, &mut max, &mut sum);
+                (out, max, sum)
+            }
+        }
+        let mut partial = PartialRow::<20>::NO_KEYS;
+        for (i, x) in partial.out.iter_mut().enumerate() {
+            *x = (i as f32 * 0.37).sin() * 3.0;
+        }
+        partial.max = -1.7;
+        for (i, x) in partial.sum.iter_mut().enumerate() {
+            *x = 0.1 + i as f32 / 7.0;
+        }
+        for isa in Isa::supported() {
+            let (out, max, sum) = dispatch(isa, Merge(partial));
+            assert_eq!(
+                out.map(f32::to_bits),
+                partial.out.map(f32::to_bits),
+                "{isa}"
+            );
+            assert_eq!((max, sum), (partial.max, partial.sum), "{isa}");
         }
     }
 }

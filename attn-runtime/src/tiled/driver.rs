@@ -171,11 +171,22 @@ pub fn run<K: Kernel>(kernel: &K, rows: Rows<'_, K>) {
     }
     let isa = Isa::active();
     #[cfg(feature = "threads")]
-    let threads = crate::threads::for_work(out_rows as u64 * K::FLOPS_PER_ROW);
+    let mut threads = crate::threads::for_work(out_rows as u64 * K::FLOPS_PER_ROW);
     #[cfg(not(feature = "threads"))]
-    let threads = 1;
+    let mut threads = 1;
     if K::KEY_CHUNKS > 1 {
-        return super::chunks::run(kernel, rows, isa, threads);
+        let walked: Vec<_> = (0..out_rows / K::QUERIES)
+            .map(|problem| kernel.keys_walked(problem))
+            .collect();
+        let flops_per_key = (K::QUERIES as u64).saturating_mul(K::FLOPS_PER_KEY);
+        threads = threads.min(super::chunks::threads_for(&walked, flops_per_key));
+        if !super::chunks::within_one_chunk(&walked) {
+            return super::chunks::run(kernel, rows, isa, threads, &walked);
+        }
+        // Every problem walks keys of one chunk: split, each row would merge one partial
+        // result with a factor of exactly 1, the bits of one walk, which the blocks
+        // compute without the partial results (a decoding loop's steps over a short
+        // context in a large cache).
     }
     #[cfg(feature = "threads")]
     if threads > 1 {
