@@ -3,6 +3,7 @@
 
 mod common;
 
+use attn_runtime::half::{bf16, f16};
 use attn_runtime::simd::{Isa, Lane, Simd, WithSimd, dispatch};
 
 /// Applies each operation lane by lane with `S` and returns the results, in order.
@@ -286,5 +287,50 @@ fn packing_from_or_into_a_short_slice_is_a_panic() {
             let result = std::panic::catch_unwind(|| dispatch(isa, ShortPack { short_keys }));
             assert!(result.is_err(), "{isa}, short keys: {short_keys}");
         }
+    }
+}
+
+/// Runs every check on one instruction set; panics on the first that fails.
+struct SixteenBitsAndSums;
+
+impl WithSimd for SixteenBitsAndSums {
+    type Output = ();
+    fn with_simd<S: Simd>(self, simd: S) {
+        let values: Vec<f32> = (0..64).map(|i| (i as f32 * 0.731).sin() * 40.0).collect();
+        let halves: Vec<f16> = values.iter().map(|&x| f16::from_f32(x)).collect();
+        let brains: Vec<bf16> = values.iter().map(|&x| bf16::from_f32(x)).collect();
+        let mut lanes = [0.0f32; 16];
+        for at in (0..64 - S::LANES).step_by(3) {
+            simd.store(&mut lanes, simd.load_f16(&halves[at..]));
+            let expected: Vec<f32> = halves[at..][..S::LANES]
+                .iter()
+                .map(|x| x.to_f32())
+                .collect();
+            assert_eq!(lanes[..S::LANES], expected[..], "f16 from {at}");
+            simd.store(&mut lanes, simd.load_bf16(&brains[at..]));
+            let expected: Vec<f32> = brains[at..][..S::LANES]
+                .iter()
+                .map(|x| x.to_f32())
+                .collect();
+            assert_eq!(lanes[..S::LANES], expected[..], "bf16 from {at}");
+        }
+        // Packing widened keys gives the packing of the keys widened first (depth 21:
+        // squares and edges; 19 keys of a block of 32).
+        let (depth, count, block) = (21, 19, 32);
+        let keys: Vec<bf16> = (0..depth * count)
+            .map(|i| bf16::from_f32((i as f32 * 0.37).cos()))
+            .collect();
+        let widened: Vec<f32> = keys.iter().map(|x| x.to_f32()).collect();
+        let (mut packed, mut expected) = (vec![9.0; depth * block], vec![7.0; depth * block]);
+        simd.pack_keys_widened(&keys, depth, count, &mut packed, block);
+        simd.pack_keys(&widened, depth, count, &mut expected, block);
+        assert_eq!(packed, expected);
+    }
+}
+
+#[test]
+fn sixteen_bit_loads_and_packing_agree_with_widening_first() {
+    for isa in Isa::supported() {
+        dispatch(isa, SixteenBitsAndSums);
     }
 }
