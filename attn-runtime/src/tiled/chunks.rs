@@ -116,7 +116,7 @@ pub(super) fn run<K: Kernel>(
 ) {
     let (queries, chunks) = (K::QUERIES, K::KEY_CHUNKS);
     let problems = rows.out.len() / queries;
-    let threads = threads.clamp(1, problems * chunks);
+    let threads = threads.min(problems * chunks).max(1);
     let mut partials: Vec<K::PartialRow> = (0..problems * chunks * queries)
         .map(|_| K::NO_KEYS)
         .collect();
