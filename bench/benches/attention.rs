@@ -203,7 +203,7 @@ fn main() {
     }
     if selected("W3") {
         one_head_workload::<2048>("W3 long [1, 2048, 2048, 64]", isa, true);
-        sixteen_bit_workloads(isa);
+        sixteen_bit_workloads();
     }
     if selected("W4") {
         heads_workload(isa);
@@ -306,71 +306,76 @@ fn grouped_workload(isa: Isa) {
     );
 }
 
+/// W3's rows of queries, keys, values or output, of `T`.
+type W3Rows<T> = [[[T; 64]; 2048]; 1];
+
+/// A W3 kernel's `_into` form, stored in `T`.
+type W3Kernel<T> = fn(&W3Rows<T>, &W3Rows<T>, &W3Rows<T>, &mut W3Rows<T>);
+
 /// W3 stored in bf16 and in f16, each timed in alternation with W3 in f32 on one thread:
 /// the time, and its ratio to the f32 kernel's.
-fn sixteen_bit_workloads(isa: Isa) {
+fn sixteen_bit_workloads() {
     use attn_runtime::half::{bf16, f16};
-    type Rows<T> = [[[T; 64]; 2048]; 1];
-    let inputs: [Tensor<Rows<f32>>; 3] = [tensor(1), tensor(2), tensor(3)];
-    let [q, k, v] = &inputs;
-    let mut out = Tensor::<Rows<f32>>::zeros();
-    let f32_run = |out: &mut Tensor<Rows<f32>>| with_threads(1, || one_head_into(q, k, v, out));
-    let flops = 4.0 * 2048.0 * 2048.0 * 64.0;
-    let row = |name: &str, seconds: f64, f32_seconds: f64| {
-        println!(
-            "{name:<30} {:>11} {:>8.1} | f32 in alternation {:>11}: {:.2}x its time",
-            time(seconds),
-            flops / seconds / 1e9,
-            time(f32_seconds),
-            seconds / f32_seconds
-        );
-    };
-    let [q16, k16, v16] = inputs.each_ref().map(|t| {
-        Tensor::<Rows<bf16>>::from_vec(t.as_flat().iter().map(|&x| bf16::from_f32(x)).collect())
-    });
-    let (q16, k16, v16) = (q16.unwrap(), k16.unwrap(), v16.unwrap());
-    let mut out16 = Tensor::<Rows<bf16>>::zeros();
-    let (f32_seconds, seconds) = with_isa_checked(isa, || {
-        paired_medians(
-            3.0,
-            || f32_run(&mut out),
-            || with_threads(1, || one_head_bf16_into(&q16, &k16, &v16, &mut out16)),
-        )
-    });
-    check_16(
-        "bf16",
-        out.as_flat(),
-        out16.as_flat().iter().map(|x| x.to_f32()),
+    let inputs = [tensor(1), tensor(2), tensor(3)];
+    sixteen_bit_workload(
+        "W3 bf16 [1, 2048, 2048, 64]",
+        &inputs,
+        bf16::from_f32,
+        bf16::to_f32,
+        one_head_bf16_into::<2048>,
     );
-    row("W3 bf16 [1, 2048, 2048, 64]", seconds, f32_seconds);
-    let [q16, k16, v16] = inputs.each_ref().map(|t| {
-        Tensor::<Rows<f16>>::from_vec(t.as_flat().iter().map(|&x| f16::from_f32(x)).collect())
-    });
-    let (q16, k16, v16) = (q16.unwrap(), k16.unwrap(), v16.unwrap());
-    let mut out16 = Tensor::<Rows<f16>>::zeros();
-    let (f32_seconds, seconds) = with_isa_checked(isa, || {
-        paired_medians(
-            3.0,
-            || f32_run(&mut out),
-            || with_threads(1, || one_head_f16_into(&q16, &k16, &v16, &mut out16)),
-        )
-    });
-    check_16(
-        "f16",
-        out.as_flat(),
-        out16.as_flat().iter().map(|x| x.to_f32()),
+    sixteen_bit_workload(
+        "W3 f16 [1, 2048, 2048, 64]",
+        &inputs,
+        f16::from_f32,
+        f16::to_f32,
+        one_head_f16_into::<2048>,
     );
-    row("W3 f16 [1, 2048, 2048, 64]", seconds, f32_seconds);
 }
 
-/// Runs `f` on `isa` (the active one, so always supported).
-fn with_isa_checked<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
-    attn_runtime::simd::with_isa(isa, f).expect("the active instruction set")
+/// One row of [`sixteen_bit_workloads`]: `kernel` on the f32 `inputs` stored as `T`, timed
+/// in alternation with W3 in f32 and checked against it.
+fn sixteen_bit_workload<T>(
+    name: &str,
+    inputs: &[Tensor<W3Rows<f32>>; 3],
+    narrow: fn(f32) -> T,
+    widen: fn(T) -> f32,
+    kernel: W3Kernel<T>,
+) where
+    W3Rows<T>: Array<Element = T>,
+    T: Copy,
+{
+    let [q, k, v] = inputs;
+    let [q16, k16, v16] = inputs.each_ref().map(|t| {
+        Tensor::<W3Rows<T>>::from_vec(t.as_flat().iter().map(|&x| narrow(x)).collect())
+            .expect("W3's length")
+    });
+    let (mut out, mut out16) = (Tensor::<W3Rows<f32>>::zeros(), Tensor::<W3Rows<T>>::zeros());
+    let (f32_seconds, seconds) = with_threads(1, || {
+        paired_medians(
+            3.0,
+            || one_head_into(q, k, v, &mut out),
+            || kernel(&q16, &k16, &v16, &mut out16),
+        )
+    });
+    check_16(
+        name,
+        out.as_flat(),
+        out16.as_flat().iter().map(|&x| widen(x)),
+    );
+    let flops = 4.0 * 2048.0 * 2048.0 * 64.0;
+    println!(
+        "{name:<30} {:>11} {:>8.1} | f32 in alternation {:>11}: {:.2}x its time",
+        time(seconds),
+        flops / seconds / 1e9,
+        time(f32_seconds),
+        seconds / f32_seconds
+    );
 }
 
 /// A 16-bit kernel's output against the f32 kernel's on the 16-bit inputs' f32 originals:
 /// within the rounding of the inputs (about 2^-8 for bf16) for values of about 1.
-fn check_16(dtype: &str, f32_out: &[f32], out: impl Iterator<Item = f32>) {
+fn check_16(name: &str, f32_out: &[f32], out: impl Iterator<Item = f32>) {
     let difference = f32_out
         .iter()
         .zip(out)
@@ -378,7 +383,7 @@ fn check_16(dtype: &str, f32_out: &[f32], out: impl Iterator<Item = f32>) {
         .fold(0.0f32, f32::max);
     assert!(
         difference < 0.05,
-        "W3 {dtype} differs from f32 by {difference:e}"
+        "{name} differs from f32 by {difference:e}"
     );
 }
 

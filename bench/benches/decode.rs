@@ -28,9 +28,6 @@ attention! {
     fn decode_one_head<q: [1, 1, 1, 128], k: [1, 1, 131072, 128], v: [1, 1, 131072, 128]>;
 }
 
-type Query<T> = [[[[T; 128]; 1]; 8]; 1];
-type Cache<T> = [[[[T; 128]; 16384]; 8]; 1];
-
 /// Seconds of alternated timing per measurement.
 const BUDGET: f64 = 3.0;
 
@@ -112,6 +109,22 @@ fn measure<A: Array>(name: &str, k: &Tensor<A>, v: &Tensor<A>, mut step: impl Fn
     seconds
 }
 
+/// Times one decode step of `kernel` over a query and a cache made of f32 values by `from`,
+/// against reading the cache: a row each on 1 and 2 threads, and the step's seconds.
+fn step<Q: Array, C: Array<Element = Q::Element>, O: Array>(
+    name: &str,
+    from: fn(f32) -> Q::Element,
+    kernel: fn(&Q, &C, &C, &mut O),
+) -> [f64; 2] {
+    let q = cache::<Q>(1, from);
+    let (k, v) = (cache::<C>(2, from), cache::<C>(3, from));
+    let mut out = Tensor::<O>::zeros();
+    measure(name, &k, &v, || {
+        kernel(&q, &k, &v, &mut out);
+        black_box(&out);
+    })
+}
+
 fn main() {
     if std::env::args().any(|arg| arg == "--list") {
         return;
@@ -120,54 +133,15 @@ fn main() {
         "decode: 8 heads of depth 128, one query over 16,384 cached positions; \
          each row timed in alternation with a loop that reads the same bytes on as many threads"
     );
-    let q = cache::<Query<f32>>(1, |x| x);
-    let mut out = Tensor::<Query<f32>>::zeros();
-    let f32_seconds = {
-        let (k, v) = (cache::<Cache<f32>>(2, |x| x), cache::<Cache<f32>>(3, |x| x));
-        measure("f32", &k, &v, || {
-            decode_f32_into(&q, &k, &v, &mut out);
-            black_box(&out);
-        })
-    };
-    let q16 = cache::<Query<f16>>(1, f16::from_f32);
-    let mut out16 = Tensor::<Query<f16>>::zeros();
-    let f16_seconds = {
-        let (k, v) = (
-            cache::<Cache<f16>>(2, f16::from_f32),
-            cache::<Cache<f16>>(3, f16::from_f32),
-        );
-        measure("f16", &k, &v, || {
-            decode_f16_into(&q16, &k, &v, &mut out16);
-            black_box(&out16);
-        })
-    };
-    let qb = cache::<Query<bf16>>(1, bf16::from_f32);
-    let mut outb = Tensor::<Query<bf16>>::zeros();
-    let bf16_seconds = {
-        let (k, v) = (
-            cache::<Cache<bf16>>(2, bf16::from_f32),
-            cache::<Cache<bf16>>(3, bf16::from_f32),
-        );
-        measure("bf16", &k, &v, || {
-            decode_bf16_into(&qb, &k, &v, &mut outb);
-            black_box(&outb);
-        })
-    };
-    {
-        let q = cache::<[[[[f32; 128]; 1]; 1]; 1]>(1, |x| x);
-        let mut out = Tensor::<[[[[f32; 128]; 1]; 1]; 1]>::zeros();
-        type OneHead = [[[[f32; 128]; 131072]; 1]; 1];
-        let (k, v) = (cache::<OneHead>(2, |x| x), cache::<OneHead>(3, |x| x));
-        let seconds = measure("f32, one head", &k, &v, || {
-            decode_one_head_into(&q, &k, &v, &mut out);
-            black_box(&out);
-        });
-        println!(
-            "one head of 131,072 positions: 2 threads {:.2}x the speed of one ({})",
-            seconds[0] / seconds[1],
-            decode_one_head::INFO,
-        );
-    }
+    let f32_seconds = step("f32", |x| x, decode_f32_into);
+    let f16_seconds = step("f16", f16::from_f32, decode_f16_into);
+    let bf16_seconds = step("bf16", bf16::from_f32, decode_bf16_into);
+    let seconds = step("f32, one head", |x| x, decode_one_head_into);
+    println!(
+        "one head of 131,072 positions: 2 threads {:.2}x the speed of one ({})",
+        seconds[0] / seconds[1],
+        decode_one_head::INFO,
+    );
     for (name, seconds) in [("f16", f16_seconds), ("bf16", bf16_seconds)] {
         println!(
             "{name} against f32: {:.2}x the time on 1 thread, {:.2}x on 2 (half the bytes: 0.5x at the memory's speed)",
