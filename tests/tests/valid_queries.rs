@@ -96,6 +96,7 @@ fn rows_past_the_count_are_zero_and_the_others_a_shorter_kernels() {
         rng.values(2 * 2 * 16 * 8, 1.0),
         rng.values(2 * 2 * 16 * 4, 1.0),
     );
+    let f64s = |x: &[f32]| x.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
     // A prompt of 5 tokens; 16 queries over 12 keys (the first 4 see none).
     for (valid_keys, valid_queries) in [([5, 12], [5, 16]), ([16, 16], [1, 0]), ([3, 16], [16, 9])]
     {
@@ -122,18 +123,16 @@ fn rows_past_the_count_are_zero_and_the_others_a_shorter_kernels() {
             })
             .unwrap()
             .unwrap();
-            let wide = |x: &[f32]| x.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
             check(
                 &format!("f32 on {isa}, keys {valid_keys:?}, queries {valid_queries:?}"),
                 [&q, &k, &v],
                 (valid_keys, valid_queries),
-                &wide(out.as_flat()),
-                &wide(weights.as_flat()),
-                &wide(lse.as_flat()),
+                &f64s(out.as_flat()),
+                &f64s(weights.as_flat()),
+                &f64s(lse.as_flat()),
                 1e-5,
             );
         }
-        let f64s = |x: &[f32]| x.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
         let qt = Tensor::<[[[[f64; 8]; 16]; 2]; 2]>::from_slice(&f64s(&q)).unwrap();
         let kt = Tensor::<[[[[f64; 8]; 16]; 2]; 2]>::from_slice(&f64s(&k)).unwrap();
         let vt = Tensor::<[[[[f64; 4]; 16]; 2]; 2]>::from_slice(&f64s(&v)).unwrap();
