@@ -249,7 +249,7 @@ impl<
     /// rounded down to a whole key block so that keys fall into the same blocks whichever
     /// block of queries (and thread) walks them.
     #[inline(always)]
-    fn keys_walked(walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>, rows: usize) -> Range<usize> {
+    fn keys_for_rows(walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>, rows: usize) -> Range<usize> {
         let from = Self::window_start(walk, walk.first_query) / KEY_BLOCK * KEY_BLOCK;
         let seen = Self::visible(walk, walk.first_query + rows.max(1) - 1);
         from..seen.max(from)
@@ -507,7 +507,7 @@ impl<
         let mut running_max = [f32::NEG_INFINITY; QUERY_BLOCK];
         let mut running_sum = [[0.0f32; MAX_LANES]; QUERY_BLOCK];
         let mut scratch = Scratch::new();
-        let keys = Self::keys_walked(&walk, out.len());
+        let keys = Self::keys_for_rows(&walk, out.len());
         // While the last block of a problem runs, the next problem's operands are fetched
         // into the cache, a part per tile.
         let next: [&[P::Stored]; 3] = match problem + 1 {
@@ -558,7 +558,7 @@ impl<
         let walk = self.walk(problem, 0);
         match walk.queries_valid {
             0 => 0..0,
-            rows => Self::keys_walked(&walk, rows),
+            rows => Self::keys_for_rows(&walk, rows),
         }
     }
 
@@ -576,7 +576,7 @@ impl<
         for (problem, chunk, partial) in chunks {
             let walk = self.walk(problem, 0);
             let rows = walk.queries_valid.min(partial.len()).min(TILE_ROWS);
-            let all = Self::keys_walked(&walk, rows);
+            let all = Self::keys_for_rows(&walk, rows);
             let chunk_keys = chunk * attn_rules::KEY_CHUNK..(chunk + 1) * attn_rules::KEY_CHUNK;
             let keys = all.start.max(chunk_keys.start)..all.end.min(chunk_keys.end);
             let mut out = [[0.0f32; VALUE_DEPTH]; TILE_ROWS];
@@ -633,7 +633,7 @@ impl<
             log_sum_exp(simd, &running_max, &running_sum, lse);
         }
         if P::RETURN_WEIGHTS {
-            let keys = Self::keys_walked(&walk, out.len());
+            let keys = Self::keys_for_rows(&walk, out.len());
             let statistics = Statistics {
                 max: &mut running_max,
                 sum: &mut running_sum,
