@@ -81,41 +81,36 @@ pub const fn query_block(queries: Option<usize>) -> usize {
 }
 
 /// The keys of a block, for a kernel of `keys` keys (`None` when a const generic) whose
-/// deepest of keys and values is `deepest` (likewise): [`KEY_BLOCK`], shortened in whole
-/// vectors so that a packed block holds at most [`PACKED_BLOCK`] values, and to the keys
-/// there are.
+/// deepest of keys and values is `deepest` (likewise): [`KEY_BLOCK`], halved while a packed
+/// block would hold more than [`PACKED_BLOCK`] values (down to one widest vector), and
+/// shortened to the keys there are. Always 16, 32 or 64: a divisor of [`KEY_BLOCK`], so that
+/// the chunks the keys are split into ([`KEY_CHUNK`], [`BACKWARD_KEY_CHUNK`]) are whole
+/// blocks.
 ///
 /// ```
 /// use attn_rules::key_block;
 /// assert_eq!(key_block(Some(4096), Some(64)), 64);
 /// assert_eq!(key_block(Some(4096), Some(512)), 32);
+/// assert_eq!(key_block(Some(4096), Some(300)), 32);
 /// assert_eq!(key_block(Some(20), Some(64)), 32);
+/// assert_eq!(key_block(Some(40), Some(64)), 64);
 /// assert_eq!(key_block(None, None), 64);
 /// assert_eq!(key_block(Some(usize::MAX), Some(usize::MAX)), 16); // no overflow
 /// ```
 #[inline]
 pub const fn key_block(keys: Option<usize>, deepest: Option<usize>) -> usize {
-    let by_depth = match deepest {
-        Some(depth) => {
-            let fit =
-                PACKED_BLOCK / if depth == 0 { 1 } else { depth } / WIDEST_LANES * WIDEST_LANES;
-            if fit < WIDEST_LANES {
-                WIDEST_LANES
-            } else if fit > KEY_BLOCK {
-                KEY_BLOCK
-            } else {
-                fit
-            }
+    let mut block = KEY_BLOCK;
+    if let Some(depth) = deepest {
+        while block > WIDEST_LANES && block.saturating_mul(depth) > PACKED_BLOCK {
+            block /= 2;
         }
-        None => KEY_BLOCK,
-    };
-    match keys {
-        Some(n) => match n.checked_next_multiple_of(WIDEST_LANES) {
-            Some(keys) if keys < by_depth => keys,
-            _ => by_depth,
-        },
-        None => by_depth,
     }
+    if let Some(keys) = keys {
+        while block > WIDEST_LANES && block / 2 >= keys {
+            block /= 2;
+        }
+    }
+    block
 }
 
 /// Whether a kernel with `queries` query rows per problem reads its keys and values where
@@ -140,6 +135,36 @@ pub const fn is_direct(queries: usize) -> bool {
 /// assert_eq!(attn_rules::KEY_CHUNK % attn_rules::KEY_BLOCK, 0);
 /// ```
 pub const KEY_CHUNK: usize = 1024;
+
+/// Keys per chunk of the backward pass ([`backward_key_chunks`]): each chunk's gradients of
+/// the keys and values are computed by one thread, which also sums the chunk's share of the
+/// queries' gradients apart; the chunks' shares are then added in order. Short enough that
+/// a single long problem (one head of 2,048 positions) gives four chunks to share among
+/// threads, long enough that the shares of the queries' gradients (one row per query per
+/// chunk) are small beside the work of a chunk (512 keys per row).
+///
+/// ```
+/// assert_eq!(attn_rules::BACKWARD_KEY_CHUNK % attn_rules::KEY_BLOCK, 0);
+/// ```
+pub const BACKWARD_KEY_CHUNK: usize = 512;
+
+/// How many chunks of [`BACKWARD_KEY_CHUNK`] keys the backward pass splits each problem's
+/// keys into: a rule of the shape alone, never of the threads, so that the gradients are
+/// the same bits on any number of threads.
+///
+/// ```
+/// use attn_rules::backward_key_chunks;
+/// assert_eq!((backward_key_chunks(256), backward_key_chunks(2048)), (1, 4));
+/// assert_eq!((backward_key_chunks(513), backward_key_chunks(0)), (2, 1));
+/// ```
+#[inline]
+pub const fn backward_key_chunks(keys: usize) -> usize {
+    if keys <= BACKWARD_KEY_CHUNK {
+        1
+    } else {
+        keys.div_ceil(BACKWARD_KEY_CHUNK)
+    }
+}
 
 /// How many chunks of [`KEY_CHUNK`] keys each problem's keys are split into, to be computed
 /// apart (on any thread) and merged: more than one for a kernel whose problems have too few

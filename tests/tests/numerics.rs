@@ -78,6 +78,10 @@ attention! {
     /// Unrolled, more queries than keys: the first two rows see no key and are 0.
     #[attn(causal(bottom_right))]
     fn small_more_queries<q: [1, 5, 4], k: [1, 3, 4], v: [1, 3, 2]>;
+    /// Known sizes whose key blocks are shortened: to the keys there are (40 keys, blocks
+    /// of 64) and for deep keys and values (depth 300, blocks of 32).
+    fn forty_keys<q: [1, 30, 16], k: [1, 40, 16], v: [1, 40, 16]>;
+    fn deep_values<q: [1, 8, 300], k: [1, 64, 300], v: [1, 64, 300]>;
 }
 
 /// Runs `kernel` on random inputs of `magnitude` and checks it against the reference.
@@ -182,6 +186,20 @@ fn sizes_around_the_tiles() {
         (1, 12, 128, 8, 8),
         (1, 13, 129, 8, 8),
     );
+}
+
+#[test]
+fn known_sizes_with_shortened_key_blocks() {
+    for (plan, key_block) in [(forty_keys::INFO.plan, 64), (deep_values::INFO.plan, 32)] {
+        assert!(
+            matches!(plan, Plan::Tiled { key_block: k, .. } if k == key_block),
+            "{plan:?}"
+        );
+    }
+    let problem = Problem::with_default_scale(1, 30, 40, 16, 16);
+    check("forty_keys", problem, 1.0, 14, forty_keys_into);
+    let problem = Problem::with_default_scale(1, 8, 64, 300, 300);
+    check("deep_values", problem, 1.0, 15, deep_values_into);
 }
 
 #[test]
