@@ -198,6 +198,106 @@ pub fn run(problem: &Problem, out: &mut [f64], weights: &mut [f64], lse: &mut [f
     }
 }
 
+/// The gradients of `problem`'s attention for a loss whose gradient with respect to its
+/// output is `d_out`, into `dq`, `dk` and `dv` (flat, shaped like q, k and v; overwritten),
+/// from the forward's `out` and `lse` on the same inputs: FlashAttention-2's steps in f64,
+/// row by row. Per query row, `D = d_out · out`; per key it sees, the score again (scaled,
+/// soft-capped, biased), `P = exp(s - lse)`, `dS = P (d_out · v - D) · scale` (times the soft
+/// cap's derivative), then `dv += P d_out`, `dk += dS q` and `dq += dS k`. Rows past the
+/// valid queries, and rows that see no key (log-sum-exp -inf), contribute nothing.
+///
+/// ```
+/// use attn_runtime::__private::scalar::{Problem, backward};
+/// // One query over two keys with equal scores: each value gets half of d_out.
+/// let problem = Problem {
+///     batch: 1, heads: 1, kv_heads: 1, queries: 1, keys: 2, depth: 1, value_depth: 1,
+///     scale: 1.0, causal: None, softcap: None,
+///     q: &[0.0], k: &[1.0, 1.0], v: &[2.0, 4.0],
+///     mask: None, bias: None, valid_keys: None, valid_queries: None,
+/// };
+/// let (mut dq, mut dk, mut dv) = ([9.0], [9.0; 2], [9.0; 2]);
+/// backward(&problem, &[3.0], &[2f64.ln()], &[1.0], &mut dq, &mut dk, &mut dv);
+/// assert_eq!((dq, dv), ([0.0], [0.5, 0.5]));
+/// assert_eq!(dk, [0.0, 0.0]);
+/// ```
+pub fn backward(
+    problem: &Problem,
+    out: &[f64],
+    lse: &[f64],
+    d_out: &[f64],
+    dq: &mut [f64],
+    dk: &mut [f64],
+    dv: &mut [f64],
+) {
+    let Problem {
+        batch,
+        heads,
+        kv_heads,
+        queries,
+        keys,
+        depth,
+        value_depth,
+        scale,
+        ..
+    } = *problem;
+    dq.fill(0.0);
+    dk.fill(0.0);
+    dv.fill(0.0);
+    let group = heads / kv_heads.max(1);
+    for b in 0..batch {
+        let valid = problem.valid_keys.map_or(keys, |valid| valid[b].min(keys));
+        let valid_queries = (problem.valid_queries).map_or(queries, |valid| valid[b].min(queries));
+        for h in 0..heads {
+            let kv = b * kv_heads + h / group.max(1);
+            for i in 0..valid_queries {
+                let row = (b * heads + h) * queries + i;
+                if lse[row] == f64::NEG_INFINITY {
+                    continue;
+                }
+                let query = &problem.q[row * depth..][..depth];
+                let (out_row, d_out_row) = (
+                    &out[row * value_depth..][..value_depth],
+                    &d_out[row * value_depth..][..value_depth],
+                );
+                let d: f64 = d_out_row.iter().zip(out_row).map(|(g, o)| g * o).sum();
+                let (from, to) = visible(problem, i, valid_queries, valid);
+                for j in from..to {
+                    if problem.mask.is_some_and(|mask| !mask.at(b, h, i, j)) {
+                        continue;
+                    }
+                    let key_row = (kv * keys + j) * depth;
+                    let value_row = (kv * keys + j) * value_depth;
+                    let key = &problem.k[key_row..][..depth];
+                    let value = &problem.v[value_row..][..value_depth];
+                    let raw = query.iter().zip(key).map(|(a, c)| a * c).sum::<f64>() * scale;
+                    let (mut s, derivative) = match problem.softcap {
+                        Some(cap) => {
+                            let t = (raw / cap).tanh();
+                            (cap * t, 1.0 - t * t)
+                        }
+                        None => (raw, 1.0),
+                    };
+                    if let Some(bias) = &problem.bias {
+                        s += bias.at(b, h, i, j);
+                    }
+                    let p = (s - lse[row]).exp();
+                    let dp: f64 = d_out_row.iter().zip(value).map(|(g, x)| g * x).sum();
+                    let ds = p * (dp - d) * derivative * scale;
+                    for (g, &x) in dv[value_row..][..value_depth].iter_mut().zip(d_out_row) {
+                        *g += p * x;
+                    }
+                    for (g, &x) in dk[key_row..][..depth].iter_mut().zip(query) {
+                        *g += ds * x;
+                    }
+                    for (g, &x) in dq[row * depth..][..depth].iter_mut().zip(key) {
+                        *g += ds * x;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The keys query `i` of `queries` valid ones sees, `from..to`, among the first `valid`.
 fn visible(problem: &Problem, i: usize, queries: usize, valid: usize) -> (usize, usize) {
     match problem.causal {

@@ -36,8 +36,10 @@
 //! [`pack_values`]: crate::simd::pack::pack_values
 //! [`Aligned`]: crate::simd::pack::Aligned
 
+mod backward;
 mod chunks;
 mod driver;
+mod gradients;
 mod loop_nest;
 mod masks;
 mod prefetch;
@@ -46,8 +48,10 @@ mod softmax;
 mod tile;
 mod values;
 
+pub use backward::{Backward, Gradients, backward};
 pub use chunks::{PartialRow, merge_partials};
 pub use driver::{Kernel, Rows, block_length, is_direct, run};
+pub use gradients::{accumulate_transposed, row_dots, score_gradients};
 pub use loop_nest::{Alignment, Operands, Problems, Tiled, default_scale};
 pub use masks::{add_bias, keep_only, mask_causal, softcap_scores, visible_keys};
 pub use prefetch::Ahead;
