@@ -88,14 +88,22 @@ pub fn attention(input: TokenStream) -> TokenStream {
     output
 }
 
-/// The functions a kernel defines, by name: `x` and `x_into`, and for a layer also its
-/// attention's `x_attention` and `x_attention_into`. (The facts module `x` is in the type
+/// The functions a kernel defines, by name: `x` and `x_into`, for a layer also its
+/// attention's `x_attention` and `x_attention_into`, and with `backward` also
+/// `x_backward` and `x_backward_into`. (The facts module `x` is in the type
 /// namespace, beside the function `x`.)
 fn item_names(kernel: &KernelDecl) -> Vec<String> {
     let name = kernel.name.unraw().to_string();
     let mut bases = vec![name.clone()];
     if is_layer(kernel) {
         bases.push(format!("{name}_attention"));
+    }
+    if kernel
+        .options
+        .iter()
+        .any(|option| option.name == "backward")
+    {
+        bases.push(format!("{name}_backward"));
     }
     bases
         .into_iter()

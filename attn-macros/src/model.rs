@@ -154,6 +154,9 @@ pub struct Options {
     pub split_heads: Option<Span>,
     /// The log-sum-exp of each query row is returned beside the output, and its span.
     pub return_lse: Option<Span>,
+    /// The kernel has a backward pass (`name_backward`), and the option's span; its forward
+    /// returns the log-sum-exp, as with `return_lse`.
+    pub backward: Option<Span>,
 }
 
 /// How a causal mask lines the queries up with the keys.

@@ -22,13 +22,19 @@ pub fn kernel(decl: &KernelDecl) -> TokenStream {
     let kernel = Lenient::new(decl).kernel(decl);
     match &kernel.layer {
         Some(layer) => layer_functions(&kernel, layer, &decl.name, true),
-        None => signature::attention(
-            &kernel,
-            &decl.name,
-            &kernel.attrs,
-            "",
-            signature::Body::Stub,
-        ),
+        None => {
+            let forward = signature::attention(
+                &kernel,
+                &decl.name,
+                &kernel.attrs,
+                "",
+                signature::Body::Stub,
+            );
+            let backward = kernel.options.backward.map(|_| {
+                signature::backward(&kernel, &decl.name, &kernel.attrs, signature::Body::Stub)
+            });
+            quote::quote!(#forward #backward)
+        }
     }
 }
 

@@ -137,6 +137,16 @@ pub fn kernel(decl: &KernelDecl, errors: &mut Errors) -> Option<Kernel> {
             );
         }
     }
+    if let Some(span) = options.backward
+        && x.is_some()
+    {
+        errors.at(
+            span,
+            "the layer form has no backward pass in this version",
+            "declare the attention alone (q, k, v) with `backward`, and the projections \
+                 around it in your training code",
+        );
+    }
     // Bytes per value of q, k, v and the output, counting the f32 copies that 16-bit
     // kernels widen them to; of the weights, the log-sum-exp and a bias (f64 or f32).
     let dtype = options.dtype.map_or(Dtype::F32, |(dtype, _)| dtype);

@@ -20,6 +20,7 @@ const AVAILABLE: &[&str] = &[
     "valid_queries",
     "return_weights",
     "return_lse",
+    "backward",
     "split_heads",
     "dtype",
 ];
@@ -30,6 +31,11 @@ pub fn options(decls: &[OptionDecl], errors: &mut Errors) -> Options {
     let mut options = Options::default();
     for decl in decls {
         apply(&mut options, decl.name.clone(), decl.value.clone(), errors);
+    }
+    // The backward pass reads the forward's log-sum-exp, so `backward` returns it (with
+    // `return_lse` or without).
+    if let Some(span) = options.backward {
+        options.return_lse.get_or_insert(span);
     }
     options
 }
@@ -96,6 +102,10 @@ fn apply(options: &mut Options, name: Ident, value: OptionValue, errors: &mut Er
         "return_lse" => {
             let flag = flag(&name, value, errors, RETURN_LSE_HELP);
             set_once(&mut options.return_lse, flag, &name, errors);
+        }
+        "backward" => {
+            let flag = flag(&name, value, errors, BACKWARD_HELP);
+            set_once(&mut options.backward, flag, &name, errors);
         }
         "split_heads" => {
             let flag = flag(&name, value, errors, SPLIT_HEADS_HELP);
@@ -188,6 +198,8 @@ const MASK_HELP: &str = "write the mask's shape, such as `mask = [B, 1, Nq, Nk]`
                          kernel's (batch, heads, queries, keys) or 1 to broadcast over it; true = attend";
 const BIAS_HELP: &str = "write the bias's shape, such as `bias = [1, H, Nq, Nk]`: each axis is the \
                          kernel's (batch, heads, queries, keys) or 1 to broadcast over it";
+const BACKWARD_HELP: &str = "write `backward`: the kernel then also returns each query row's \
+                             log-sum-exp, and `name_backward` computes the gradients of q, k and v";
 const RETURN_LSE_HELP: &str =
     "write `return_lse`: the kernel then also returns each query row's log-sum-exp";
 

@@ -4,16 +4,20 @@
 //! For a kernel `name` the macro emits three items:
 //! - `fn name(q, k, v) -> out`: the by-value form, for outputs that fit on the stack;
 //! - `fn name_into(q, k, v, &mut out)`: the out-parameter form, holding the computation;
-//! - `mod name`: compile-time facts (shapes, FLOPs, bytes, the plan) as constants.
+//! - `mod name`: compile-time facts (shapes, FLOPs, bytes, the plan) as constants;
+//!
+//! and with `backward`, `name_backward` and `name_backward_into`, the gradients.
 //!
 //! Types in the signatures carry the spans of the user's dimension tokens, so that rustc's
 //! notes on a wrongly shaped argument point back at the shape the user declared.
 //!
-//! By file: `signature.rs` the two functions' signatures (shared with the error stub),
-//! `unrolled.rs`, `tiled.rs` and `scalar.rs` the bodies of the three plans, `layer.rs` the
+//! By file: `signature.rs` the functions' signatures (shared with the error stub),
+//! `unrolled.rs`, `tiled.rs` and `scalar.rs` the bodies of the three plans, `backward.rs`
+//! the backward pass's, `layer.rs` the
 //! layer form's functions, `facts.rs` the facts module, `elements.rs` the element types and
 //! the nested array types.
 
+mod backward;
 mod elements;
 mod facts;
 mod layer;
@@ -80,6 +84,10 @@ fn attention(kernel: &Kernel, plan: Plan, name: &Ident, attrs: &[syn::Attribute]
     };
     let functions =
         signature::attention(kernel, name, attrs, &plan_text(plan), Body::Computed(body));
+    let backward = kernel
+        .options
+        .backward
+        .map(|_| signature::backward(kernel, name, attrs, Body::Computed(backward::body(kernel))));
     let vis = &kernel.vis;
     let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg"));
     let facts_doc = format!(
@@ -88,6 +96,7 @@ fn attention(kernel: &Kernel, plan: Plan, name: &Ident, attrs: &[syn::Attribute]
     let info = facts::info(kernel, plan, name);
     quote! {
         #functions
+        #backward
 
         #(#cfgs)*
         #[doc = #facts_doc]

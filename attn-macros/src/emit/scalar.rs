@@ -12,6 +12,29 @@ use quote::{format_ident, quote};
 pub fn body(kernel: &Kernel) -> TokenStream {
     let private = private();
     let rank = kernel.rank();
+    let flat_mut = flat(rank, true);
+    let weights = match kernel.options.return_weights {
+        Some(_) => quote!(weights #flat_mut),
+        None => quote!(&mut []),
+    };
+    let lse = match kernel.options.return_lse {
+        Some(_) => {
+            let lse_flat = flat(rank - 1, true);
+            quote!(lse #lse_flat)
+        }
+        None => quote!(&mut []),
+    };
+    let problem = problem(kernel);
+    quote! {
+        #private::scalar::run(&#problem, out #flat_mut, #weights, #lse);
+    }
+}
+
+/// The runtime's description of an f64 kernel's call, `scalar::Problem { .. }`: the shape,
+/// the options and the inputs, flat.
+pub fn problem(kernel: &Kernel) -> TokenStream {
+    let private = private();
+    let rank = kernel.rank();
     let [q, k, v] = &kernel.roles;
     let sized = |dim: &Dim| size(&dim.size, dim.span);
     let one = Dim {
@@ -86,42 +109,26 @@ pub fn body(kernel: &Kernel) -> TokenStream {
             .valid_queries
             .map(|_| quote!(&valid_queries[..])),
     );
-    let (flat, flat_mut) = (flat(rank, false), flat(rank, true));
-    let weights = match kernel.options.return_weights {
-        Some(_) => quote!(weights #flat_mut),
-        None => quote!(&mut []),
-    };
-    let lse = match kernel.options.return_lse {
-        Some(_) => {
-            let lse_flat = self::flat(rank - 1, true);
-            quote!(lse #lse_flat)
-        }
-        None => quote!(&mut []),
-    };
+    let flat = flat(rank, false);
     quote! {
-        #private::scalar::run(
-            &#private::scalar::Problem {
-                batch: #batch,
-                heads: #heads,
-                kv_heads: #kv_heads,
-                queries: #queries,
-                keys: #keys,
-                depth: #depth,
-                value_depth: #value_depth,
-                scale: #scale,
-                causal: #causal,
-                softcap: #softcap,
-                q: #q #flat,
-                k: #k #flat,
-                v: #v #flat,
-                mask: #mask,
-                bias: #bias,
-                valid_keys: #valid_keys,
-                valid_queries: #valid_queries,
-            },
-            out #flat_mut,
-            #weights,
-            #lse,
-        );
+        #private::scalar::Problem {
+            batch: #batch,
+            heads: #heads,
+            kv_heads: #kv_heads,
+            queries: #queries,
+            keys: #keys,
+            depth: #depth,
+            value_depth: #value_depth,
+            scale: #scale,
+            causal: #causal,
+            softcap: #softcap,
+            q: #q #flat,
+            k: #k #flat,
+            v: #v #flat,
+            mask: #mask,
+            bias: #bias,
+            valid_keys: #valid_keys,
+            valid_queries: #valid_queries,
+        }
     }
 }

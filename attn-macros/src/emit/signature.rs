@@ -56,21 +56,7 @@ pub fn attention(
         shape_text(&kernel.v),
         shape_text(&out),
     );
-    let rank = kernel.rank();
-    let keys = size(kernel.keys(), kernel.k[rank - 2].span);
-    let queries = size(kernel.queries(), kernel.q[rank - 2].span);
-    // Every valid length is checked before anything is written.
-    let check_keys = kernel.options.valid_lengths.map(|_| {
-        quote!(::attn_runtime::__private::check_valid_lengths(
-            valid_keys, #keys, ::attn_runtime::Counted::Keys,
-        )?;)
-    });
-    let check_queries = kernel.options.valid_queries.map(|_| {
-        quote!(::attn_runtime::__private::check_valid_lengths(
-            valid_queries, #queries, ::attn_runtime::Counted::Queries,
-        )?;)
-    });
-    let into_check = quote!(#check_keys #check_queries);
+    let into_check = valid_length_checks(kernel);
     let body = match body {
         Body::Computed(body) => Body::Computed(quote!(#into_check #body)),
         Body::Stub => Body::Stub,
@@ -95,6 +81,25 @@ pub fn attention(
         where_clause: &heads_bound(kernel),
         body,
     })
+}
+
+/// The checks of the valid lengths a kernel takes, each against its capacity, before
+/// anything is written: `?` returns the error.
+fn valid_length_checks(kernel: &Kernel) -> TokenStream {
+    let rank = kernel.rank();
+    let keys = size(kernel.keys(), kernel.k[rank - 2].span);
+    let queries = size(kernel.queries(), kernel.q[rank - 2].span);
+    let check_keys = kernel.options.valid_lengths.map(|_| {
+        quote!(::attn_runtime::__private::check_valid_lengths(
+            valid_keys, #keys, ::attn_runtime::Counted::Keys,
+        )?;)
+    });
+    let check_queries = kernel.options.valid_queries.map(|_| {
+        quote!(::attn_runtime::__private::check_valid_lengths(
+            valid_queries, #queries, ::attn_runtime::Counted::Queries,
+        )?;)
+    });
+    quote!(#check_keys #check_queries)
 }
 
 /// What the options add to a kernel's signatures, shared by attention and layers: extra
@@ -122,6 +127,8 @@ pub struct Extras {
     pub into_end: TokenStream,
     /// A paragraph of docs for each option that changes the signature.
     pub docs: Vec<String>,
+    /// The paragraphs of `docs` about the inputs (a mask, a bias, valid lengths).
+    pub input_docs: Vec<String>,
 }
 
 pub fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
@@ -232,6 +239,11 @@ pub fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
              An error if one exceeds the number of queries.",
         );
     }
+    let input_docs = docs.clone();
+    let mut say = |text: &str| {
+        docs.push(String::new());
+        docs.push(format!(" {text}"));
+    };
     if weights {
         say(&format!(
             "`weights` `{}` receives the attention weights, `softmax(scores)` of each query \
@@ -258,6 +270,7 @@ pub fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
         into_ty,
         into_end,
         docs,
+        input_docs,
     }
 }
 
@@ -399,5 +412,120 @@ fn heads_bound(kernel: &Kernel) -> TokenStream {
             }
         }
         _ => TokenStream::new(),
+    }
+}
+
+/// `name_backward(q, k, v, .., out, lse, d_out) -> (dq, dk, dv)` and
+/// `name_backward_into(q, k, v, .., out, lse, d_out, &mut dq, &mut dk, &mut dv)` of a kernel
+/// with `backward`, around `body`: the forward's extra inputs right after v, then the
+/// forward's results and the gradient of the loss with respect to its output.
+pub fn backward(
+    kernel: &Kernel,
+    name: &Ident,
+    attrs: &[syn::Attribute],
+    body: Body,
+) -> TokenStream {
+    let (element, zero) = stored(dtype(kernel));
+    let [q, k, v] = &kernel.roles;
+    let (q_ty, k_ty, v_ty) = (
+        array_of(&kernel.q, element.clone()),
+        array_of(&kernel.k, element.clone()),
+        array_of(&kernel.v, element.clone()),
+    );
+    let zeros = [&kernel.q, &kernel.k, &kernel.v].map(|dims| zeros_of(dims, zero.clone()));
+    let [dq_zeros, dk_zeros, dv_zeros] = &zeros;
+    let attention_out = kernel.out();
+    let out_ty = array_of(&attention_out, element);
+    let lse_ty = array_of(
+        &attention_out[..attention_out.len() - 1],
+        computed(dtype(kernel)).0,
+    );
+    let extras = extras(kernel, &out_ty);
+    let Extras {
+        inputs, input_args, ..
+    } = &extras;
+    let valid = kernel.options.valid_lengths.is_some() || kernel.options.valid_queries.is_some();
+    let error = quote!(::attn_runtime::ValidLengthError);
+    let gradients_ty = quote!((#q_ty, #k_ty, #v_ty));
+    let (main_ty, main_end, question, into_ty, into_end) = if valid {
+        (
+            quote!(::core::result::Result<#gradients_ty, #error>),
+            quote!(::core::result::Result::Ok((dq, dk, dv))),
+            quote!(?),
+            quote!(-> ::core::result::Result<(), #error>),
+            quote!(::core::result::Result::Ok(())),
+        )
+    } else {
+        (
+            gradients_ty,
+            quote!((dq, dk, dv)),
+            quote!(),
+            quote!(),
+            quote!(),
+        )
+    };
+    let (body, into_end) = match body {
+        Body::Computed(body) => {
+            let checks = valid_length_checks(kernel);
+            (quote!(#checks #body), into_end)
+        }
+        Body::Stub => (Body::Stub.statements(), TokenStream::new()),
+    };
+    let backward = format_ident!("{}_backward", name);
+    let into = format_ident!("{}_backward_into", name);
+    let docs = [
+        String::new(),
+        format!(
+            " The gradients `(dq, dk, dv)` of a loss through [`{name}()`], given the loss's \
+             gradient `d_out` with respect to its output: each shaped like q, k and v."
+        ),
+        String::new(),
+        format!(
+            " `out` and `lse` must be what [`{name}()`] returned for the same inputs (they are \
+             not checked: recomputing them would cost a forward pass). Computed as \
+             FlashAttention-2 does, from the saved log-sum-exp, with no score matrix stored; \
+             rows that see no key contribute nothing."
+        ),
+    ];
+    let mut docs = docs.to_vec();
+    docs.extend(extras.input_docs.iter().cloned());
+    let into_doc = format!(
+        " Writes [`{name}_backward()`]'s gradients into `dq`, `dk` and `dv`, whatever they \
+         held: the form for gradients too large for the stack."
+    );
+    let others = into_attrs(attrs);
+    let generics = generics(kernel);
+    let where_clause = heads_bound(kernel);
+    let lints = lints();
+    let vis = &kernel.vis;
+    quote! {
+        #(#others)*
+        #(#[doc = #docs])*
+        #lints
+        #[inline]
+        #[must_use]
+        #vis fn #backward #generics(
+            #q: &#q_ty, #k: &#k_ty, #v: &#v_ty, #inputs
+            out: &#out_ty, lse: &#lse_ty, d_out: &#out_ty,
+        ) -> #main_ty #where_clause {
+            let mut dq = #dq_zeros;
+            let mut dk = #dk_zeros;
+            let mut dv = #dv_zeros;
+            #into(#q, #k, #v, #input_args out, lse, d_out, &mut dq, &mut dk, &mut dv)#question;
+            #main_end
+        }
+
+        #[doc = #into_doc]
+        #(#[doc = #docs])*
+        #(#others)*
+        #lints
+        #vis fn #into #generics(
+            #q: &#q_ty, #k: &#k_ty, #v: &#v_ty, #inputs
+            out: &#out_ty, lse: &#lse_ty, d_out: &#out_ty,
+            dq: &mut #q_ty, dk: &mut #k_ty, dv: &mut #v_ty,
+        ) #into_ty #where_clause {
+            #body
+            #into_end
+        }
     }
 }

@@ -131,3 +131,15 @@ fn f64_kernel() {
         false,
     );
 }
+
+#[test]
+fn backward_grouped_causal() {
+    snapshot(
+        "backward_grouped",
+        "/// Training: eight query heads over two key/value heads, causal, any length.
+         #[attn(backward, causal)]
+         pub fn train<q: [B, 8, N, 64], k: [B, 2, N, 64], v: [B, 2, N, 64]>
+         where B = 4;",
+        false,
+    );
+}
