@@ -12,6 +12,7 @@
 //! ```
 
 mod accuracy;
+mod gradients;
 mod isa;
 mod layer;
 mod problem;
@@ -21,8 +22,12 @@ mod rng;
 pub use accuracy::{
     accurate_on_every_isa, assert_accurate, assert_lse_accurate, assert_weights_accurate,
 };
+pub use gradients::{
+    Gradients, assert_gradients_within, naive_gradients_f32, reference_gradients, relative_error,
+    sum_groups,
+};
 pub use isa::instruction_sets;
 pub use layer::{LayerShape, LayerWeights, LinearRef, assert_layer_accurate};
-pub use problem::{Mask, Problem, repeat_heads};
+pub use problem::{Mask, Problem, expand, repeat_heads};
 pub use reference::{naive_f32, reference, reference_lse, reference_weights};
 pub use rng::{Rng, Textbook, textbook};

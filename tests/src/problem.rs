@@ -208,3 +208,30 @@ pub fn repeat_heads(
     }
     out
 }
+
+/// `declared` broadcast to `[batch][heads][queries][keys]`: an axis of size 1 in `shape`
+/// is repeated to the full size.
+///
+/// ```
+/// // A mask over the keys, [1, 1, 1, 2], for 2 queries.
+/// let full = attn_tests::expand(&[true, false], [1, 1, 1, 2], [1, 1, 2, 2]);
+/// assert_eq!(full, [true, false, true, false]);
+/// ```
+pub fn expand<T: Copy>(declared: &[T], shape: [usize; 4], full: [usize; 4]) -> Vec<T> {
+    let mut out = Vec::with_capacity(full.iter().product());
+    for b in 0..full[0] {
+        for h in 0..full[1] {
+            for i in 0..full[2] {
+                for j in 0..full[3] {
+                    let at = [b, h, i, j];
+                    let index = (0..4).fold(0, |index, axis| {
+                        let here = if shape[axis] == 1 { 0 } else { at[axis] };
+                        index * shape[axis] + here
+                    });
+                    out.push(declared[index]);
+                }
+            }
+        }
+    }
+    out
+}

@@ -4,7 +4,7 @@
 use attn_runtime::simd::with_isa;
 use attn_runtime::{Plan, Tensor, attention};
 use attn_tests::{
-    Mask, Problem, Rng, assert_accurate, assert_lse_accurate, assert_weights_accurate,
+    Mask, Problem, Rng, assert_accurate, assert_lse_accurate, assert_weights_accurate, expand,
 };
 
 attention! {
@@ -41,27 +41,6 @@ attention! {
     /// Weights of a sliding window, tiled.
     #[attn(causal, window = 20, return_weights)]
     fn windowed<q: [1, 100, 16], k: [1, 100, 16], v: [1, 100, 16]>;
-}
-
-/// `declared` broadcast to `[batch][heads][queries][keys]`: an axis of size 1 in `shape`
-/// is repeated to the full size.
-fn expand<T: Copy>(declared: &[T], shape: [usize; 4], full: [usize; 4]) -> Vec<T> {
-    let mut out = Vec::with_capacity(full.iter().product());
-    for b in 0..full[0] {
-        for h in 0..full[1] {
-            for i in 0..full[2] {
-                for j in 0..full[3] {
-                    let at = [b, h, i, j];
-                    let index = (0..4).fold(0, |index, axis| {
-                        let here = if shape[axis] == 1 { 0 } else { at[axis] };
-                        index * shape[axis] + here
-                    });
-                    out.push(declared[index]);
-                }
-            }
-        }
-    }
-    out
 }
 
 /// A keep-mask of `n` entries, mostly true, with whole rows false where `n` allows.
