@@ -165,6 +165,10 @@ impl<K: Kernel> WithSimd for Blocks<'_, K> {
 /// writes their weights and log-sum-exp where those are not empty, on the active instruction
 /// set (and, with the `threads` feature, on several threads when it pays).
 pub fn run<K: Kernel>(kernel: &K, rows: Rows<'_, K>) {
+    // The kernel's checks of its constants (a depth left to a const generic that needs too
+    // much scratch), here, in the function the kernel calls: a failure then names the
+    // kernel's `attention!` invocation, not a function of the driver.
+    let _ = K::QUERY_BLOCK;
     (Driver::<K>::RUN)(kernel, rows)
 }
 
