@@ -53,6 +53,12 @@ pub fn train_into<const N: usize>(
     const DEPTH: usize = 64;
     /// The depth of the values.
     const VALUE_DEPTH: usize = 64;
+    /// Query rows per block, sharing each packing of a key block.
+    const QUERY_BLOCK: usize = 516;
+    /// Keys per block.
+    const KEY_BLOCK: usize = 64;
+    /// A copy of each block of values, on cache lines.
+    const PACKED_VALUE_ROWS: usize = KEY_BLOCK;
     struct Attention<'a, const N: usize> {
         q: &'a [[[[f32; 64]; N]; 8]; 4],
         k: &'a [[[[f32; 64]; N]; 2]; 4],
@@ -64,7 +70,6 @@ pub fn train_into<const N: usize>(
     for Attention<'_, { N }> {
         type Stored = f32;
         const QUERIES: usize = N;
-        const GROUP: usize = 8 / 2;
         const CAUSAL: Option<::attn_runtime::__private::Alignment> = Some(
             ::attn_runtime::__private::Alignment::TopLeft,
         );
@@ -90,12 +95,6 @@ pub fn train_into<const N: usize>(
             }
         }
     }
-    /// Query rows per block, sharing each packing of a key block.
-    const QUERY_BLOCK: usize = 516;
-    /// Keys per block.
-    const KEY_BLOCK: usize = 64;
-    /// A copy of each block of values, on cache lines.
-    const PACKED_VALUE_ROWS: usize = KEY_BLOCK;
     ::attn_runtime::__private::run(
         &::attn_runtime::__private::Tiled::<
             _,
@@ -165,65 +164,35 @@ pub fn train_backward_into<const N: usize>(
     dk: &mut [[[[f32; 64]; N]; 2]; 4],
     dv: &mut [[[[f32; 64]; N]; 2]; 4],
 ) {
-    /// The depth of the queries and keys.
-    const DEPTH: usize = 64;
-    /// The depth of the values.
-    const VALUE_DEPTH: usize = 64;
-    struct Attention<'a, const N: usize> {
-        q: &'a [[[[f32; 64]; N]; 8]; 4],
-        k: &'a [[[[f32; 64]; N]; 2]; 4],
-        v: &'a [[[[f32; 64]; N]; 2]; 4],
-    }
-    impl<
-        const N: usize,
-    > ::attn_runtime::__private::Problems<{ DEPTH }, { VALUE_DEPTH }, { N }>
-    for Attention<'_, { N }> {
-        type Stored = f32;
-        const QUERIES: usize = N;
-        const GROUP: usize = 8 / 2;
-        const CAUSAL: Option<::attn_runtime::__private::Alignment> = Some(
-            ::attn_runtime::__private::Alignment::TopLeft,
-        );
-        const RETURN_LSE: bool = true;
-        fn problems(&self) -> usize {
-            self.q.len() * 8
-        }
-        fn operands(
-            &self,
-            problem: usize,
-        ) -> ::attn_runtime::__private::Operands<
-            '_,
-            Self::Stored,
-            { DEPTH },
-            { VALUE_DEPTH },
-        > {
-            let (b, h) = (problem / 8, problem % 8);
-            let kv_head = h / (8 / 2);
-            ::attn_runtime::__private::Operands {
-                queries: &self.q[b][h],
-                keys: &self.k[b][kv_head],
-                values: &self.v[b][kv_head],
-            }
-        }
-    }
-    /// Keys per block.
-    const KEY_BLOCK: usize = 64;
     ::attn_runtime::__private::backward(
-        &::attn_runtime::__private::Backward::<
-            _,
-            { DEPTH },
-            { VALUE_DEPTH },
-            { N },
-            { KEY_BLOCK },
-        >(Attention { q, k, v }),
-        ::attn_runtime::__private::Gradients {
-            out: out.as_flattened().as_flattened(),
-            lse: lse.as_flattened().as_flattened(),
-            d_out: d_out.as_flattened().as_flattened(),
-            dq: dq.as_flattened_mut().as_flattened_mut(),
-            dk: dk.as_flattened_mut().as_flattened_mut(),
-            dv: dv.as_flattened_mut().as_flattened_mut(),
+        &::attn_runtime::__private::scalar::Problem {
+            batch: 4,
+            heads: 8,
+            kv_heads: 2,
+            queries: N,
+            keys: N,
+            depth: 64,
+            value_depth: 64,
+            scale: 0.125f64,
+            causal: ::core::option::Option::Some(::attn_runtime::__private::scalar::Causal {
+                bottom_right: false,
+                window: usize::MAX,
+            }),
+            softcap: ::core::option::Option::None,
+            q: q.as_flattened().as_flattened().as_flattened(),
+            k: k.as_flattened().as_flattened().as_flattened(),
+            v: v.as_flattened().as_flattened().as_flattened(),
+            mask: ::core::option::Option::None,
+            bias: ::core::option::Option::None,
+            valid_keys: ::core::option::Option::None,
+            valid_queries: ::core::option::Option::None,
         },
+        out.as_flattened().as_flattened().as_flattened(),
+        lse.as_flattened().as_flattened(),
+        d_out.as_flattened().as_flattened().as_flattened(),
+        dq.as_flattened_mut().as_flattened_mut().as_flattened_mut(),
+        dk.as_flattened_mut().as_flattened_mut().as_flattened_mut(),
+        dv.as_flattened_mut().as_flattened_mut().as_flattened_mut(),
     );
 }
 /// Compile-time facts about the [`train()`] kernel: its shape, FLOPs, bytes and plan.

@@ -49,6 +49,12 @@ pub fn step_into<const N: usize>(
         const DEPTH: usize = 64;
         /// The depth of the values.
         const VALUE_DEPTH: usize = 64;
+        /// Query rows per block, sharing each packing of a key block.
+        const QUERY_BLOCK: usize = 6;
+        /// Keys per block.
+        const KEY_BLOCK: usize = 64;
+        /// Fewer query rows than a tile: the keys and values are read where they are.
+        const PACKED_VALUE_ROWS: usize = 0;
         struct Attention<'a, const N: usize> {
             q: &'a [[[[::attn_runtime::half::bf16; 64]; 1]; 8]; 1],
             k: &'a [[[[::attn_runtime::half::bf16; 64]; N]; 8]; 1],
@@ -84,12 +90,6 @@ pub fn step_into<const N: usize>(
                 }
             }
         }
-        /// Query rows per block, sharing each packing of a key block.
-        const QUERY_BLOCK: usize = 6;
-        /// Keys per block.
-        const KEY_BLOCK: usize = 64;
-        /// Fewer query rows than a tile: the keys and values are read where they are.
-        const PACKED_VALUE_ROWS: usize = 0;
         ::attn_runtime::__private::run(
             &::attn_runtime::__private::Tiled::<
                 _,

@@ -47,6 +47,12 @@ pub fn encoder_attention_into<const N: usize>(
     const DEPTH: usize = 16;
     /// The depth of the values.
     const VALUE_DEPTH: usize = 16;
+    /// Query rows per block, sharing each packing of a key block.
+    const QUERY_BLOCK: usize = 516;
+    /// Keys per block.
+    const KEY_BLOCK: usize = 64;
+    /// A copy of each block of values, on cache lines.
+    const PACKED_VALUE_ROWS: usize = KEY_BLOCK;
     struct Attention<'a, const N: usize> {
         q: &'a [[[[f32; 16]; N]; 4]; 1],
         k: &'a [[[[f32; 16]; N]; 4]; 1],
@@ -79,12 +85,6 @@ pub fn encoder_attention_into<const N: usize>(
             }
         }
     }
-    /// Query rows per block, sharing each packing of a key block.
-    const QUERY_BLOCK: usize = 516;
-    /// Keys per block.
-    const KEY_BLOCK: usize = 64;
-    /// A copy of each block of values, on cache lines.
-    const PACKED_VALUE_ROWS: usize = KEY_BLOCK;
     ::attn_runtime::__private::run(
         &::attn_runtime::__private::Tiled::<
             _,

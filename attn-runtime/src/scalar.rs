@@ -48,11 +48,28 @@ impl<'a, T: Copy> Broadcast<'a, T> {
         let [sb, sh, si, sj] = self.strides;
         self.values[b * sb + h * sh + i * si + j * sj]
     }
+
+    /// The row of batch entry `b`, head `h` and query `i` over `keys` keys: one element when
+    /// it is broadcast over the keys.
+    ///
+    /// ```
+    /// use attn_runtime::__private::scalar::Broadcast;
+    /// let mask = Broadcast::new(&[true, false, false], [1, 1, 3, 1]);
+    /// assert_eq!(mask.row(0, 0, 1, 5), [false]);
+    /// ```
+    pub fn row(&self, b: usize, h: usize, i: usize, keys: usize) -> &'a [T] {
+        let [sb, sh, si, sj] = self.strides;
+        let start = b * sb + h * sh + i * si;
+        let len = if sj == 0 { 1 } else { keys };
+        &self.values[start..start + len]
+    }
 }
 
-/// One f64 kernel call: the shape, the options, and the inputs flat and row-major.
+/// One kernel call as the runtime's plain paths take it: the shape, the options, and the
+/// inputs flat and row-major, of `T` (f64 for the f64 kernels; f32 for the backward pass,
+/// which is compiled once in the runtime for every kernel).
 #[derive(Clone, Copy, Debug)]
-pub struct Problem<'a> {
+pub struct Problem<'a, T = f64> {
     /// Batch entries.
     pub batch: usize,
     /// Query heads per entry (1 for rank 3).
@@ -74,15 +91,15 @@ pub struct Problem<'a> {
     /// `c` of a soft cap, if any.
     pub softcap: Option<f64>,
     /// `[B, H, Nq, Dk]`.
-    pub q: &'a [f64],
+    pub q: &'a [T],
     /// `[B, Hkv, Nk, Dk]`.
-    pub k: &'a [f64],
+    pub k: &'a [T],
     /// `[B, Hkv, Nk, Dv]`.
-    pub v: &'a [f64],
+    pub v: &'a [T],
     /// A keep-mask (true = attend), if any.
     pub mask: Option<Broadcast<'a, bool>>,
     /// An additive bias, if any.
-    pub bias: Option<Broadcast<'a, f64>>,
+    pub bias: Option<Broadcast<'a, T>>,
     /// Each batch entry's number of valid keys, if given (already checked against `keys`).
     pub valid_keys: Option<&'a [usize]>,
     /// Each batch entry's number of valid query rows, if given (checked against `queries`):

@@ -1,79 +1,45 @@
 //! The backward pass's body (`#[attn(backward)]`): the gradients of q, k and v, by the
-//! runtime's tiled backward over the kernel's problems (f32, and f16 or bf16 widened to it)
-//! or its row-by-row f64 path. Whatever the forward's plan, the backward is the tiled loop
-//! nest: an unrolled backward would be five products written out, code that grows with the
-//! shape for no gain a training step would notice.
+//! runtime's tiled backward (f32, and f16 or bf16 widened to it) or its row-by-row f64
+//! path, each given the kernel's shape, options and arguments as a `scalar::Problem`, as
+//! f64 kernels' forward is. The backward is compiled once, in the runtime, whatever the
+//! kernel: per kernel it added 0.9 s of release build and 60 KiB of code when it was
+//! specialized like the forward (docs/DESIGN.md section 8). Whatever the forward's plan,
+//! the backward is the tiled one: an unrolled backward would be five products written out,
+//! code that grows with the shape for no gain a training step would notice.
 
 use super::elements::{array_type, dtype, flat};
-use super::tiled::{ProblemsItems, problems};
 use super::{private, scalar};
-use crate::model::{Dtype, Kernel, Size};
-use crate::plan::Blocks;
-use proc_macro2::{Literal, TokenStream};
+use crate::model::{Dtype, Kernel};
+use proc_macro2::TokenStream;
 use quote::quote;
 
 /// The body of `name_backward_into`, which writes `dq`, `dk` and `dv`.
 pub fn body(kernel: &Kernel) -> TokenStream {
-    match dtype(kernel) {
-        Dtype::F32 => tiled(kernel),
-        Dtype::F16 | Dtype::Bf16 => widened(kernel, tiled(kernel)),
-        Dtype::F64 => {
-            let private = private();
-            let problem = scalar::problem(kernel);
-            let rank = kernel.rank();
-            let (flat, flat_mut) = (flat(rank, false), flat(rank, true));
-            let lse_flat = self::flat(rank - 1, false);
-            quote! {
-                #private::scalar::backward(
-                    &#problem,
-                    out #flat,
-                    lse #lse_flat,
-                    d_out #flat,
-                    dq #flat_mut,
-                    dk #flat_mut,
-                    dv #flat_mut,
-                );
-            }
-        }
-    }
-}
-
-/// The tiled backward over the kernel's problems, q, k and v (and `out`, `d_out`) in f32.
-fn tiled(kernel: &Kernel) -> TokenStream {
     let private = private();
-    let ProblemsItems {
-        items,
-        constructor,
-        depth,
-        value_depth,
-        keys,
-    } = problems(kernel, quote!(f32));
-    let known = |size: &Size| match size {
-        Size::Known(n) => usize::try_from(*n).ok(),
-        Size::Generic(_) => None,
-    };
-    let deepest = known(kernel.depth())
-        .zip(known(kernel.value_depth()))
-        .map(|(d, dv)| d.max(dv));
-    let blocks = Blocks::of(known(kernel.queries()), known(kernel.keys()), deepest);
-    let key_block = Literal::usize_unsuffixed(blocks.key_block);
+    let problem = scalar::problem(kernel);
     let rank = kernel.rank();
-    let (rows, rows_mut) = (flat(rank - 1, false), flat(rank - 1, true));
-    quote! {
-        #items
-        /// Keys per block.
-        const KEY_BLOCK: usize = #key_block;
-        #private::backward(
-            &#private::Backward::<_, #depth, #value_depth, #keys, { KEY_BLOCK }>(#constructor),
-            #private::Gradients {
-                out: out #rows,
-                lse: lse #rows,
-                d_out: d_out #rows,
-                dq: dq #rows_mut,
-                dk: dk #rows_mut,
-                dv: dv #rows_mut,
-            },
+    let (flat, flat_mut) = (flat(rank, false), flat(rank, true));
+    let lse_flat = self::flat(rank - 1, false);
+    // The f32 backward is the runtime's, compiled once for every kernel; f64 kernels run
+    // the same steps in f64.
+    let run = match dtype(kernel) {
+        Dtype::F64 => quote!(#private::scalar::backward),
+        Dtype::F32 | Dtype::F16 | Dtype::Bf16 => quote!(#private::backward),
+    };
+    let body = quote! {
+        #run(
+            &#problem,
+            out #flat,
+            lse #lse_flat,
+            d_out #flat,
+            dq #flat_mut,
+            dk #flat_mut,
+            dv #flat_mut,
         );
+    };
+    match dtype(kernel) {
+        Dtype::F16 | Dtype::Bf16 => widened(kernel, body),
+        Dtype::F32 | Dtype::F64 => body,
     }
 }
 

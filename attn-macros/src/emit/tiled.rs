@@ -10,87 +10,8 @@ use crate::plan::Blocks;
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-/// A kernel's problems as the runtime's loop nests read them: the items that describe them
-/// (the sizes as constants, `struct Attention` over the arguments, its `Problems` impl),
-/// the expression that builds one from the arguments, and the sizes as const arguments.
-pub struct ProblemsItems {
-    pub items: TokenStream,
-    pub constructor: TokenStream,
-    pub depth: TokenStream,
-    pub value_depth: TokenStream,
-    pub keys: TokenStream,
-}
-
 /// The body of a tiled kernel's `_into` function.
 pub fn body(kernel: &Kernel, blocks: Blocks) -> TokenStream {
-    let private = private();
-    let rank = kernel.rank();
-    let options = &kernel.options;
-    // q, k and v are read as stored, 16-bit ones widened in registers.
-    let (stored, _) = stored(dtype(kernel));
-    let ProblemsItems {
-        items,
-        constructor,
-        depth,
-        value_depth,
-        keys,
-    } = problems(kernel, stored);
-    let Blocks {
-        query_block,
-        key_block,
-        direct,
-    } = blocks;
-    let (query_block, key_block) = (
-        Literal::usize_unsuffixed(query_block),
-        Literal::usize_unsuffixed(key_block),
-    );
-    let packed_value_rows = if direct {
-        quote! {
-            /// Fewer query rows than a tile: the keys and values are read where they are.
-            const PACKED_VALUE_ROWS: usize = 0;
-        }
-    } else {
-        quote! {
-            /// A copy of each block of values, on cache lines.
-            const PACKED_VALUE_ROWS: usize = KEY_BLOCK;
-        }
-    };
-    // The output, and the weights and the log-sum-exp when returned, as one slice of rows
-    // each: all axes but the last, flattened.
-    let rows = flat(rank - 1, true);
-    let weights = match options.return_weights {
-        Some(_) => quote!(weights #rows),
-        None => quote!(&mut []),
-    };
-    let lse = match options.return_lse {
-        Some(_) => quote!(lse #rows),
-        None => quote!(&mut []),
-    };
-    quote! {
-        #items
-        /// Query rows per block, sharing each packing of a key block.
-        const QUERY_BLOCK: usize = #query_block;
-        /// Keys per block.
-        const KEY_BLOCK: usize = #key_block;
-        #packed_value_rows
-        #private::run(
-            &#private::Tiled::<
-                _,
-                #depth,
-                #value_depth,
-                #keys,
-                { QUERY_BLOCK },
-                { KEY_BLOCK },
-                { PACKED_VALUE_ROWS },
-            >(#constructor),
-            #private::Rows { out: out #rows, weights: #weights, lse: #lse },
-        );
-    }
-}
-
-/// The items that describe `kernel`'s problems to the runtime, with q, k and v stored as
-/// `stored`.
-pub fn problems(kernel: &Kernel, stored: TokenStream) -> ProblemsItems {
     let private = private();
     let rank = kernel.rank();
     let [q, k, v] = &kernel.roles;
@@ -127,10 +48,30 @@ pub fn problems(kernel: &Kernel, stored: TokenStream) -> ProblemsItems {
         &kernel.v[rank - 1],
     );
     let keys = named("KEYS", "Keys per problem.", &kernel.k[rank - 2]);
+    let Blocks {
+        query_block,
+        key_block,
+        direct,
+    } = blocks;
+    let (query_block, key_block) = (
+        Literal::usize_unsuffixed(query_block),
+        Literal::usize_unsuffixed(key_block),
+    );
+    let packed_value_rows = if direct {
+        quote! {
+            /// Fewer query rows than a tile: the keys and values are read where they are.
+            const PACKED_VALUE_ROWS: usize = 0;
+        }
+    } else {
+        quote! {
+            /// A copy of each block of values, on cache lines.
+            const PACKED_VALUE_ROWS: usize = KEY_BLOCK;
+        }
+    };
+
     // Where a problem's operands are: query head `h` of batch entry `b` reads key/value head
     // `h / (Hq / Hkv)` (grouped-query attention).
     let queries = size(kernel.queries(), kernel.q[rank - 2].span);
-    let mut group = None;
     let (problems, batch_and_head, kv_head, batch_of, head_of) =
         match (kernel.heads(), kernel.kv_heads()) {
             (Some(heads), Some(kv_heads)) => {
@@ -141,7 +82,6 @@ pub fn problems(kernel: &Kernel, stored: TokenStream) -> ProblemsItems {
                 let kv_head = if same_size(heads, kv_heads) {
                     quote!(h)
                 } else {
-                    group = Some(quote!(const GROUP: usize = #hq / #hkv;));
                     quote!(h / (#hq / #hkv))
                 };
                 (
@@ -269,13 +209,31 @@ pub fn problems(kernel: &Kernel, stored: TokenStream) -> ProblemsItems {
         });
     }
 
+    // The output, and the weights and the log-sum-exp when returned, as one slice of rows
+    // each: all axes but the last, flattened.
+    let rows = flat(rank - 1, true);
+    let weights = match options.return_weights {
+        Some(_) => quote!(weights #rows),
+        None => quote!(&mut []),
+    };
+    let lse = match options.return_lse {
+        Some(_) => quote!(lse #rows),
+        None => quote!(&mut []),
+    };
+    // q, k and v are read as stored, 16-bit ones widened in registers.
+    let (stored, _) = stored(dtype(kernel));
     let (q_ty, k_ty, v_ty) = (
         array_of(&kernel.q, stored.clone()),
         array_of(&kernel.k, stored.clone()),
         array_of(&kernel.v, stored.clone()),
     );
-    let items = quote! {
+    quote! {
         #(#constants)*
+        /// Query rows per block, sharing each packing of a key block.
+        const QUERY_BLOCK: usize = #query_block;
+        /// Keys per block.
+        const KEY_BLOCK: usize = #key_block;
+        #packed_value_rows
         struct Attention<'a, #(const #generics: usize),*> {
             q: &'a #q_ty,
             k: &'a #k_ty,
@@ -287,7 +245,6 @@ pub fn problems(kernel: &Kernel, stored: TokenStream) -> ProblemsItems {
         {
             type Stored = #stored;
             const QUERIES: usize = #queries;
-            #group
             #(#consts)*
             fn problems(&self) -> usize {
                 #problems
@@ -301,12 +258,19 @@ pub fn problems(kernel: &Kernel, stored: TokenStream) -> ProblemsItems {
             }
             #(#methods)*
         }
-    };
-    ProblemsItems {
-        items,
-        constructor: quote!(Attention { #q, #k, #v, #(#field_inits)* }),
-        depth,
-        value_depth,
-        keys,
+        #private::run(
+            &#private::Tiled::<
+                _,
+                #depth,
+                #value_depth,
+                #keys,
+                { QUERY_BLOCK },
+                { KEY_BLOCK },
+                { PACKED_VALUE_ROWS },
+            >(
+                Attention { #q, #k, #v, #(#field_inits)* },
+            ),
+            #private::Rows { out: out #rows, weights: #weights, lse: #lse },
+        );
     }
 }

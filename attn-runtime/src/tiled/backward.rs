@@ -2,23 +2,24 @@
 //! a loss whose gradient with respect to the output is `dO`, from the forward's output `O`
 //! and log-sum-exp, with no score matrix stored.
 //!
-//! For one key/value problem, one chunk of its keys ([`attn_rules::BACKWARD_KEY_CHUNK`]),
-//! in blocks `K_j`, `V_j` of `KEY_BLOCK` keys, against the query rows of every query head
-//! that reads it (grouped-query attention sums their gradients):
+//! For one key/value head of one batch entry and one chunk of its keys
+//! ([`attn_rules::BACKWARD_KEY_CHUNK`]), in blocks `K_j`, `V_j` of 64 keys, against
+//! the query rows of every query head that reads it (grouped-query attention sums their
+//! gradients):
 //!
 //! ```text
 //! D = rowsum(dO ∘ O)                                          row_dots, once per row
 //! for each key block j:                                       'key_blocks
-//!     pack K_j and V_j as [depth][key]; K_j on cache lines
+//!     pack K_j and V_j as [depth][key]
 //!     for each query head h sharing the block:                'query_heads
-//!         for each tile T of 6 query rows:                    'query_tiles
-//!             S    = Q_T · K_jᵀ · scale, every option applied  tile_scores (the forward's)
-//!             dP   = dO_T · V_jᵀ                               scores
-//!             P    = exp(S - lse_T)                            score_gradients
+//!         for each tile T of 6 query rows that sees it:       'query_tiles
+//!             S    = Q_T · K_jᵀ · scale, every option applied  tile_gradients
+//!             dP   = dO_T · V_jᵀ
+//!             P    = exp(S - lse_T)
 //!             dS   = P ∘ (dP - D_T) · scale  (· cap' with a soft cap)
-//!             dV_j += Pᵀ · dO_T                                accumulate_transposed
-//!             dK_j += dSᵀ · Q_T                                accumulate_transposed
-//!             dQ_T += dS · K_j                                 accumulate_values
+//!             dV_j += Pᵀ · dO_T
+//!             dK_j += dSᵀ · Q_T
+//!             dQ_T += dS · K_j
 //! ```
 //!
 //! `dK_j` and `dV_j` are the chunk's own rows of the outputs: a chunk is one unit of work,
@@ -27,354 +28,439 @@
 //! rows of its own and the shares are added in chunk order at the end. The chunks are a
 //! rule of the shape ([`attn_rules::backward_key_chunks`]), so the gradients are the same
 //! bits on any number of threads, with no atomics.
+//!
+//! The backward takes its kernel's shape and options at run time ([`Problem`], as the f64
+//! path does): it is compiled once, in this crate, rather than once per kernel, which kept
+//! a kernel with its backward at the build cost of the kernel alone (docs/PERFORMANCE.md).
 
-use super::gradients::{accumulate_transposed, row_dots, score_gradients};
-use super::loop_nest::{Problems, Walk, tile_scores};
-use super::softmax::Output;
+use super::gradients::{CausalTile, Tile, TileScratch, row_dots, rows_on_lines, tile_gradients};
 use super::tile::TILE_ROWS;
-use super::values::accumulate_values;
-use crate::simd::pack::{Aligned, pack_keys, values_on_lines};
+use crate::scalar::Problem;
 use crate::simd::{Isa, Simd, WithSimd, dispatch};
-use attn_rules::{BACKWARD_KEY_CHUNK, backward_key_chunks};
+use attn_rules::{BACKWARD_KEY_CHUNK, backward_key_chunks, visible_keys};
 use std::ops::Range;
 
-/// A kernel's backward pass, as the macro emits it: its [`Problems`] (q, k and v in f32)
-/// with the forward's key block.
-pub struct Backward<
-    P,
-    const DEPTH: usize,
-    const VALUE_DEPTH: usize,
-    const KEYS: usize,
-    const KEY_BLOCK: usize,
->(pub P);
-
-/// What the backward pass reads beside q, k and v, and the gradients it writes, each as one
-/// slice of rows over every problem in order: the forward's `out` and `lse` (which must come
-/// from the forward on the same inputs), the loss's gradient `d_out` with respect to `out`,
-/// and `dq`, `dk`, `dv`, shaped like q, k and v.
-pub struct Gradients<'a, const DEPTH: usize, const VALUE_DEPTH: usize> {
-    /// The forward's output rows.
-    pub out: &'a [[f32; VALUE_DEPTH]],
-    /// The forward's log-sum-exp of each query row.
-    pub lse: &'a [f32],
-    /// The gradient of the loss with respect to each output row.
-    pub d_out: &'a [[f32; VALUE_DEPTH]],
-    /// The gradient with respect to each query row (overwritten).
-    pub dq: &'a mut [[f32; DEPTH]],
-    /// The gradient with respect to each key row (overwritten).
-    pub dk: &'a mut [[f32; DEPTH]],
-    /// The gradient with respect to each value row (overwritten).
-    pub dv: &'a mut [[f32; VALUE_DEPTH]],
-}
-
-/// The forward's results and `d_out`, which every unit reads.
-struct Inputs<'a, const VALUE_DEPTH: usize> {
-    out: &'a [[f32; VALUE_DEPTH]],
+/// The forward's results and `d_out`, flat, which every unit reads.
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    problem: &'a Problem<'a, f32>,
+    out: &'a [f32],
     lse: &'a [f32],
-    d_out: &'a [[f32; VALUE_DEPTH]],
+    d_out: &'a [f32],
 }
 
-/// One unit of work: chunk `chunk` of key/value problem `kv_problem`'s keys, against the
-/// query rows of every query problem that reads it, with the rows it writes.
-struct Unit<'a, const DEPTH: usize, const VALUE_DEPTH: usize> {
-    kv_problem: usize,
+/// Keys per block of the backward: attn's widest, whatever the depth. The forward shortens
+/// its blocks for deep heads to keep its scratch on the stack small; the backward's is on
+/// the heap, and one block size keeps one copy of its loops per instruction set (three
+/// sizes took the backward's machine code from about 100 KiB to 306).
+const KB: usize = attn_rules::KEY_BLOCK;
+
+/// One unit of work: chunk `chunk` of the keys of key/value head `kv_head` of batch entry
+/// `batch`, against the query rows of every query head that reads it, with the rows it
+/// writes.
+struct Unit<'a> {
+    batch: usize,
+    kv_head: usize,
     chunk: usize,
-    /// The chunk's share of `dq`, for the query rows of each query problem of the group.
-    dq: &'a mut [[f32; DEPTH]],
+    /// The chunk's share of `dq`, for the query rows of each query head of the group.
+    dq: &'a mut [f32],
     /// The chunk's rows of `dk` and `dv`.
-    dk: &'a mut [[f32; DEPTH]],
-    dv: &'a mut [[f32; VALUE_DEPTH]],
+    dk: &'a mut [f32],
+    dv: &'a mut [f32],
     /// Query-key pairs the unit computes: its share of the threads' work.
     pairs: u64,
 }
 
-/// A thread's scratch: a block of keys and one of values packed as `[depth][key]` (the
-/// large ones on the heap, allocated once per thread), the keys on cache lines, and a
-/// tile's scores, their gradients and the soft-capped scores.
-struct Scratch<const DEPTH: usize, const VALUE_DEPTH: usize, const KEY_BLOCK: usize> {
-    packed_keys: Box<Aligned<[[f32; KEY_BLOCK]; DEPTH]>>,
-    packed_values: Box<Aligned<[[f32; KEY_BLOCK]; VALUE_DEPTH]>>,
-    key_rows: Box<Aligned<[[f32; DEPTH]; KEY_BLOCK]>>,
-    scores: Aligned<[[f32; KEY_BLOCK]; TILE_ROWS]>,
-    d_scores: Aligned<[[f32; KEY_BLOCK]; TILE_ROWS]>,
-    capped: Aligned<[[f32; KEY_BLOCK]; TILE_ROWS]>,
+/// The keys of chunk `chunk` of `keys`.
+fn chunk_keys(chunk: usize, keys: usize) -> Range<usize> {
+    let start = chunk * BACKWARD_KEY_CHUNK;
+    start.min(keys)..(start + BACKWARD_KEY_CHUNK).min(keys)
 }
 
-impl<const DEPTH: usize, const VALUE_DEPTH: usize, const KEY_BLOCK: usize>
-    Scratch<DEPTH, VALUE_DEPTH, KEY_BLOCK>
-{
-    fn new() -> Self {
-        Scratch {
-            packed_keys: Box::new(Aligned([[0.0; KEY_BLOCK]; DEPTH])),
-            packed_values: Box::new(Aligned([[0.0; KEY_BLOCK]; VALUE_DEPTH])),
-            key_rows: Box::new(Aligned([[0.0; DEPTH]; KEY_BLOCK])),
-            scores: Aligned([[0.0; KEY_BLOCK]; TILE_ROWS]),
-            d_scores: Aligned([[0.0; KEY_BLOCK]; TILE_ROWS]),
-            capped: Aligned([[0.0; KEY_BLOCK]; TILE_ROWS]),
+/// One query head of one batch entry, seen by the backward: its index among all query
+/// heads, and the keys its valid rows see.
+#[derive(Clone, Copy)]
+struct Head {
+    /// `batch · heads + head`.
+    index: usize,
+    /// The entry's valid keys and valid query rows.
+    keys_valid: usize,
+    queries_valid: usize,
+    causal: Option<CausalTile>,
+}
+
+impl Head {
+    fn of(problem: &Problem<'_, f32>, batch: usize, head: usize) -> Head {
+        let keys_valid = problem
+            .valid_keys
+            .map_or(problem.keys, |valid| valid[batch].min(problem.keys));
+        let queries_valid = problem
+            .valid_queries
+            .map_or(problem.queries, |valid| valid[batch].min(problem.queries));
+        Head {
+            index: batch * problem.heads + head,
+            keys_valid,
+            queries_valid,
+            causal: problem.causal.map(|causal| CausalTile {
+                queries: queries_valid,
+                keys: keys_valid,
+                bottom_right: causal.bottom_right,
+                window: causal.window,
+            }),
         }
     }
-}
 
-impl<
-    P: Problems<DEPTH, VALUE_DEPTH, KEYS, Stored = f32>,
-    const DEPTH: usize,
-    const VALUE_DEPTH: usize,
-    const KEYS: usize,
-    const KEY_BLOCK: usize,
-> Backward<P, DEPTH, VALUE_DEPTH, KEYS, KEY_BLOCK>
-{
-    /// The chunks each problem's keys are split into.
-    const CHUNKS: usize = {
-        assert!(KEY_BLOCK > 0 && BACKWARD_KEY_CHUNK.is_multiple_of(KEY_BLOCK));
-        backward_key_chunks(KEYS)
-    };
-
-    /// The keys of chunk `chunk`.
-    fn chunk_keys(chunk: usize) -> Range<usize> {
-        let start = chunk * BACKWARD_KEY_CHUNK;
-        start.min(KEYS)..(start + BACKWARD_KEY_CHUNK).min(KEYS)
-    }
-
-    /// The query problems that read key/value problem `kv_problem`.
-    fn group(kv_problem: usize) -> Range<usize> {
-        let group = P::GROUP.max(1);
-        kv_problem * group..(kv_problem + 1) * group
-    }
-
-    /// The query-key pairs of chunk `chunk` of `kv_problem` that some option leaves
-    /// visible: the unit's work, by which the threads share the units.
-    fn pairs(&self, kv_problem: usize, chunk: usize) -> u64 {
-        let keys = Self::chunk_keys(chunk);
-        let mut pairs = 0u64;
-        for problem in Self::group(kv_problem) {
-            let walk = Walk::of(&self.0, problem, 0);
-            for query in 0..walk.queries_valid {
-                let seen = walk.window_start(query).max(keys.start)..walk.visible(query);
-                pairs += seen.end.min(keys.end).saturating_sub(seen.start) as u64;
+    /// The keys query row `query` sees: `from..to`.
+    fn visible(&self, query: usize) -> Range<usize> {
+        match self.causal {
+            None => 0..self.keys_valid,
+            Some(c) => {
+                let to = visible_keys(query, c.queries, c.keys, c.bottom_right);
+                to.saturating_sub(c.window)..to
             }
         }
-        pairs
     }
 
-    /// The keys of `chunk` that some query row of the group sees, from a key block boundary.
-    fn keys_walked(&self, kv_problem: usize, chunk: usize) -> Range<usize> {
-        let chunk_keys = Self::chunk_keys(chunk);
-        let (mut start, mut end) = (usize::MAX, 0);
-        for problem in Self::group(kv_problem) {
-            let walk = Walk::of(&self.0, problem, 0);
-            if walk.queries_valid == 0 {
+    /// The keys some valid row sees, from the first row's first key to the last row's last.
+    fn keys_walked(&self) -> Range<usize> {
+        match self.queries_valid {
+            0 => 0..0,
+            rows => {
+                let (first, last) = (self.visible(0), self.visible(rows - 1));
+                first.start..last.end.max(first.start)
+            }
+        }
+    }
+}
+
+/// The query heads that read key/value head `kv_head`.
+fn group(problem: &Problem<'_, f32>, kv_head: usize) -> Range<usize> {
+    let group = problem.heads / problem.kv_heads.max(1);
+    kv_head * group..(kv_head + 1) * group
+}
+
+/// The query-key pairs of `unit`'s chunk that some option leaves visible.
+fn pairs(problem: &Problem<'_, f32>, batch: usize, kv_head: usize, keys: &Range<usize>) -> u64 {
+    let mut pairs = 0u64;
+    for h in group(problem, kv_head) {
+        let head = Head::of(problem, batch, h);
+        for query in 0..head.queries_valid {
+            let seen = head.visible(query);
+            pairs += seen
+                .end
+                .min(keys.end)
+                .saturating_sub(seen.start.max(keys.start)) as u64;
+        }
+    }
+    pairs
+}
+
+/// A thread's scratch: a block of keys and one of values packed as `[depth][key]`, each
+/// tile of a group's query rows and of their output's gradients transposed, a tile's room,
+/// and each row's `D`.
+struct Scratch<const KB: usize> {
+    /// On cache lines ([`rows_on_lines`]), as the blocks below.
+    packed_keys: Vec<f32>,
+    packed_values: Vec<f32>,
+    /// A row of zeros, for the rows past a tile's last.
+    zeros: Vec<f32>,
+    /// A key block's gradients, transposed as its keys are packed, and transposed back.
+    dk_columns: Vec<f32>,
+    dv_columns: Vec<f32>,
+    key_rows: Vec<f32>,
+    tile: TileScratch<KB>,
+    row_d: Vec<f32>,
+}
+
+impl<const KB: usize> Scratch<KB> {
+    fn new(problem: &Problem<'_, f32>) -> Self {
+        let (depth, value_depth) = (problem.depth, problem.value_depth);
+        let group = problem.heads / problem.kv_heads.max(1);
+        Scratch {
+            packed_keys: vec![0.0; depth * KB + 15],
+            packed_values: vec![0.0; value_depth * KB + 15],
+            zeros: vec![0.0; depth.max(value_depth)],
+            dk_columns: vec![0.0; depth * KB + 15],
+            dv_columns: vec![0.0; value_depth * KB + 15],
+            key_rows: vec![0.0; KB * depth.max(value_depth)],
+            tile: TileScratch::new(depth),
+            row_d: vec![0.0; group * problem.queries],
+        }
+    }
+}
+
+/// Computes one unit: the chunk's rows of `dk` and `dv`, and its share of `dq`.
+// The loops are labelled by what they block, whether or not a `continue` names them.
+#[allow(unused_labels)]
+#[inline(always)]
+fn unit<S: Simd, const KB: usize>(
+    simd: S,
+    inputs: Inputs<'_>,
+    scratch: &mut Scratch<KB>,
+    unit: Unit<'_>,
+) {
+    let Inputs {
+        problem,
+        out,
+        lse,
+        d_out,
+        ..
+    } = inputs;
+    let Unit {
+        batch,
+        kv_head,
+        chunk,
+        dq,
+        dk,
+        dv,
+        ..
+    } = unit;
+    let (queries, keys) = (problem.queries, problem.keys);
+    let (depth, value_depth) = (problem.depth, problem.value_depth);
+    // The queries' gradient is a sum over the key blocks; the keys' and values' are written
+    // block by block below, and zeroed where no row sees them.
+    dq.fill(0.0);
+    let heads: Vec<Head> = group(problem, kv_head)
+        .map(|h| Head::of(problem, batch, h))
+        .collect();
+    // D = rowsum(dO ∘ O) of every row of the group, once.
+    for (g, head) in heads.iter().enumerate() {
+        let rows = head.index * queries * value_depth..(head.index + 1) * queries * value_depth;
+        let d = &mut scratch.row_d[g * queries..(g + 1) * queries];
+        row_dots(simd, &d_out[rows.clone()], &out[rows], value_depth, d);
+    }
+    // The keys of the chunk that some row of the group sees, from a block boundary.
+    let chunk = chunk_keys(chunk, keys);
+    let (mut from, mut to) = (usize::MAX, 0);
+    for head in &heads {
+        let walked = head.keys_walked();
+        if !walked.is_empty() {
+            (from, to) = (from.min(walked.start), to.max(walked.end));
+        }
+    }
+    let from = (from.max(chunk.start) / KB * KB).max(chunk.start);
+    let to = to.min(chunk.end).max(from.min(chunk.end));
+    let (from, to) = (from.min(to), to);
+    for (gradient, width) in [(&mut *dk, depth), (&mut *dv, value_depth)] {
+        gradient[..(from - chunk.start) * width].fill(0.0);
+        gradient[(to - chunk.start) * width..].fill(0.0);
+    }
+    let kv = batch * problem.kv_heads + kv_head;
+    let k = &problem.k[kv * keys * depth..][..keys * depth];
+    let v = &problem.v[kv * keys * value_depth..][..keys * value_depth];
+    let scale = problem.scale as f32;
+    let softcap = problem.softcap.map(|cap| cap as f32);
+    let Scratch {
+        packed_keys,
+        packed_values,
+        zeros,
+        dk_columns,
+        dv_columns,
+        key_rows,
+        tile: tile_scratch,
+        row_d,
+    } = scratch;
+    let packed_keys = rows_on_lines::<KB>(packed_keys, depth);
+    let packed_values = rows_on_lines::<KB>(packed_values, value_depth);
+    let dk_columns = rows_on_lines::<KB>(dk_columns, depth);
+    let dv_columns = rows_on_lines::<KB>(dv_columns, value_depth);
+    'key_blocks: for first_key in (from..to).step_by(KB) {
+        let last_key = (first_key + KB).min(to);
+        let count = last_key - first_key;
+        let block_keys = &k[first_key * depth..last_key * depth];
+        let block_values = &v[first_key * value_depth..last_key * value_depth];
+        simd.pack_keys(block_keys, depth, count, packed_keys.as_flattened_mut(), KB);
+        let values = packed_values.as_flattened_mut();
+        simd.pack_keys(block_values, value_depth, count, values, KB);
+        // The block's first tile writes its transposed gradients, the others add to them.
+        let mut fresh = true;
+        'query_heads: for (g, head) in heads.iter().enumerate() {
+            let h = head.index % problem.heads;
+            let row = |i: usize| head.index * queries + i;
+            'query_tiles: for first in (0..head.queries_valid).step_by(TILE_ROWS) {
+                let last = (first + TILE_ROWS).min(head.queries_valid);
+                // A causal mask or window that hides the block from the whole tile.
+                if head.visible(last - 1).end <= first_key || head.visible(first).start >= last_key
+                {
+                    continue 'query_tiles;
+                }
+                let mut bias = [&[][..]; TILE_ROWS];
+                let mut keep = [&[][..]; TILE_ROWS];
+                for (r, i) in (first..last).enumerate() {
+                    if let Some(b) = &problem.bias {
+                        bias[r] = b.row(batch, h, i, keys);
+                    }
+                    if let Some(m) = &problem.mask {
+                        keep[r] = m.row(batch, h, i, keys);
+                    }
+                }
+                // The tile's rows, zeros past its last.
+                let (mut query_rows, mut d_out_rows) = (
+                    [&zeros[..depth]; TILE_ROWS],
+                    [&zeros[..value_depth]; TILE_ROWS],
+                );
+                for (r, i) in (first..last).enumerate() {
+                    query_rows[r] = &problem.q[row(i) * depth..][..depth];
+                    d_out_rows[r] = &d_out[row(i) * value_depth..][..value_depth];
+                }
+                let tile = Tile {
+                    keys: count,
+                    first_key,
+                    rows: last - first,
+                    first_row: first,
+                    scale,
+                    softcap,
+                    bias,
+                    keep,
+                    causal: head.causal,
+                    query_rows,
+                    d_out_rows,
+                    lse: &lse[row(first)..row(last)],
+                    d: &row_d[g * queries + first..g * queries + last],
+                    packed_keys,
+                    packed_values,
+                    key_rows: block_keys,
+                    dq: &mut dq[(g * queries + first) * depth..(g * queries + last) * depth],
+                    fresh,
+                    dk_columns,
+                    dv_columns,
+                };
+                tile_gradients(simd, tile, tile_scratch);
+                fresh = false;
+            }
+        }
+        // The block's rows of dk and dv, its own: its transposed sums, transposed back (by
+        // the packing's transposes, of `[depth][KB]` into `[KB][depth]`) and written once;
+        // zeros when no tile saw the block.
+        let in_chunk = first_key - chunk.start..last_key - chunk.start;
+        for (columns, width, gradient) in [
+            (&*dk_columns, depth, &mut *dk),
+            (&*dv_columns, value_depth, &mut *dv),
+        ] {
+            let block = &mut gradient[in_chunk.start * width..in_chunk.end * width];
+            if fresh {
+                block.fill(0.0);
                 continue;
             }
-            let keys = walk.keys_for_rows(walk.queries_valid, KEY_BLOCK);
-            start = start.min(keys.start);
-            end = end.max(keys.end);
-        }
-        let start = start.max(chunk_keys.start);
-        start..end.min(chunk_keys.end).max(start)
-    }
-
-    /// Computes one unit: the chunk's rows of `dk` and `dv`, and its share of `dq`.
-    // The loops are labelled by what they block, whether or not a `continue` names them.
-    #[allow(unused_labels)]
-    #[inline(always)]
-    fn unit<S: Simd>(
-        &self,
-        simd: S,
-        scratch: &mut Scratch<DEPTH, VALUE_DEPTH, KEY_BLOCK>,
-        inputs: &Inputs<'_, VALUE_DEPTH>,
-        unit: Unit<'_, DEPTH, VALUE_DEPTH>,
-    ) {
-        let Unit {
-            kv_problem,
-            chunk,
-            dq,
-            dk,
-            dv,
-            ..
-        } = unit;
-        dq.fill([0.0; DEPTH]);
-        dk.fill([0.0; DEPTH]);
-        dv.fill([0.0; VALUE_DEPTH]);
-        let group = Self::group(kv_problem);
-        let rows = |problem: usize| problem * P::QUERIES..(problem + 1) * P::QUERIES;
-        // D = rowsum(dO ∘ O) of every row of the group, once.
-        let mut row_d = vec![0.0f32; group.len() * P::QUERIES];
-        for (problem, d) in group.clone().zip(row_d.chunks_exact_mut(P::QUERIES.max(1))) {
-            let rows = rows(problem);
-            row_dots(simd, &inputs.d_out[rows.clone()], &inputs.out[rows], d);
-        }
-        let chunk_start = Self::chunk_keys(chunk).start;
-        let keys = self.keys_walked(kv_problem, chunk);
-        let Scratch {
-            packed_keys,
-            packed_values,
-            key_rows,
-            scores: Aligned(scores),
-            d_scores: Aligned(d_scores),
-            capped: Aligned(capped),
-        } = scratch;
-        let operands = self.0.operands(group.start);
-        'key_blocks: for first_key in keys.clone().step_by(KEY_BLOCK) {
-            let last_key = (first_key + KEY_BLOCK).min(keys.end);
-            let block_keys = &operands.keys[first_key..last_key];
-            let block_values = &operands.values[first_key..last_key];
-            let count = block_keys.len();
-            pack_keys(simd, block_keys, &mut packed_keys.0);
-            pack_keys(simd, block_values, &mut packed_values.0);
-            let key_rows = values_on_lines(simd, block_keys, &mut key_rows.0[..count]);
-            let dk_block = &mut dk[first_key - chunk_start..last_key - chunk_start];
-            let dv_block = &mut dv[first_key - chunk_start..last_key - chunk_start];
-            'query_heads: for (g, problem) in group.clone().enumerate() {
-                let walk = Walk::of(&self.0, problem, 0);
-                let rows = rows(problem);
-                let (q, d_out) = (walk.operands.queries, &inputs.d_out[rows.clone()]);
-                let lse = &inputs.lse[rows];
-                let row_d = &row_d[g * P::QUERIES..][..P::QUERIES];
-                let dq_rows = &mut dq[g * P::QUERIES..][..P::QUERIES];
-                'query_tiles: for first in (0..walk.queries_valid).step_by(TILE_ROWS) {
-                    let last = (first + TILE_ROWS).min(walk.queries_valid);
-                    let keep_capped = P::SOFTCAP.map(|_| &mut *capped);
-                    let block = (block_keys, first_key);
-                    if !tile_scores(
-                        simd,
-                        &self.0,
-                        &walk,
-                        false,
-                        &packed_keys.0,
-                        scores,
-                        block,
-                        first..last,
-                        keep_capped,
-                    ) {
-                        continue 'query_tiles;
-                    }
-                    super::scores(
-                        simd,
-                        &d_out[first..last],
-                        &packed_values.0,
-                        count,
-                        1.0,
-                        d_scores,
-                    );
-                    score_gradients(
-                        simd,
-                        scores,
-                        d_scores,
-                        P::SOFTCAP.map(|cap| (&*capped, cap)),
-                        &lse[first..last],
-                        &row_d[first..last],
-                        last - first,
-                        count,
-                        walk.scale,
-                    );
-                    accumulate_transposed(simd, scores, &d_out[first..last], dv_block, count);
-                    accumulate_transposed(simd, d_scores, &q[first..last], dk_block, count);
-                    accumulate_values(
-                        simd,
-                        &d_scores[..last - first],
-                        key_rows,
-                        &mut dq_rows[first..last],
-                        Output::Accumulated,
-                    );
-                }
-            }
+            let rows = &mut key_rows[..KB * width];
+            simd.pack_keys(columns.as_flattened(), KB, width, rows, width);
+            block.copy_from_slice(&rows[..count * width]);
         }
     }
 }
 
 /// A thread's units, run on one instruction set with one scratch.
-struct Units<
-    'a,
-    P,
-    const DEPTH: usize,
-    const VALUE_DEPTH: usize,
-    const KEYS: usize,
-    const KEY_BLOCK: usize,
-> {
-    kernel: &'a Backward<P, DEPTH, VALUE_DEPTH, KEYS, KEY_BLOCK>,
-    inputs: &'a Inputs<'a, VALUE_DEPTH>,
-    units: Vec<Unit<'a, DEPTH, VALUE_DEPTH>>,
+struct Units<'a> {
+    inputs: Inputs<'a>,
+    units: Vec<Unit<'a>>,
 }
 
-impl<
-    P: Problems<DEPTH, VALUE_DEPTH, KEYS, Stored = f32>,
-    const DEPTH: usize,
-    const VALUE_DEPTH: usize,
-    const KEYS: usize,
-    const KEY_BLOCK: usize,
-> WithSimd for Units<'_, P, DEPTH, VALUE_DEPTH, KEYS, KEY_BLOCK>
-{
-    type Output = ();
+impl Units<'_> {
+    /// The units with blocks of `KB` keys.
     #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) {
-        let mut scratch = Scratch::new();
-        for unit in self.units {
-            self.kernel.unit(simd, &mut scratch, self.inputs, unit);
+    fn run<S: Simd, const KB: usize>(self, simd: S) {
+        let mut scratch = Scratch::<KB>::new(self.inputs.problem);
+        for one in self.units {
+            unit(simd, self.inputs, &mut scratch, one);
         }
     }
 }
 
-/// Computes the gradients of `kernel`'s problems into `gradients.dq`, `.dk` and `.dv`
-/// (whatever they held), on the active instruction set and, with the `threads` feature, on
-/// several threads when it pays; the same bits on any number of threads.
-pub fn backward<
-    P: Problems<DEPTH, VALUE_DEPTH, KEYS, Stored = f32>,
-    const DEPTH: usize,
-    const VALUE_DEPTH: usize,
-    const KEYS: usize,
-    const KEY_BLOCK: usize,
->(
-    kernel: &Backward<P, DEPTH, VALUE_DEPTH, KEYS, KEY_BLOCK>,
-    gradients: Gradients<'_, DEPTH, VALUE_DEPTH>,
+impl WithSimd for Units<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        self.run::<S, KB>(simd);
+    }
+}
+
+/// Computes the gradients of `problem`'s attention for a loss whose gradient with respect
+/// to its output is `d_out`, into `dq`, `dk` and `dv` (flat, shaped like q, k and v;
+/// overwritten), from the forward's `out` and `lse` on the same inputs, on the active
+/// instruction set and, with the `threads` feature, on several threads when it pays; the
+/// same bits on any number of threads. Rows past the valid queries, and rows that see no
+/// key, contribute nothing.
+///
+/// ```
+/// use attn_runtime::__private::{backward, scalar::Problem};
+/// // One query over two keys with equal scores: each value gets half of d_out.
+/// let problem = Problem {
+///     batch: 1, heads: 1, kv_heads: 1, queries: 1, keys: 2, depth: 1, value_depth: 1,
+///     scale: 1.0, causal: None, softcap: None,
+///     q: &[0.0f32], k: &[1.0, 1.0], v: &[2.0, 4.0],
+///     mask: None, bias: None, valid_keys: None, valid_queries: None,
+/// };
+/// let (mut dq, mut dk, mut dv) = ([9.0], [9.0; 2], [9.0; 2]);
+/// backward(&problem, &[3.0], &[2f32.ln()], &[1.0], &mut dq, &mut dk, &mut dv);
+/// assert_eq!((dq, dk, dv), ([0.0], [0.0, 0.0], [0.5, 0.5]));
+/// ```
+pub fn backward(
+    problem: &Problem<'_, f32>,
+    out: &[f32],
+    lse: &[f32],
+    d_out: &[f32],
+    dq: &mut [f32],
+    dk: &mut [f32],
+    dv: &mut [f32],
 ) {
-    let Gradients {
+    let Problem {
+        batch,
+        heads,
+        kv_heads,
+        queries,
+        keys,
+        depth,
+        value_depth,
+        ..
+    } = *problem;
+    let group = heads / kv_heads.max(1);
+    if batch * kv_heads == 0 || keys == 0 || queries == 0 || group == 0 {
+        dq.fill(0.0);
+        dk.fill(0.0);
+        dv.fill(0.0);
+        return;
+    }
+    let chunks = backward_key_chunks(keys);
+    let inputs = Inputs {
+        problem,
         out,
         lse,
         d_out,
-        dq,
-        dk,
-        dv,
-    } = gradients;
-    let group = P::GROUP.max(1);
-    let kv_problems = kernel.0.problems() / group;
-    let chunks = Backward::<P, DEPTH, VALUE_DEPTH, KEYS, KEY_BLOCK>::CHUNKS;
-    let rows_per_group = group * P::QUERIES;
-    if kv_problems == 0 || KEYS == 0 || P::QUERIES == 0 {
-        dq.fill([0.0; DEPTH]);
-        dk.fill([0.0; DEPTH]);
-        dv.fill([0.0; VALUE_DEPTH]);
-        return;
-    }
-    // With one chunk per problem, each unit writes its rows of `dq`; with more, its share.
+    };
+    let rows_per_group = group * queries * depth;
+    // With one chunk per head, each unit writes its rows of `dq`; with more, its share.
     let mut shares_of_dq = Vec::new();
-    let dq_target: &mut [[f32; DEPTH]] = if chunks > 1 {
-        shares_of_dq = vec![[0.0f32; DEPTH]; kv_problems * chunks * rows_per_group];
+    let dq_target: &mut [f32] = if chunks > 1 {
+        shares_of_dq = vec![0.0f32; batch * kv_heads * chunks * rows_per_group];
         &mut shares_of_dq
     } else {
         &mut *dq
     };
-    let mut units = Vec::with_capacity(kv_problems * chunks);
+    let mut units = Vec::with_capacity(batch * kv_heads * chunks);
     let (mut dq_rest, mut dk_rest, mut dv_rest) = (dq_target, &mut *dk, &mut *dv);
-    for kv_problem in 0..kv_problems {
-        for chunk in 0..chunks {
-            let keys = Backward::<P, DEPTH, VALUE_DEPTH, KEYS, KEY_BLOCK>::chunk_keys(chunk).len();
-            let (dq_unit, dq_tail) = dq_rest.split_at_mut(rows_per_group);
-            let (dk_unit, dk_tail) = dk_rest.split_at_mut(keys);
-            let (dv_unit, dv_tail) = dv_rest.split_at_mut(keys);
-            (dq_rest, dk_rest, dv_rest) = (dq_tail, dk_tail, dv_tail);
-            units.push(Unit {
-                kv_problem,
-                chunk,
-                dq: dq_unit,
-                dk: dk_unit,
-                dv: dv_unit,
-                pairs: kernel.pairs(kv_problem, chunk),
-            });
+    for b in 0..batch {
+        for kv_head in 0..kv_heads {
+            for chunk in 0..chunks {
+                let keys_here = chunk_keys(chunk, keys);
+                let n = keys_here.len();
+                let (dq_unit, dq_tail) = dq_rest.split_at_mut(rows_per_group);
+                let (dk_unit, dk_tail) = dk_rest.split_at_mut(n * depth);
+                let (dv_unit, dv_tail) = dv_rest.split_at_mut(n * value_depth);
+                (dq_rest, dk_rest, dv_rest) = (dq_tail, dk_tail, dv_tail);
+                units.push(Unit {
+                    batch: b,
+                    kv_head,
+                    chunk,
+                    dq: dq_unit,
+                    dk: dk_unit,
+                    dv: dv_unit,
+                    pairs: pairs(problem, b, kv_head, &keys_here),
+                });
+            }
         }
     }
-    let inputs = Inputs { out, lse, d_out };
     let isa = Isa::active();
-    let flops_per_pair = 2 * (3 * DEPTH + 2 * VALUE_DEPTH) as u64;
+    let flops_per_pair = 2 * (3 * depth + 2 * value_depth) as u64;
     let total: u64 = units.iter().map(|unit| unit.pairs * flops_per_pair).sum();
     #[cfg(feature = "threads")]
     let threads = crate::threads::for_work(total).min(units.len());
@@ -384,16 +470,7 @@ pub fn backward<
         1
     };
     let shares = share_out(units, threads);
-    let run = |units| {
-        dispatch(
-            isa,
-            Units {
-                kernel,
-                inputs: &inputs,
-                units,
-            },
-        )
-    };
+    let run = |units| dispatch(isa, Units { inputs, units });
     #[cfg(feature = "threads")]
     crate::threads::run_shares(shares, run);
     #[cfg(not(feature = "threads"))]
@@ -406,10 +483,7 @@ pub fn backward<
 /// The units shared among `threads`, each to the thread with the least work so far, the
 /// largest first (a causal mask gives the first chunks of keys more rows than the last).
 /// Where a unit runs changes nothing in its results.
-fn share_out<const DEPTH: usize, const VALUE_DEPTH: usize>(
-    mut units: Vec<Unit<'_, DEPTH, VALUE_DEPTH>>,
-    threads: usize,
-) -> Vec<Vec<Unit<'_, DEPTH, VALUE_DEPTH>>> {
+fn share_out(mut units: Vec<Unit<'_>>, threads: usize) -> Vec<Vec<Unit<'_>>> {
     if threads <= 1 {
         return vec![units];
     }
@@ -430,13 +504,8 @@ fn share_out<const DEPTH: usize, const VALUE_DEPTH: usize>(
 }
 
 /// `dq` as the sum, in chunk order, of each chunk's share: `shares` holds, per key/value
-/// problem, `chunks` shares of `rows` rows each.
-fn sum_shares<const DEPTH: usize>(
-    shares: &[[f32; DEPTH]],
-    dq: &mut [[f32; DEPTH]],
-    chunks: usize,
-    rows: usize,
-) {
+/// head, `chunks` shares of `rows` values each.
+fn sum_shares(shares: &[f32], dq: &mut [f32], chunks: usize, rows: usize) {
     for (dq, shares) in dq
         .chunks_exact_mut(rows)
         .zip(shares.chunks_exact(chunks * rows))
@@ -444,7 +513,7 @@ fn sum_shares<const DEPTH: usize>(
         let (first, rest) = shares.split_at(rows);
         dq.copy_from_slice(first);
         for share in rest.chunks_exact(rows) {
-            for (sum, term) in dq.as_flattened_mut().iter_mut().zip(share.as_flattened()) {
+            for (sum, term) in dq.iter_mut().zip(share) {
                 *sum += term;
             }
         }

@@ -1,86 +1,320 @@
-//! The steps of the backward pass that the forward has no counterpart for: each row's
-//! `D = dO · O` ([`row_dots`]); a tile's weights recomputed from the saved log-sum-exp and
-//! the gradient of its scores ([`score_gradients`]); and the products by a tile's columns,
-//! `acc_j += Σ_r W[r][j] · X[r]` ([`accumulate_transposed`]), which give `dV += Pᵀ · dO` and
-//! `dK += dSᵀ · Q`. The other products of the backward are the forward's micro-kernels:
-//! `S = Q · Kᵀ` and `dP = dO · Vᵀ` are [`scores`](fn@super::scores), `dQ += dS · K` is
-//! [`accumulate_values`](super::accumulate_values).
+//! One tile of the backward pass ([`tile_gradients`]): a tile of up to 6 query rows against
+//! one block of `KB` keys, from the products `S = Q · Kᵀ · scale` and `dP = dO · Vᵀ`, through
+//! the weights recomputed from the saved log-sum-exp and the gradient of the scores, to the
+//! three products that accumulate `dV += Pᵀ · dO`, `dK += dSᵀ · Q` and `dQ += dS · K`.
+//!
+//! Unlike the forward's stages, these take the depths at run time (the key block is one of
+//! three constants): the backward is compiled once, in this crate, for every kernel, rather
+//! than once per kernel (docs/DESIGN.md section 8). The register blocking is the forward's:
+//! passes of `N` vectors (4 with AVX-512's 32 registers, 2 with 16) over a whole tile of 6
+//! rows. A pass walks its operands zipped or in arrays of known length (a tile's six rows,
+//! the packed keys `[depth][KB]`), so that no index in a loop is checked.
 
+use super::masks::{add_bias, keep_only, mask_causal_row, softcap_row};
 use super::tile::{TILE_ROWS, pass_vectors};
+use crate::simd::pack::Aligned;
 use crate::simd::{Simd, exp_in_bulk};
 
-/// `d[r] = Σ_e d_out[r][e] · out[r][e]` for each row: the term every weight's gradient is
-/// measured from (`dS = P ∘ (dP - D)`), since the weights of a row sum to 1.
+/// A causal mask (and its window) as one tile applies it: the problem's valid queries and
+/// keys, the alignment, and the window (`usize::MAX` for none).
+#[derive(Clone, Copy, Debug)]
+pub struct CausalTile {
+    /// The problem's valid query rows.
+    pub queries: usize,
+    /// The problem's valid keys.
+    pub keys: usize,
+    /// Whether the queries are the last positions of the keys.
+    pub bottom_right: bool,
+    /// The most recent keys each query sees.
+    pub window: usize,
+}
+
+/// One tile of the backward pass against one block of `KB` keys: what it reads and the
+/// gradients it adds to.
+pub struct Tile<'a, const KB: usize> {
+    /// Keys in this block (at most `KB`), and the index of its first.
+    pub keys: usize,
+    pub first_key: usize,
+    /// The tile's query rows (at most 6), and the index of its first in the problem.
+    pub rows: usize,
+    pub first_row: usize,
+    pub scale: f32,
+    pub softcap: Option<f32>,
+    /// Each row's bias over the problem's keys (one value when broadcast), or empty.
+    pub bias: [&'a [f32]; TILE_ROWS],
+    /// Each row's keep-mask over the problem's keys (one value when broadcast), or empty.
+    pub keep: [&'a [bool]; TILE_ROWS],
+    pub causal: Option<CausalTile>,
+    /// The tile's query rows and its rows of the output's gradient, six of each (rows of
+    /// zeros past `rows`), each as long as its depth.
+    pub query_rows: Rows<'a>,
+    pub d_out_rows: Rows<'a>,
+    /// Each row's log-sum-exp and `D = dO · O`.
+    pub lse: &'a [f32],
+    pub d: &'a [f32],
+    /// The block's keys and values packed as `[depth][KB]`, and its keys as stored (`keys x
+    /// depth`).
+    pub packed_keys: &'a [[f32; KB]],
+    pub packed_values: &'a [[f32; KB]],
+    pub key_rows: &'a [f32],
+    /// The rows' gradient (`rows x depth`), and the block's, transposed (`[depth][KB]` and
+    /// `[value depth][KB]`), added to; the block's are written rather than added to when
+    /// `fresh` (the first tile of the block).
+    pub fresh: bool,
+    pub dq: &'a mut [f32],
+    pub dk_columns: &'a mut [[f32; KB]],
+    pub dv_columns: &'a mut [[f32; KB]],
+}
+
+/// A thread's room for one tile: its scores, their gradients and the capped scores, and
+/// the queries' gradient padded to a whole tile.
+pub struct TileScratch<const KB: usize> {
+    scores: Aligned<[[f32; KB]; TILE_ROWS]>,
+    d_scores: Aligned<[[f32; KB]; TILE_ROWS]>,
+    capped: Aligned<[[f32; KB]; TILE_ROWS]>,
+    dq: Vec<f32>,
+}
+
+impl<const KB: usize> TileScratch<KB> {
+    /// Room for tiles of depth up to `depth`.
+    pub fn new(depth: usize) -> Self {
+        TileScratch {
+            scores: Aligned([[0.0; KB]; TILE_ROWS]),
+            d_scores: Aligned([[0.0; KB]; TILE_ROWS]),
+            capped: Aligned([[0.0; KB]; TILE_ROWS]),
+            dq: vec![0.0; TILE_ROWS * depth],
+        }
+    }
+}
+
+/// One tile of the backward pass (see the module): the scores with every option applied,
+/// the weights and score gradients, and the three products into `dq`, `dk` and `dv`.
+#[inline(always)]
+pub fn tile_gradients<S: Simd, const KB: usize>(
+    simd: S,
+    tile: Tile<'_, KB>,
+    scratch: &mut TileScratch<KB>,
+) {
+    let Tile {
+        keys,
+        first_key,
+        rows,
+        first_row,
+        scale,
+        softcap,
+        bias,
+        keep,
+        causal,
+        query_rows,
+        d_out_rows,
+        lse,
+        d,
+        packed_keys,
+        packed_values,
+        key_rows,
+        fresh,
+        dq,
+        dk_columns,
+        dv_columns,
+    } = tile;
+    let depth = query_rows[0].len();
+    let TileScratch {
+        scores: Aligned(scores),
+        d_scores: Aligned(d_scores),
+        capped: Aligned(capped),
+        dq: padded_dq,
+    } = scratch;
+    products(simd, query_rows, packed_keys, scale, scores);
+    products(simd, d_out_rows, packed_values, 1.0, d_scores);
+    // The options on the scores, in the forward's order: the soft cap bends them before any
+    // bias or mask.
+    for (r, row) in scores.iter_mut().take(rows).enumerate() {
+        row[keys..].fill(f32::NEG_INFINITY);
+        if let Some(cap) = softcap {
+            softcap_row(simd, row, keys, cap);
+            capped[r] = *row;
+        }
+        if !bias[r].is_empty() {
+            add_bias(simd, row, bias[r], first_key, keys);
+        }
+        if !keep[r].is_empty() {
+            keep_only(row, keep[r], first_key, keys);
+        }
+        if let Some(c) = causal {
+            let query = first_row + r;
+            mask_causal_row(
+                row,
+                query,
+                first_key,
+                c.queries,
+                c.keys,
+                c.bottom_right,
+                c.window,
+            );
+        }
+    }
+    let capped = softcap.map(|cap| (&*capped, cap));
+    score_gradients(simd, scores, d_scores, capped, lse, d, (rows, keys), scale);
+    accumulate_columns(simd, d_out_rows, scores, dv_columns, fresh);
+    accumulate_columns(simd, query_rows, d_scores, dk_columns, fresh);
+    let dq_tile = if rows == TILE_ROWS {
+        &mut dq[..TILE_ROWS * depth]
+    } else {
+        let padded = &mut padded_dq[..TILE_ROWS * depth];
+        padded[..rows * depth].copy_from_slice(&dq[..rows * depth]);
+        padded
+    };
+    accumulate_rows(simd, d_scores, key_rows, dq_tile, (keys, depth));
+    if rows < TILE_ROWS {
+        dq[..rows * depth].copy_from_slice(&padded_dq[..rows * depth]);
+    }
+}
+
+/// `d[r] = Σ_e d_out[r][e] · out[r][e]` for each row of `width` values: the term every
+/// weight's gradient is measured from (`dS = P ∘ (dP - D)`), since a row's weights sum to 1.
 ///
 /// ```
 /// use attn_runtime::simd::Portable;
 /// let mut d = [0.0f32; 1];
-/// attn_runtime::__private::row_dots(Portable, &[[1.0f32, 2.0]], &[[3.0, 4.0]], &mut d);
+/// attn_runtime::__private::row_dots(Portable, &[1.0, 2.0], &[3.0, 4.0], 2, &mut d);
 /// assert_eq!(d, [11.0]);
 /// ```
 #[inline(always)]
-pub fn row_dots<S: Simd, const DV: usize>(
-    simd: S,
-    d_out: &[[f32; DV]],
-    out: &[[f32; DV]],
-    d: &mut [f32],
-) {
-    let full = DV / S::LANES * S::LANES;
-    for ((d_out, out), d) in d_out.iter().zip(out).zip(d) {
+pub fn row_dots<S: Simd>(simd: S, d_out: &[f32], out: &[f32], width: usize, d: &mut [f32]) {
+    let full = width / S::LANES * S::LANES;
+    let rows = d_out.chunks_exact(width).zip(out.chunks_exact(width));
+    for ((d_out, out), d) in rows.zip(d) {
         let mut acc = simd.splat(0.0);
         for e in (0..full).step_by(S::LANES) {
             acc = simd.mul_add(simd.load(&d_out[e..]), simd.load(&out[e..]), acc);
         }
         let mut dot = simd.reduce_sum(acc);
-        for e in full..DV {
+        for e in full..width {
             dot += d_out[e] * out[e];
         }
         *d = dot;
     }
 }
 
-/// One tile's weights and score gradients, in place: each row's scores `S` (with every
-/// option applied, `-inf` where a key is hidden) become the weights `P = exp(S - lse)`, and
-/// its `dP = dO · Vᵀ` becomes `dS = P ∘ (dP - D) · scale`, times the soft cap's derivative
-/// `1 - (c / cap)²` where `capped` holds the capped scores `c` (before any bias). The
-/// scale is folded in here so that `dQ` and `dK` need no pass of their own. A row whose
-/// log-sum-exp is `-inf` saw no key: its weights and gradients are 0. The columns past
-/// `keys` (a short last block) and the rows past `rows` are set to 0, so that the products
-/// by the tile's columns may run over a whole tile.
+/// `rows` rows of `KB` values in `storage`, from its first element on a cache line
+/// (`storage` holds 15 values more than the rows for that): blocks that micro-kernels load
+/// and store whole vectors of, so that no vector straddles two lines.
 ///
 /// ```
-/// use attn_runtime::simd::Portable;
-/// // One row over one key whose score equals the log-sum-exp: P = 1, dS = 1 · (3 - 1) · 0.5.
-/// let mut p = [[0.0f32; 16]; 6];
-/// let mut ds = [[3.0f32; 16]; 6];
-/// attn_runtime::__private::score_gradients(
-///     Portable, &mut p, &mut ds, None, &[0.0], &[1.0], 1, 1, 0.5,
-/// );
-/// assert_eq!((p[0][0], ds[0][0], p[0][1], ds[0][1], ds[1][0]), (1.0, 1.0, 0.0, 0.0, 0.0));
+/// let mut storage = vec![0.0f32; 4 * 16 + 15];
+/// let rows = attn_runtime::__private::rows_on_lines::<16>(&mut storage, 4);
+/// assert_eq!((rows.len(), rows.as_ptr() as usize % 64), (4, 0));
 /// ```
+pub fn rows_on_lines<const KB: usize>(storage: &mut [f32], rows: usize) -> &mut [[f32; KB]] {
+    let offset = storage.as_ptr().align_offset(64).min(15);
+    storage[offset..offset + rows * KB].as_chunks_mut::<KB>().0
+}
+
+/// The six rows of a tile, each as long as its depth.
+pub type Rows<'a> = [&'a [f32]; TILE_ROWS];
+
+/// The six rows' values at each depth in turn, `[rows[0][d], .., rows[5][d]]`: the rows
+/// zipped, so that no index is checked.
+#[inline(always)]
+fn at_each_depth(rows: Rows<'_>) -> impl Iterator<Item = [f32; TILE_ROWS]> + '_ {
+    let [r0, r1, r2, r3, r4, r5] = rows;
+    let zipped = r0.iter().zip(r1).zip(r2).zip(r3).zip(r4).zip(r5);
+    zipped.map(|(((((&a, &b), &c), &d), &e), &f)| [a, b, c, d, e, f])
+}
+
+/// The six rows' `D` values from depth `first` on, or `None` past their end.
+#[inline(always)]
+fn depths_from<const D: usize>(rows: Rows<'_>, first: usize) -> Option<[&[f32; D]; TILE_ROWS]> {
+    let [a, b, c, d, e, f] = rows.map(|row| row.get(first..)?.first_chunk::<D>());
+    Some([a?, b?, c?, d?, e?, f?])
+}
+
+/// `out[r][j] = (rows[r] · packed[..][j]) · scale` for a whole tile of rows and the `KB`
+/// columns of `packed` (`[depth][KB]`): the scores of a tile, or `dP`.
+#[inline(always)]
+fn products<S: Simd, const KB: usize>(
+    simd: S,
+    rows: Rows<'_>,
+    packed: &[[f32; KB]],
+    scale: f32,
+    out: &mut [[f32; KB]; TILE_ROWS],
+) {
+    let vectors = KB / S::LANES;
+    let mut first = 0;
+    if pass_vectors::<S>() == 4 {
+        while first + 4 <= vectors {
+            products_pass::<S, 4, KB>(simd, rows, packed, scale, first, out);
+            first += 4;
+        }
+    }
+    while first + 2 <= vectors {
+        products_pass::<S, 2, KB>(simd, rows, packed, scale, first, out);
+        first += 2;
+    }
+    if first < vectors {
+        products_pass::<S, 1, KB>(simd, rows, packed, scale, first, out);
+    }
+}
+
+/// One pass of [`products`]: `N` vectors of columns from vector `first`.
+#[inline(always)]
+fn products_pass<S: Simd, const N: usize, const KB: usize>(
+    simd: S,
+    rows: Rows<'_>,
+    packed: &[[f32; KB]],
+    scale: f32,
+    first: usize,
+    out: &mut [[f32; KB]; TILE_ROWS],
+) {
+    let mut acc = [[simd.splat(0.0); N]; TILE_ROWS];
+    for (keys_at_depth, rows_at_depth) in packed.iter().zip(at_each_depth(rows)) {
+        let mut keys = [simd.splat(0.0); N];
+        for (c, key) in keys.iter_mut().enumerate() {
+            *key = simd.load(&keys_at_depth[(first + c) * S::LANES..]);
+        }
+        for (acc, row) in acc.iter_mut().zip(rows_at_depth) {
+            let row = simd.splat(row);
+            for c in 0..N {
+                acc[c] = simd.mul_add(row, keys[c], acc[c]);
+            }
+        }
+    }
+    let scale = simd.splat(scale);
+    for (acc, out) in acc.iter().zip(out) {
+        for (c, &sum) in acc.iter().enumerate() {
+            simd.store(&mut out[(first + c) * S::LANES..], simd.mul(sum, scale));
+        }
+    }
+}
+
+/// One tile's weights and score gradients, in place, for its first `rows` rows over `keys`
+/// columns: each row's scores `S` (every option applied, `-inf` where a key is hidden)
+/// become the weights `P = exp(S - lse)`, and its `dP` becomes `dS = P ∘ (dP - D) · scale`,
+/// times the soft cap's derivative `1 - (c / cap)²` where `capped` holds the capped scores
+/// `c` (before any bias). The scale is folded in here so that `dQ` and `dK` need no pass of
+/// their own. A row whose log-sum-exp is `-inf` saw no key: its weights and gradients are
+/// 0. The columns past `keys` and the rows past `rows` are set to 0, so that the products
+/// by the tile's columns may run over a whole tile.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub fn score_gradients<S: Simd, const KB: usize>(
+fn score_gradients<S: Simd, const KB: usize>(
     simd: S,
     scores: &mut [[f32; KB]; TILE_ROWS],
     d_scores: &mut [[f32; KB]; TILE_ROWS],
     capped: Option<(&[[f32; KB]; TILE_ROWS], f32)>,
     lse: &[f32],
     d: &[f32],
-    rows: usize,
-    keys: usize,
+    (rows, keys): (usize, usize),
     scale: f32,
 ) {
-    let keys = keys.min(KB);
-    for r in 0..rows.min(TILE_ROWS) {
-        let (p_row, ds_row) = (&mut scores[r], &mut d_scores[r]);
-        if lse[r] == f32::NEG_INFINITY {
+    let tile = scores.iter_mut().zip(d_scores.iter_mut());
+    for (r, (p_row, ds_row)) in tile.enumerate() {
+        if r >= rows || lse[r] == f32::NEG_INFINITY {
             p_row.fill(0.0);
             ds_row.fill(0.0);
             continue;
         }
-        let (lse, d) = (simd.splat(lse[r]), simd.splat(d[r]));
-        let scale = simd.splat(scale);
+        let (lse, d, scale) = (simd.splat(lse[r]), simd.splat(d[r]), simd.splat(scale));
         for j in (0..KB).step_by(S::LANES) {
             // The scores never exceed the log-sum-exp, but for rounding: `exp_in_bulk`
             // clamps from above, so that a log-sum-exp from other inputs gives large
@@ -94,109 +328,179 @@ pub fn score_gradients<S: Simd, const KB: usize>(
             simd.store(&mut p_row[j..], p);
             simd.store(&mut ds_row[j..], ds);
         }
-        // Past the block's keys the scores and `dP` were -inf: no weight, no gradient.
+        // Past the block's keys the scores were -inf and dP is not a key's: no weight, no
+        // gradient.
         p_row[keys..].fill(0.0);
         ds_row[keys..].fill(0.0);
     }
-    for r in rows.min(TILE_ROWS)..TILE_ROWS {
-        scores[r].fill(0.0);
-        d_scores[r].fill(0.0);
+}
+
+/// `acc[d][j] += Σ_r rows[r][d] · weights[r][j]` (`=` when `fresh`): a tile's columns
+/// times its rows, into a block's gradients kept transposed (`[depth][KB]`, as its keys are
+/// packed): `dVᵀ += dO_tileᵀ · P` and `dKᵀ += Q_tileᵀ · dS` (rows past the tile's are
+/// zeros, as their weights).
+///
+/// Register-blocked as the forward's products, with the depth in the place of the query
+/// rows: `6 x N` accumulator vectors (six depths, `N` vectors of keys) advance over the
+/// tile's 6 rows, so that 24 independent multiply-adds are in flight; the depths past a
+/// whole number of sixes go one at a time.
+#[inline(always)]
+fn accumulate_columns<S: Simd, const KB: usize>(
+    simd: S,
+    rows: Rows<'_>,
+    weights: &[[f32; KB]; TILE_ROWS],
+    acc: &mut [[f32; KB]],
+    fresh: bool,
+) {
+    let sixes = acc.len() / 6 * 6;
+    let (acc, acc_tail) = acc.split_at_mut(sixes);
+    for (g, acc) in acc.chunks_exact_mut(6).enumerate() {
+        if let Some(rows) = depths_from::<6>(rows, g * 6) {
+            columns_over_keys::<S, 6, KB>(simd, rows, weights, acc, fresh);
+        }
+    }
+    for (d, acc) in acc_tail.chunks_exact_mut(1).enumerate() {
+        if let Some(rows) = depths_from::<1>(rows, sixes + d) {
+            columns_over_keys::<S, 1, KB>(simd, rows, weights, acc, fresh);
+        }
     }
 }
 
-/// `acc[j] += Σ_r weights[r][j] · rows[r]` for the first `keys` rows of `acc`: a tile's
-/// columns times its rows, `dV_block += Pᵀ · dO_tile` and `dK_block += dSᵀ · Q_tile`. The
-/// weights of rows past `rows.len()` must be 0 (as [`score_gradients`] leaves them): the
-/// tile is always whole, its missing rows zeros.
-///
-/// Register-blocked the other way round from the forward's products: a pass holds a tile's
-/// `TILE_ROWS` rows of `N` vectors in registers and walks the keys, each key's `N`
-/// accumulator vectors loaded, advanced by `TILE_ROWS` multiply-adds each, and stored.
-///
-/// ```
-/// use attn_runtime::simd::Portable;
-/// let mut weights = [[0.0f32; 16]; 6];
-/// weights[0][1] = 2.0;
-/// weights[1][1] = 1.0;
-/// let rows = [[1.0f32, 0.0], [0.0, 3.0]];
-/// let mut acc = [[1.0f32; 2]; 16];
-/// attn_runtime::__private::accumulate_transposed(Portable, &weights, &rows, &mut acc, 2);
-/// assert_eq!((acc[0], acc[1]), ([1.0, 1.0], [3.0, 4.0]));
-/// ```
+/// [`accumulate_columns`] for `D` depths, in passes of `N` vectors of keys.
 #[inline(always)]
-pub fn accumulate_transposed<S: Simd, const KB: usize, const D: usize>(
+fn columns_over_keys<S: Simd, const D: usize, const KB: usize>(
+    simd: S,
+    rows: [&[f32; D]; TILE_ROWS],
+    weights: &[[f32; KB]; TILE_ROWS],
+    acc: &mut [[f32; KB]],
+    fresh: bool,
+) {
+    let vectors = KB / S::LANES;
+    let mut first = 0;
+    if pass_vectors::<S>() == 4 {
+        while first + 4 <= vectors {
+            columns_pass::<S, 4, D, KB>(simd, rows, weights, acc, (first, fresh));
+            first += 4;
+        }
+    }
+    while first + 2 <= vectors {
+        columns_pass::<S, 2, D, KB>(simd, rows, weights, acc, (first, fresh));
+        first += 2;
+    }
+    if first < vectors {
+        columns_pass::<S, 1, D, KB>(simd, rows, weights, acc, (first, fresh));
+    }
+}
+
+/// One pass of [`accumulate_columns`]: `D` depths, `N` vectors of keys from vector `first`.
+#[inline(always)]
+fn columns_pass<S: Simd, const N: usize, const D: usize, const KB: usize>(
+    simd: S,
+    rows: [&[f32; D]; TILE_ROWS],
+    weights: &[[f32; KB]; TILE_ROWS],
+    acc: &mut [[f32; KB]],
+    (first, fresh): (usize, bool),
+) {
+    let acc = &mut acc[..D];
+    let mut sums = [[simd.splat(0.0); N]; D];
+    if !fresh {
+        for (sums, acc_row) in sums.iter_mut().zip(acc.iter()) {
+            for (c, sum) in sums.iter_mut().enumerate() {
+                *sum = simd.load(&acc_row[(first + c) * S::LANES..]);
+            }
+        }
+    }
+    for (weights, row) in weights.iter().zip(rows) {
+        let mut keys = [simd.splat(0.0); N];
+        for (c, slot) in keys.iter_mut().enumerate() {
+            *slot = simd.load(&weights[(first + c) * S::LANES..]);
+        }
+        for (sums, &value) in sums.iter_mut().zip(row) {
+            let value = simd.splat(value);
+            for c in 0..N {
+                sums[c] = simd.mul_add(value, keys[c], sums[c]);
+            }
+        }
+    }
+    for (sums, acc_row) in sums.iter().zip(acc.iter_mut()) {
+        for (c, &sum) in sums.iter().enumerate() {
+            simd.store(&mut acc_row[(first + c) * S::LANES..], sum);
+        }
+    }
+}
+
+/// `out[r] += Σ_j weights[r][j] · values[j]` for a whole tile of rows (each `width` wide)
+/// over `keys` rows of `values`: `dQ_tile += dS · K_block`.
+#[inline(always)]
+fn accumulate_rows<S: Simd, const KB: usize>(
     simd: S,
     weights: &[[f32; KB]; TILE_ROWS],
-    rows: &[[f32; D]],
-    acc: &mut [[f32; D]],
-    keys: usize,
+    values: &[f32],
+    out: &mut [f32],
+    (keys, width): (usize, usize),
 ) {
-    let keys = keys.min(KB).min(acc.len());
-    let acc = &mut acc[..keys];
-    // A tile's last rows, padded with zeros to a whole tile, as in `scores`.
-    let mut padded = None;
-    let rows: &[[f32; D]] = if rows.len() >= TILE_ROWS {
-        &rows[..TILE_ROWS]
-    } else {
-        let padded = padded.insert([[0.0f32; D]; TILE_ROWS]);
-        padded[..rows.len()].copy_from_slice(rows);
-        &padded[..]
-    };
-    let full = D / S::LANES;
+    let full = width / S::LANES;
     let mut first = 0;
     if pass_vectors::<S>() == 4 {
         while first + 4 <= full {
-            transposed_pass::<S, 4, KB, D>(simd, weights, rows, acc, first);
+            rows_pass::<S, 4, KB>(simd, weights, values, out, (keys, width), first);
             first += 4;
         }
     }
     while first + 2 <= full {
-        transposed_pass::<S, 2, KB, D>(simd, weights, rows, acc, first);
+        rows_pass::<S, 2, KB>(simd, weights, values, out, (keys, width), first);
         first += 2;
     }
     if first < full {
-        transposed_pass::<S, 1, KB, D>(simd, weights, rows, acc, first);
+        rows_pass::<S, 1, KB>(simd, weights, values, out, (keys, width), first);
     }
-    // The last D % LANES columns, one at a time.
-    for (j, acc_row) in acc.iter_mut().enumerate() {
-        for e in full * S::LANES..D {
-            let mut sum = acc_row[e];
-            for r in 0..TILE_ROWS {
-                sum += weights[r][j] * rows[r][e];
+    // The last `width % LANES` columns, one at a time.
+    for (out_row, weights) in out.chunks_exact_mut(width).zip(weights) {
+        for e in full * S::LANES..width {
+            let mut sum = out_row[e];
+            for (value, j) in values.chunks_exact(width).take(keys).zip(0..KB) {
+                sum += weights[j] * value[e];
             }
-            acc_row[e] = sum;
+            out_row[e] = sum;
         }
     }
 }
 
-/// One pass: `N` vectors of columns, starting at vector `first`, for every key of `acc`.
+/// One pass of [`accumulate_rows`]: `N` vectors of columns from vector `first`.
 #[inline(always)]
-fn transposed_pass<S: Simd, const N: usize, const KB: usize, const D: usize>(
+fn rows_pass<S: Simd, const N: usize, const KB: usize>(
     simd: S,
     weights: &[[f32; KB]; TILE_ROWS],
-    rows: &[[f32; D]],
-    acc: &mut [[f32; D]],
+    values: &[f32],
+    out: &mut [f32],
+    (keys, width): (usize, usize),
     first: usize,
 ) {
-    let mut tile = [[simd.splat(0.0); N]; TILE_ROWS];
-    for (r, row) in tile.iter_mut().enumerate() {
-        for (c, slot) in row.iter_mut().enumerate() {
-            *slot = simd.load(&rows[r][(first + c) * S::LANES..]);
+    let lanes = first * S::LANES..(first + N) * S::LANES;
+    let mut acc = [[simd.splat(0.0); N]; TILE_ROWS];
+    for (acc, out_row) in acc.iter_mut().zip(out.chunks_exact(width)) {
+        let out_row = &out_row[lanes.clone()];
+        for (c, slot) in acc.iter_mut().enumerate() {
+            *slot = simd.load(&out_row[c * S::LANES..]);
         }
     }
-    for (j, acc_row) in acc.iter_mut().enumerate() {
-        let mut sums = [simd.splat(0.0); N];
-        for (c, sum) in sums.iter_mut().enumerate() {
-            *sum = simd.load(&acc_row[(first + c) * S::LANES..]);
+    for (value, j) in values.chunks_exact(width).take(keys).zip(0..KB) {
+        let value = &value[lanes.clone()];
+        let mut row = [simd.splat(0.0); N];
+        for (c, slot) in row.iter_mut().enumerate() {
+            *slot = simd.load(&value[c * S::LANES..]);
         }
-        for r in 0..TILE_ROWS {
-            let weight = simd.splat(weights[r][j]);
+        for (acc, weights) in acc.iter_mut().zip(weights) {
+            let weight = simd.splat(weights[j]);
             for c in 0..N {
-                sums[c] = simd.mul_add(weight, tile[r][c], sums[c]);
+                acc[c] = simd.mul_add(weight, row[c], acc[c]);
             }
         }
-        for (c, sum) in sums.iter().enumerate() {
-            simd.store(&mut acc_row[(first + c) * S::LANES..], *sum);
+    }
+    for (acc, out_row) in acc.iter().zip(out.chunks_exact_mut(width)) {
+        let out_row = &mut out_row[lanes.clone()];
+        for (c, &sum) in acc.iter().enumerate() {
+            simd.store(&mut out_row[c * S::LANES..], sum);
         }
     }
 }

@@ -74,10 +74,6 @@ pub trait Problems<const DEPTH: usize, const VALUE_DEPTH: usize, const KEYS: usi
     type Stored: Element;
     /// Query rows per problem.
     const QUERIES: usize;
-    /// Query heads per key/value head (grouped-query attention): problem `p` reads the keys
-    /// and values of key/value problem `p / GROUP`, as the backward pass, which sums the
-    /// gradients of each key/value head over its query heads, walks them.
-    const GROUP: usize = 1;
     /// The `scale` option; `None` for `1 / sqrt(depth)`.
     const SCALE: Option<f32> = None;
     /// The `causal` option's alignment; `None` without a causal mask.
@@ -169,75 +165,17 @@ impl<
     }
 }
 
-/// One problem seen from its query row `first_query` on: its operands, the counts its
-/// options read, and which keys each of its rows sees.
-pub(super) struct Walk<'a, T, const DEPTH: usize, const VALUE_DEPTH: usize> {
-    pub(super) problem: usize,
-    pub(super) first_query: usize,
-    pub(super) operands: Operands<'a, T, DEPTH, VALUE_DEPTH>,
+/// One problem seen from its query row `first_query` on: its operands and the counts its
+/// options read.
+struct Walk<'a, T, const DEPTH: usize, const VALUE_DEPTH: usize> {
+    problem: usize,
+    first_query: usize,
+    operands: Operands<'a, T, DEPTH, VALUE_DEPTH>,
     /// The problem's valid keys (its batch entry's valid length, or all of them).
-    pub(super) keys_valid: usize,
+    keys_valid: usize,
     /// The problem's computed query rows; the rest are padding.
-    pub(super) queries_valid: usize,
-    pub(super) scale: f32,
-    causal: Option<Alignment>,
-    window: Option<usize>,
-}
-
-impl<'a, T, const DEPTH: usize, const VALUE_DEPTH: usize> Walk<'a, T, DEPTH, VALUE_DEPTH> {
-    /// Problem `problem` of `problems`, from its query row `first_query` on.
-    #[inline(always)]
-    pub(super) fn of<P: Problems<DEPTH, VALUE_DEPTH, KEYS, Stored = T>, const KEYS: usize>(
-        problems: &'a P,
-        problem: usize,
-        first_query: usize,
-    ) -> Self {
-        Walk {
-            problem,
-            first_query,
-            operands: problems.operands(problem),
-            keys_valid: problems.valid_keys(problem),
-            queries_valid: problems.valid_queries(problem).min(P::QUERIES),
-            scale: P::SCALE.unwrap_or_else(|| default_scale(DEPTH)),
-            causal: P::CAUSAL,
-            window: P::WINDOW,
-        }
-    }
-
-    /// The keys `query` sees: under a causal mask, aligned bottom right, the valid queries
-    /// are the last positions of the valid keys.
-    #[inline(always)]
-    pub(super) fn visible(&self, query: usize) -> usize {
-        match self.causal {
-            None => self.keys_valid,
-            Some(alignment) => visible_keys(
-                query,
-                self.queries_valid,
-                self.keys_valid,
-                alignment == Alignment::BottomRight,
-            ),
-        }
-    }
-
-    /// The first key `query` sees in its window.
-    #[inline(always)]
-    pub(super) fn window_start(&self, query: usize) -> usize {
-        match (self.causal, self.window) {
-            (Some(_), Some(window)) => self.visible(query).saturating_sub(window),
-            _ => 0,
-        }
-    }
-
-    /// The keys that `rows` rows from the walk's first walk: a causal mask ends them at the
-    /// last one the last row sees; a window starts them at the first the first row sees,
-    /// rounded down to a whole block of `key_block` keys so that keys fall into the same
-    /// blocks whichever block of queries (and thread) walks them.
-    #[inline(always)]
-    pub(super) fn keys_for_rows(&self, rows: usize, key_block: usize) -> Range<usize> {
-        let from = self.window_start(self.first_query) / key_block * key_block;
-        let seen = self.visible(self.first_query + rows.max(1) - 1);
-        from..seen.max(from)
-    }
+    queries_valid: usize,
+    scale: f32,
 }
 
 /// Each query row's running statistics over the keys walked so far: its reference max `m`
@@ -245,87 +183,6 @@ impl<'a, T, const DEPTH: usize, const VALUE_DEPTH: usize> Walk<'a, T, DEPTH, VAL
 struct Statistics<'a> {
     max: &'a mut [f32],
     sum: &'a mut [[f32; MAX_LANES]],
-}
-
-/// One key block's scores (its keys and the index of the first) for the tile of rows
-/// `first..last` (counted from the walk's first row), with every option applied; false
-/// (and nothing computed) when a causal mask or window hides the block from the whole
-/// tile. The keys are read as stored when `direct`, else from `packed_keys`. With
-/// `capped`, the soft-capped scores are copied there before any bias or mask (the backward
-/// pass takes the cap's derivative from them).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-pub(super) fn tile_scores<
-    S: Simd,
-    P: Problems<DEPTH, VALUE_DEPTH, KEYS>,
-    const DEPTH: usize,
-    const VALUE_DEPTH: usize,
-    const KEYS: usize,
-    const KEY_BLOCK: usize,
->(
-    simd: S,
-    problems: &P,
-    walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>,
-    direct: bool,
-    packed_keys: &[[f32; KEY_BLOCK]; DEPTH],
-    scores_tile: &mut [[f32; KEY_BLOCK]; TILE_ROWS],
-    (keys, first_key): (&[[P::Stored; DEPTH]], usize),
-    Range {
-        start: first,
-        end: last,
-    }: Range<usize>,
-    capped: Option<&mut [[f32; KEY_BLOCK]; TILE_ROWS]>,
-) -> bool {
-    let first_query = walk.first_query;
-    let last_key = first_key + keys.len();
-    if P::CAUSAL.is_some()
-        && (walk.visible(first_query + last - 1) <= first_key
-            || walk.window_start(first_query + first) >= last_key)
-    {
-        return false;
-    }
-    let queries = &walk.operands.queries[first_query + first..first_query + last];
-    if direct {
-        scores_direct(simd, queries, keys, walk.scale, scores_tile);
-    } else {
-        scores(
-            simd,
-            queries,
-            packed_keys,
-            keys.len(),
-            walk.scale,
-            scores_tile,
-        );
-    }
-    // A soft cap bends the scores before any mask sets some to -inf.
-    if let Some(cap) = P::SOFTCAP {
-        softcap_scores(simd, &mut scores_tile[..last - first], keys.len(), cap);
-        if let Some(capped) = capped {
-            capped[..last - first].copy_from_slice(&scores_tile[..last - first]);
-        }
-    }
-    let tile = &mut scores_tile[..last - first];
-    for (r, row) in tile.iter_mut().enumerate() {
-        let query = first_query + first + r;
-        if let Some(bias) = problems.bias(walk.problem, query) {
-            add_bias(simd, row, bias, first_key, keys.len());
-        }
-        if let Some(keep) = problems.mask(walk.problem, query) {
-            keep_only(row, keep, first_key, keys.len());
-        }
-    }
-    if let Some(alignment) = P::CAUSAL {
-        mask_causal(
-            tile,
-            first_query + first,
-            first_key,
-            walk.queries_valid,
-            walk.keys_valid,
-            alignment == Alignment::BottomRight,
-            P::WINDOW.unwrap_or(usize::MAX),
-        );
-    }
-    true
 }
 
 impl<
@@ -352,11 +209,56 @@ impl<
 
     #[inline(always)]
     fn walk(&self, problem: usize, first_query: usize) -> Walk<'_, P::Stored, DEPTH, VALUE_DEPTH> {
-        Walk::of(&self.0, problem, first_query)
+        let problems = &self.0;
+        Walk {
+            problem,
+            first_query,
+            operands: problems.operands(problem),
+            keys_valid: problems.valid_keys(problem),
+            queries_valid: problems.valid_queries(problem).min(P::QUERIES),
+            scale: P::SCALE.unwrap_or_else(|| default_scale(DEPTH)),
+        }
     }
 
-    /// [`tile_scores`] for this kernel: its keys read as stored when it is direct, and no
-    /// copy of the capped scores (only the backward pass needs them).
+    /// The keys `query` sees: under a causal mask, aligned bottom right, the valid queries
+    /// are the last positions of the valid keys.
+    #[inline(always)]
+    fn visible(walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>, query: usize) -> usize {
+        match P::CAUSAL {
+            None => walk.keys_valid,
+            Some(alignment) => visible_keys(
+                query,
+                walk.queries_valid,
+                walk.keys_valid,
+                alignment == Alignment::BottomRight,
+            ),
+        }
+    }
+
+    /// The first key `query` sees in its window.
+    #[inline(always)]
+    fn window_start(walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>, query: usize) -> usize {
+        match (P::CAUSAL, P::WINDOW) {
+            (Some(_), Some(window)) => Self::visible(walk, query).saturating_sub(window),
+            _ => 0,
+        }
+    }
+
+    /// The keys that `rows` rows from the walk's first walk: a causal mask ends them at the
+    /// last one the last row sees; a window starts them at the first the first row sees,
+    /// rounded down to a whole key block so that keys fall into the same blocks whichever
+    /// block of queries (and thread) walks them.
+    #[inline(always)]
+    fn keys_for_rows(walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>, rows: usize) -> Range<usize> {
+        let from = Self::window_start(walk, walk.first_query) / KEY_BLOCK * KEY_BLOCK;
+        let seen = Self::visible(walk, walk.first_query + rows.max(1) - 1);
+        from..seen.max(from)
+    }
+
+    /// One key block's scores (its keys and the index of the first) for the tile of rows
+    /// `first..last` (counted from the walk's first row), with every option applied; false
+    /// (and nothing computed) when a causal mask or window hides the block from the whole
+    /// tile.
     #[inline(always)]
     fn tile_scores<S: Simd>(
         &self,
@@ -364,21 +266,60 @@ impl<
         walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>,
         packed_keys: &[[f32; KEY_BLOCK]; DEPTH],
         scores_tile: &mut [[f32; KEY_BLOCK]; TILE_ROWS],
-        block: (&[[P::Stored; DEPTH]], usize),
-        rows: Range<usize>,
+        (keys, first_key): (&[[P::Stored; DEPTH]], usize),
+        Range {
+            start: first,
+            end: last,
+        }: Range<usize>,
     ) -> bool {
-        let direct = Self::DIRECT;
-        tile_scores(
-            simd,
-            &self.0,
-            walk,
-            direct,
-            packed_keys,
-            scores_tile,
-            block,
-            rows,
-            None,
-        )
+        let first_query = walk.first_query;
+        let last_key = first_key + keys.len();
+        if P::CAUSAL.is_some()
+            && (Self::visible(walk, first_query + last - 1) <= first_key
+                || Self::window_start(walk, first_query + first) >= last_key)
+        {
+            return false;
+        }
+        let queries = &walk.operands.queries[first_query + first..first_query + last];
+        if Self::DIRECT {
+            scores_direct(simd, queries, keys, walk.scale, scores_tile);
+        } else {
+            scores(
+                simd,
+                queries,
+                packed_keys,
+                keys.len(),
+                walk.scale,
+                scores_tile,
+            );
+        }
+        let tile = &mut scores_tile[..last - first];
+        // A soft cap bends the scores before any mask sets some to -inf.
+        if let Some(cap) = P::SOFTCAP {
+            softcap_scores(simd, tile, keys.len(), cap);
+        }
+        let problems = &self.0;
+        for (r, row) in tile.iter_mut().enumerate() {
+            let query = first_query + first + r;
+            if let Some(bias) = problems.bias(walk.problem, query) {
+                add_bias(simd, row, bias, first_key, keys.len());
+            }
+            if let Some(keep) = problems.mask(walk.problem, query) {
+                keep_only(row, keep, first_key, keys.len());
+            }
+        }
+        if let Some(alignment) = P::CAUSAL {
+            mask_causal(
+                tile,
+                first_query + first,
+                first_key,
+                walk.queries_valid,
+                walk.keys_valid,
+                alignment == Alignment::BottomRight,
+                P::WINDOW.unwrap_or(usize::MAX),
+            );
+        }
+        true
     }
 
     /// Steps 1-3 of the loop nest for the rows `out` (from the walk's first) over `keys`,
@@ -566,7 +507,7 @@ impl<
         let mut running_max = [f32::NEG_INFINITY; QUERY_BLOCK];
         let mut running_sum = [[0.0f32; MAX_LANES]; QUERY_BLOCK];
         let mut scratch = Scratch::new();
-        let keys = walk.keys_for_rows(out.len(), KEY_BLOCK);
+        let keys = Self::keys_for_rows(&walk, out.len());
         // While the last block of a problem runs, the next problem's operands are fetched
         // into the cache, a part per tile.
         let next: [&[P::Stored]; 3] = match problem + 1 {
@@ -617,7 +558,7 @@ impl<
         let walk = self.walk(problem, 0);
         match walk.queries_valid {
             0 => 0..0,
-            rows => walk.keys_for_rows(rows, KEY_BLOCK),
+            rows => Self::keys_for_rows(&walk, rows),
         }
     }
 
@@ -635,7 +576,7 @@ impl<
         for (problem, chunk, partial) in chunks {
             let walk = self.walk(problem, 0);
             let rows = walk.queries_valid.min(partial.len()).min(TILE_ROWS);
-            let all = walk.keys_for_rows(rows, KEY_BLOCK);
+            let all = Self::keys_for_rows(&walk, rows);
             let chunk_keys = chunk * attn_rules::KEY_CHUNK..(chunk + 1) * attn_rules::KEY_CHUNK;
             let keys = all.start.max(chunk_keys.start)..all.end.min(chunk_keys.end);
             let mut out = [[0.0f32; VALUE_DEPTH]; TILE_ROWS];
@@ -692,7 +633,7 @@ impl<
             log_sum_exp(simd, &running_max, &running_sum, lse);
         }
         if P::RETURN_WEIGHTS {
-            let keys = walk.keys_for_rows(out.len(), KEY_BLOCK);
+            let keys = Self::keys_for_rows(&walk, out.len());
             let statistics = Statistics {
                 max: &mut running_max,
                 sum: &mut running_sum,

@@ -22,14 +22,21 @@ pub fn softcap_scores<S: Simd, const KB: usize>(
     keys: usize,
     cap: f32,
 ) {
-    let (cap_v, inverse) = (simd.splat(cap), simd.splat(1.0 / cap));
     for row in scores.iter_mut() {
-        for chunk in row.chunks_exact_mut(S::LANES) {
-            let capped = simd.mul(cap_v, tanh(simd, simd.mul(simd.load(chunk), inverse)));
-            simd.store(chunk, capped);
-        }
-        row[keys.min(KB)..].fill(f32::NEG_INFINITY);
+        softcap_row(simd, row, keys, cap);
     }
+}
+
+/// [`softcap_scores`] of one row, of any whole number of vectors.
+#[inline(always)]
+pub fn softcap_row<S: Simd>(simd: S, row: &mut [f32], keys: usize, cap: f32) {
+    let (cap_v, inverse) = (simd.splat(cap), simd.splat(1.0 / cap));
+    for chunk in row.chunks_exact_mut(S::LANES) {
+        let capped = simd.mul(cap_v, tanh(simd, simd.mul(simd.load(chunk), inverse)));
+        simd.store(chunk, capped);
+    }
+    let keys = keys.min(row.len());
+    row[keys..].fill(f32::NEG_INFINITY);
 }
 
 /// How many keys query `row` sees under a causal mask: the keys up to its position, with the
@@ -70,15 +77,37 @@ pub fn mask_causal<const KB: usize>(
     window: usize,
 ) {
     for (r, row) in scores.iter_mut().enumerate() {
-        let seen = visible_keys(first_row + r, queries, keys, bottom_right);
-        let from = seen.saturating_sub(first_key).min(KB);
-        row[from..].fill(f32::NEG_INFINITY);
-        let before = seen
-            .saturating_sub(window)
-            .saturating_sub(first_key)
-            .min(KB);
-        row[..before].fill(f32::NEG_INFINITY);
+        mask_causal_row(
+            row,
+            first_row + r,
+            first_key,
+            queries,
+            keys,
+            bottom_right,
+            window,
+        );
     }
+}
+
+/// [`mask_causal`] of one row, query `query`, of any length.
+#[inline(always)]
+pub fn mask_causal_row(
+    row: &mut [f32],
+    query: usize,
+    first_key: usize,
+    queries: usize,
+    keys: usize,
+    bottom_right: bool,
+    window: usize,
+) {
+    let seen = visible_keys(query, queries, keys, bottom_right);
+    let from = seen.saturating_sub(first_key).min(row.len());
+    row[from..].fill(f32::NEG_INFINITY);
+    let before = seen
+        .saturating_sub(window)
+        .saturating_sub(first_key)
+        .min(row.len());
+    row[..before].fill(f32::NEG_INFINITY);
 }
 
 /// Adds a row of the `bias = [..]` option to one row of a tile's scores: `row[j] +=
@@ -93,14 +122,8 @@ pub fn mask_causal<const KB: usize>(
 /// assert_eq!(&row[..4], &[5.0, 6.0, 7.0, 1.0]);
 /// ```
 #[inline(always)]
-pub fn add_bias<S: Simd, const KB: usize>(
-    simd: S,
-    row: &mut [f32; KB],
-    bias: &[f32],
-    first_key: usize,
-    keys: usize,
-) {
-    let keys = keys.min(KB);
+pub fn add_bias<S: Simd>(simd: S, row: &mut [f32], bias: &[f32], first_key: usize, keys: usize) {
+    let keys = keys.min(row.len());
     let row = &mut row[..keys];
     if let [all] = bias {
         row.iter_mut().for_each(|s| *s += all);
@@ -127,13 +150,8 @@ pub fn add_bias<S: Simd, const KB: usize>(
 /// assert_eq!(&row[..3], &[f32::NEG_INFINITY, 1.0, 1.0]);
 /// ```
 #[inline(always)]
-pub fn keep_only<const KB: usize>(
-    row: &mut [f32; KB],
-    keep: &[bool],
-    first_key: usize,
-    keys: usize,
-) {
-    let keys = keys.min(KB);
+pub fn keep_only(row: &mut [f32], keep: &[bool], first_key: usize, keys: usize) {
+    let keys = keys.min(row.len());
     if let [all] = keep {
         if !all {
             row[..keys].fill(f32::NEG_INFINITY);

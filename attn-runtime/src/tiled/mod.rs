@@ -48,10 +48,10 @@ mod softmax;
 mod tile;
 mod values;
 
-pub use backward::{Backward, Gradients, backward};
+pub use backward::backward;
 pub use chunks::{PartialRow, merge_partials};
 pub use driver::{Kernel, Rows, block_length, is_direct, run};
-pub use gradients::{accumulate_transposed, row_dots, score_gradients};
+pub use gradients::{row_dots, rows_on_lines};
 pub use loop_nest::{Alignment, Operands, Problems, Tiled, default_scale};
 pub use masks::{add_bias, keep_only, mask_causal, softcap_scores, visible_keys};
 pub use prefetch::Ahead;
