@@ -1,9 +1,11 @@
 //! What kernels cost to build: the added release build time and machine code per kernel.
 //!
-//! Builds four small crates that depend on this workspace's `attn-runtime`, sharing one
+//! Builds six small crates that depend on this workspace's `attn-runtime`, sharing one
 //! target directory so that the dependencies are built once: one with no kernel (the
-//! baseline), one with a kernel over 128 keys, the same over 16,384 keys, and one with eight
-//! kernels of varied shapes. Each kernel is called, so none is optimized away; every crate
+//! baseline), one with a kernel over 128 keys, the same over 16,384 keys, one with eight
+//! kernels of varied shapes, and the 128-key kernel and the eight, each with its backward
+//! pass (forward and backward called). The backward is compiled once in the runtime: a
+//! crate pays its code once, however many kernels it has. Each kernel is called, so none is optimized away; every crate
 //! also makes one small `Tensor`, so that what using `Tensor` at all costs is in the baseline.
 //!
 //! Run: `cargo bench -p attn-bench --bench build_cost`
@@ -39,6 +41,9 @@ const EIGHT: &[(&str, &str)] = &[
     ("cross", "q: [2, Nq, 32], k: [2, Nk, 32], v: [2, Nk, 16]"),
 ];
 
+/// Kernels by name and shape (`q: [..], k: [..], v: [..]`).
+type Kernels = Vec<(&'static str, &'static str)>;
+
 /// Sizes that stand for the unbound names when the kernel is called.
 fn instantiate(shape: &str) -> String {
     shape
@@ -47,11 +52,16 @@ fn instantiate(shape: &str) -> String {
         .replace('N', "200")
 }
 
-fn crate_source(kernels: &[(&str, &str)]) -> String {
+/// The source of a crate that declares and calls `kernels`, each with its backward pass
+/// (and calling it) when `backward` is set.
+fn crate_source(kernels: &[(&str, &str)], backward: bool) -> String {
     let mut source = String::from("use attn_runtime::{Array, Tensor};\n\n");
     if !kernels.is_empty() {
         source += "attn_runtime::attention! {\n";
         for (name, shape) in kernels {
+            if backward {
+                source += "    #[attn(backward)]\n";
+            }
             source += &format!("    pub fn {name}<{shape}>;\n");
         }
         source += "}\n";
@@ -79,18 +89,31 @@ fn crate_source(kernels: &[(&str, &str)]) -> String {
         if let (Some(last), Some(value_depth)) = (out.last_mut(), v.last()) {
             last.clone_from(value_depth);
         }
+        let (q_ty, k_ty, v_ty, out_ty) = (ty(q), ty(k), ty(v), ty(&out));
         source += &format!(
-            "    {{\n        let (q, k, v) = (zeros::<{}>(), zeros::<{}>(), zeros::<{}>());\n        let mut out = zeros::<{}>();\n        {name}_into(std::hint::black_box(&q), &k, &v, &mut out);\n        std::hint::black_box(&out);\n    }}\n",
-            ty(q),
-            ty(k),
-            ty(v),
-            ty(&out)
+            "    {{\n        let (q, k, v) = (zeros::<{q_ty}>(), zeros::<{k_ty}>(), zeros::<{v_ty}>());\n        let mut out = zeros::<{out_ty}>();\n"
         );
+        if backward {
+            let lse_ty = ty(&q[..q.len() - 1]);
+            source += &format!(
+                "        let mut lse = zeros::<{lse_ty}>();\n        {name}_into(std::hint::black_box(&q), &k, &v, &mut out, &mut lse);\n        let (mut dq, mut dk, mut dv) = (zeros::<{q_ty}>(), zeros::<{k_ty}>(), zeros::<{v_ty}>());\n        {name}_backward_into(&q, &k, &v, &out, &lse, std::hint::black_box(&out), &mut dq, &mut dk, &mut dv);\n        std::hint::black_box((&dq, &dk, &dv));\n"
+            );
+        } else {
+            source +=
+                &format!("        {name}_into(std::hint::black_box(&q), &k, &v, &mut out);\n");
+        }
+        source += "        std::hint::black_box(&out);\n    }\n";
     }
     source + "}\n"
 }
 
-fn write_crate(root: &Path, name: &str, runtime: &Path, kernels: &[(&str, &str)]) -> PathBuf {
+fn write_crate(
+    root: &Path,
+    name: &str,
+    runtime: &Path,
+    kernels: &[(&str, &str)],
+    backward: bool,
+) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(dir.join("src")).expect("create the crate");
     let manifest = format!(
@@ -98,7 +121,8 @@ fn write_crate(root: &Path, name: &str, runtime: &Path, kernels: &[(&str, &str)]
         runtime.display()
     );
     std::fs::write(dir.join("Cargo.toml"), manifest).expect("write Cargo.toml");
-    std::fs::write(dir.join("src/main.rs"), crate_source(kernels)).expect("write main.rs");
+    std::fs::write(dir.join("src/main.rs"), crate_source(kernels, backward))
+        .expect("write main.rs");
     dir
 }
 
@@ -140,27 +164,26 @@ fn main() {
     let runtime = runtime.canonicalize().expect("the runtime crate");
     let root = std::env::temp_dir().join("attn-build-cost");
     let target = root.join("target");
-    let crates: [(&str, Vec<(&str, &str)>); 4] = [
-        ("zero_kernels", vec![]),
-        (
-            "one_kernel_short",
-            vec![(
-                "one_head",
-                "q: [1, 128, 64], k: [1, 128, 64], v: [1, 128, 64]",
-            )],
-        ),
-        (
-            "one_kernel_long",
-            vec![(
-                "one_head",
-                "q: [1, 16384, 64], k: [1, 16384, 64], v: [1, 16384, 64]",
-            )],
-        ),
-        ("eight_kernels", EIGHT.to_vec()),
+    let short = (
+        "one_head",
+        "q: [1, 128, 64], k: [1, 128, 64], v: [1, 128, 64]",
+    );
+    let long = (
+        "one_head",
+        "q: [1, 16384, 64], k: [1, 16384, 64], v: [1, 16384, 64]",
+    );
+    // Each crate's name, kernels, and whether they have (and call) their backward pass.
+    let crates: [(&str, Kernels, bool); 6] = [
+        ("zero_kernels", vec![], false),
+        ("one_kernel_short", vec![short], false),
+        ("one_kernel_long", vec![long], false),
+        ("eight_kernels", EIGHT.to_vec(), false),
+        ("one_with_backward", vec![short], true),
+        ("eight_with_backward", EIGHT.to_vec(), true),
     ];
     let mut results = Vec::new();
-    for (name, kernels) in &crates {
-        let dir = write_crate(&root, name, &runtime, kernels);
+    for (name, kernels, backward) in &crates {
+        let dir = write_crate(&root, name, &runtime, kernels, *backward);
         // The first build compiles the dependencies into the shared target directory.
         let (seconds, text) = build(&dir, &target, name);
         results.push((name, kernels.len(), seconds, text));
