@@ -3,9 +3,9 @@
 //! the weights recomputed from the saved log-sum-exp and the gradient of the scores, to the
 //! three products that accumulate `dV += Pᵀ · dO`, `dK += dSᵀ · Q` and `dQ += dS · K`.
 //!
-//! Unlike the forward's stages, these take the depths at run time (the key block is one of
-//! three constants): the backward is compiled once, in this crate, for every kernel, rather
-//! than once per kernel (docs/DESIGN.md section 8). The register blocking is the forward's:
+//! Unlike the forward's stages, these take the depths at run time (the key block is a
+//! constant): the backward is compiled once, in this crate, for every kernel, rather than
+//! once per kernel (docs/DESIGN.md section 8). The register blocking is the forward's:
 //! passes of `N` vectors (4 with AVX-512's 32 registers, 2 with 16) over a whole tile of 6
 //! rows. A pass walks its operands zipped or in arrays of known length (a tile's six rows,
 //! the packed keys `[depth][KB]`), so that no index in a loop is checked.
