@@ -608,3 +608,51 @@ fn a_nan_reaches_the_gradients_it_flows_into() {
         );
     }
 }
+
+attention! {
+    /// A bias, to hide keys with -inf as a mask does.
+    #[attn(backward, bias = [1, 8, 20])]
+    fn biased<q: [1, 8, 16], k: [1, 20, 16], v: [1, 20, 8]>;
+    /// The same keys hidden by a mask.
+    #[attn(backward, mask = [1, 8, 20])]
+    fn hidden<q: [1, 8, 16], k: [1, 20, 16], v: [1, 20, 8]>;
+}
+
+#[test]
+fn infinite_biases_behave_as_in_the_forward() {
+    let (q, k, v, d_out) = inputs::<
+        [[[f32; 16]; 8]; 1],
+        [[[f32; 16]; 20]; 1],
+        [[[f32; 8]; 20]; 1],
+        [[[f32; 8]; 8]; 1],
+    >(186, 1.0);
+    let mut keep = [[[true; 20]; 8]; 1];
+    let mut bias = [[[0.0f32; 20]; 8]; 1];
+    for (i, (keep, bias)) in keep[0].iter_mut().zip(&mut bias[0]).enumerate() {
+        for j in (i % 3..20).step_by(3) {
+            (keep[j], bias[j]) = (false, f32::NEG_INFINITY);
+        }
+    }
+    for isa in attn_tests::instruction_sets() {
+        let gradients = with_isa(isa, || {
+            let (out, lse) = biased(&q, &k, &v, &bias);
+            let by_bias = biased_backward(&q, &k, &v, &bias, &out, &lse, &d_out);
+            let (out, lse) = hidden(&q, &k, &v, &keep);
+            let by_mask = hidden_backward(&q, &k, &v, &keep, &out, &lse, &d_out);
+            (by_bias, by_mask)
+        })
+        .unwrap();
+        // -inf hides a key: the gradients are those of a mask that hides it, bit for bit.
+        assert!(gradients.0 == gradients.1, "{isa}");
+    }
+    // A +inf bias makes its row NaN in the forward, and so its gradient, and those of the
+    // keys and values that row sees; the other rows' own gradients stay finite.
+    let mut bias = [[[0.0f32; 20]; 8]; 1];
+    bias[0][2][5] = f32::INFINITY;
+    let (out, lse) = biased(&q, &k, &v, &bias);
+    assert!(out[0][2].iter().all(|x| x.is_nan()));
+    let (dq, dk, dv) = biased_backward(&q, &k, &v, &bias, &out, &lse, &d_out);
+    assert!(dq[0][2].iter().all(|x| x.is_nan()));
+    assert!(dk[0][5].iter().chain(&dv[0][5]).all(|x| x.is_nan()));
+    assert!(dq[0][3].iter().all(|x| x.is_finite()));
+}
