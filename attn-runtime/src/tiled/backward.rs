@@ -155,19 +155,18 @@ fn pairs(problem: &Problem<'_, f32>, batch: usize, kv_head: usize, keys: &Range<
     pairs
 }
 
-/// A thread's scratch: a block of keys and one of values packed as `[depth][key]`, each
-/// tile of a group's query rows and of their output's gradients transposed, a tile's room,
-/// and each row's `D`.
+/// A thread's scratch: a block of keys and one of values packed as `[depth][key]`, the
+/// block's gradients of its keys and values transposed likewise (and room to transpose a
+/// short block's back), a row of zeros for the rows past a tile's last, a tile's room, and
+/// each row's `D`.
 struct Scratch<const KB: usize> {
-    /// On cache lines ([`rows_on_lines`]), as the blocks below.
+    /// On cache lines ([`rows_on_lines`]), as the gradients below.
     packed_keys: Vec<f32>,
     packed_values: Vec<f32>,
-    /// A row of zeros, for the rows past a tile's last.
-    zeros: Vec<f32>,
-    /// A key block's gradients, transposed as its keys are packed, and transposed back.
     dk_columns: Vec<f32>,
     dv_columns: Vec<f32>,
     key_rows: Vec<f32>,
+    zeros: Vec<f32>,
     tile: TileScratch<KB>,
     row_d: Vec<f32>,
 }
