@@ -69,7 +69,7 @@ where
 
 /// The `dtype = f64` kernels.
 pub mod scalar {
-    pub use crate::scalar::{Broadcast, Causal, Problem, backward, run};
+    pub use crate::scalar::{Broadcast, Causal, Problem, backward, run, seen_keys};
 }
 
 /// `dst = src` as f32, for f16 and bf16 kernels, which compute in f32.

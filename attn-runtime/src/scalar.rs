@@ -4,6 +4,11 @@
 //! f64 kernels, which users pick for accuracy rather than speed, run this plain path: per
 //! query row, its scores over the keys it sees, their max, `exp(s - max)`, the sum, and the
 //! weighted values, all in f64. The options mean what they mean for f32 kernels.
+//!
+//! The description of a call here ([`Problem`]) is also what the f32 backward pass
+//! (`tiled/backward.rs`) takes, and [`seen_keys`] the rule both apply to each row.
+
+use std::ops::Range;
 
 /// A structural mask: query `i` sees keys up to its position, aligned to the first keys or
 /// to the last ones, and with a sliding window only its `window` most recent keys.
@@ -107,6 +112,29 @@ pub struct Problem<'a, T = f64> {
     pub valid_queries: Option<&'a [usize]>,
 }
 
+impl<T> Problem<'_, T> {
+    /// Batch entry `b`'s valid keys and valid query rows: all of them where the counts are
+    /// not given, and never more than the kernel has.
+    ///
+    /// ```
+    /// use attn_runtime::__private::scalar::Problem;
+    /// let problem = Problem {
+    ///     batch: 2, heads: 1, kv_heads: 1, queries: 3, keys: 4, depth: 1, value_depth: 1,
+    ///     scale: 1.0, causal: None, softcap: None, q: &[0.0; 6], k: &[0.0; 8], v: &[0.0; 8],
+    ///     mask: None, bias: None, valid_keys: Some(&[2, 4]), valid_queries: None,
+    /// };
+    /// assert_eq!(problem.valid_counts(0), (2, 3));
+    /// ```
+    pub fn valid_counts(&self, b: usize) -> (usize, usize) {
+        (
+            self.valid_keys
+                .map_or(self.keys, |valid| valid[b].min(self.keys)),
+            self.valid_queries
+                .map_or(self.queries, |valid| valid[b].min(self.queries)),
+        )
+    }
+}
+
 /// Computes `problem` into `out` (`[B, H, Nq, Dv]`), and into `weights` (`[B, H, Nq, Nk]`)
 /// and `lse` (`[B, H, Nq]`) unless they are empty. A row that sees no key gives 0, weights 0
 /// and a log-sum-exp of -inf.
@@ -139,8 +167,7 @@ pub fn run(problem: &Problem, out: &mut [f64], weights: &mut [f64], lse: &mut [f
     let group = heads / kv_heads.max(1);
     let mut scores = vec![f64::NEG_INFINITY; keys];
     for b in 0..batch {
-        let valid = problem.valid_keys.map_or(keys, |valid| valid[b].min(keys));
-        let valid_queries = (problem.valid_queries).map_or(queries, |valid| valid[b].min(queries));
+        let (valid, valid_queries) = problem.valid_counts(b);
         for h in 0..heads {
             let kv = b * kv_heads + h / group.max(1);
             let (k, v) = (
@@ -161,7 +188,10 @@ pub fn run(problem: &Problem, out: &mut [f64], weights: &mut [f64], lse: &mut [f
                     continue;
                 }
                 let query = &problem.q[row * depth..][..depth];
-                let (from, to) = visible(problem, i, valid_queries, valid);
+                let Range {
+                    start: from,
+                    end: to,
+                } = seen_keys(problem.causal, i, valid_queries, valid);
                 scores.fill(f64::NEG_INFINITY);
                 for j in from..to {
                     let key = &k[j * depth..][..depth];
@@ -262,8 +292,7 @@ pub fn backward(
     dv.fill(0.0);
     let group = heads / kv_heads.max(1);
     for b in 0..batch {
-        let valid = problem.valid_keys.map_or(keys, |valid| valid[b].min(keys));
-        let valid_queries = (problem.valid_queries).map_or(queries, |valid| valid[b].min(queries));
+        let (valid, valid_queries) = problem.valid_counts(b);
         for h in 0..heads {
             let kv = b * kv_heads + h / group.max(1);
             for i in 0..valid_queries {
@@ -277,7 +306,10 @@ pub fn backward(
                     &d_out[row * value_depth..][..value_depth],
                 );
                 let d: f64 = d_out_row.iter().zip(out_row).map(|(g, o)| g * o).sum();
-                let (from, to) = visible(problem, i, valid_queries, valid);
+                let Range {
+                    start: from,
+                    end: to,
+                } = seen_keys(problem.causal, i, valid_queries, valid);
                 for j in from..to {
                     if problem.mask.is_some_and(|mask| !mask.at(b, h, i, j)) {
                         continue;
@@ -315,13 +347,27 @@ pub fn backward(
     }
 }
 
-/// The keys query `i` of `queries` valid ones sees, `from..to`, among the first `valid`.
-fn visible(problem: &Problem, i: usize, queries: usize, valid: usize) -> (usize, usize) {
-    match problem.causal {
-        None => (0, valid),
+/// The keys query row `query` sees, `from..to`, among `keys` valid keys, the `queries`
+/// valid query rows lined up with them by the causal mask, if any (the window starting
+/// them): the rule of the f64 path and of the backward pass alike.
+///
+/// ```
+/// use attn_runtime::__private::scalar::{Causal, seen_keys};
+/// let causal = Causal { bottom_right: true, window: 2 };
+/// assert_eq!(seen_keys(Some(causal), 0, 2, 4), 1..3);
+/// assert_eq!(seen_keys(None, 0, 2, 4), 0..4);
+/// ```
+pub fn seen_keys(
+    causal: Option<Causal>,
+    query: usize,
+    queries: usize,
+    keys: usize,
+) -> Range<usize> {
+    match causal {
+        None => 0..keys,
         Some(causal) => {
-            let to = crate::tiled::visible_keys(i, queries, valid, causal.bottom_right);
-            (to.saturating_sub(causal.window), to)
+            let to = crate::tiled::visible_keys(query, queries, keys, causal.bottom_right);
+            to.saturating_sub(causal.window)..to
         }
     }
 }

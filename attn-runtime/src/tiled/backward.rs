@@ -35,9 +35,9 @@
 
 use super::gradients::{CausalTile, Tile, TileScratch, row_dots, rows_on_lines, tile_gradients};
 use super::tile::TILE_ROWS;
-use crate::scalar::Problem;
+use crate::scalar::{Causal, Problem, seen_keys};
 use crate::simd::{Isa, Simd, WithSimd, dispatch};
-use attn_rules::{BACKWARD_KEY_CHUNK, backward_key_chunks, visible_keys};
+use attn_rules::{BACKWARD_KEY_CHUNK, backward_key_chunks};
 use std::ops::Range;
 
 /// The forward's results and `d_out`, flat, which every unit reads.
@@ -86,39 +86,33 @@ struct Head {
     /// The entry's valid keys and valid query rows.
     keys_valid: usize,
     queries_valid: usize,
-    causal: Option<CausalTile>,
+    causal: Option<Causal>,
 }
 
 impl Head {
     fn of(problem: &Problem<'_, f32>, batch: usize, head: usize) -> Head {
-        let keys_valid = problem
-            .valid_keys
-            .map_or(problem.keys, |valid| valid[batch].min(problem.keys));
-        let queries_valid = problem
-            .valid_queries
-            .map_or(problem.queries, |valid| valid[batch].min(problem.queries));
+        let (keys_valid, queries_valid) = problem.valid_counts(batch);
         Head {
             index: batch * problem.heads + head,
             keys_valid,
             queries_valid,
-            causal: problem.causal.map(|causal| CausalTile {
-                queries: queries_valid,
-                keys: keys_valid,
-                bottom_right: causal.bottom_right,
-                window: causal.window,
-            }),
+            causal: problem.causal,
         }
     }
 
     /// The keys query row `query` sees: `from..to`.
     fn visible(&self, query: usize) -> Range<usize> {
-        match self.causal {
-            None => 0..self.keys_valid,
-            Some(c) => {
-                let to = visible_keys(query, c.queries, c.keys, c.bottom_right);
-                to.saturating_sub(c.window)..to
-            }
-        }
+        seen_keys(self.causal, query, self.queries_valid, self.keys_valid)
+    }
+
+    /// The causal mask as a tile of this head applies it.
+    fn causal_tile(&self) -> Option<CausalTile> {
+        self.causal.map(|causal| CausalTile {
+            queries: self.queries_valid,
+            keys: self.keys_valid,
+            bottom_right: causal.bottom_right,
+            window: causal.window,
+        })
     }
 
     /// The keys some valid row sees, from the first row's first key to the last row's last.
@@ -311,7 +305,7 @@ fn unit<S: Simd, const KB: usize>(
                     softcap,
                     bias,
                     keep,
-                    causal: head.causal,
+                    causal: head.causal_tile(),
                     query_rows,
                     d_out_rows,
                     lse: &lse[row(first)..row(last)],
