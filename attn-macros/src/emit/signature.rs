@@ -134,10 +134,7 @@ pub struct Extras {
 pub fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
     let valid_keys = kernel.options.valid_lengths.is_some();
     let valid_queries = kernel.options.valid_queries.is_some();
-    // Either takes lengths at run time, which can be wrong: the functions return a `Result`.
-    let valid = valid_keys || valid_queries;
     let batch = size(kernel.batch(), kernel.q[0].span);
-    let error = quote!(::attn_runtime::ValidLengthError);
     let attention_out = kernel.out();
     let lse_dims = &attention_out[..attention_out.len() - 1];
     let (element, zero) = computed(dtype(kernel));
@@ -173,7 +170,7 @@ pub fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
         input_args.extend(quote!(valid_queries,));
     }
     // `out`, then the weights and the log-sum-exp where asked for: a tuple if more than one.
-    let mut returned = vec![(out_ty.clone(), quote!(out))];
+    let mut values = vec![(out_ty.clone(), quote!(out))];
     let (mut outputs, mut output_args, mut output_inits, mut output_locals) =
         (quote!(), quote!(), quote!(), quote!());
     if weights {
@@ -181,32 +178,28 @@ pub fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
         output_args.extend(quote!(weights,));
         output_inits.extend(quote!(let mut weights = #weights_zeros;));
         output_locals.extend(quote!(&mut weights,));
-        returned.push((weights_ty, quote!(weights)));
+        values.push((weights_ty, quote!(weights)));
     }
     if lse {
         outputs.extend(quote!(lse: &mut #lse_ty,));
         output_args.extend(quote!(lse,));
         output_inits.extend(quote!(let mut lse = #lse_zeros;));
         output_locals.extend(quote!(&mut lse,));
-        returned.push((lse_ty, quote!(lse)));
+        values.push((lse_ty, quote!(lse)));
     }
-    let (value_ty, value) = if returned.len() == 1 {
-        returned.remove(0)
+    let (value_ty, value) = if values.len() == 1 {
+        values.remove(0)
     } else {
-        let (types, values): (Vec<_>, Vec<_>) = returned.into_iter().unzip();
+        let (types, values): (Vec<_>, Vec<_>) = values.into_iter().unzip();
         (quote!((#(#types),*)), quote!((#(#values),*)))
     };
-    let (main_ty, main_end, question, into_ty, into_end) = if valid {
-        (
-            quote!(::core::result::Result<#value_ty, #error>),
-            quote!(::core::result::Result::Ok(#value)),
-            quote!(?),
-            quote!(-> ::core::result::Result<(), #error>),
-            quote!(::core::result::Result::Ok(())),
-        )
-    } else {
-        (value_ty, value, quote!(), quote!(), quote!())
-    };
+    let Returned {
+        main_ty,
+        main_end,
+        question,
+        into_ty,
+        into_end,
+    } = returned(kernel, value_ty, value);
     let mut docs = Vec::new();
     let mut say = |text: &str| {
         docs.push(String::new());
@@ -271,6 +264,41 @@ pub fn extras(kernel: &Kernel, out_ty: &TokenStream) -> Extras {
         into_end,
         docs,
         input_docs,
+    }
+}
+
+/// How a kernel's two functions return `value` (of type `value_ty`): by value, or in a
+/// `Result` when the kernel takes valid lengths or query counts, which can be wrong.
+struct Returned {
+    /// The by-value form's return type, its last expression, and `?` after its call of the
+    /// `_into` form.
+    main_ty: TokenStream,
+    main_end: TokenStream,
+    question: TokenStream,
+    /// The `_into` form's return type (`-> Result<..>` with valid lengths) and its end.
+    into_ty: TokenStream,
+    into_end: TokenStream,
+}
+
+fn returned(kernel: &Kernel, value_ty: TokenStream, value: TokenStream) -> Returned {
+    let valid = kernel.options.valid_lengths.is_some() || kernel.options.valid_queries.is_some();
+    if !valid {
+        let none = TokenStream::new;
+        return Returned {
+            main_ty: value_ty,
+            main_end: value,
+            question: none(),
+            into_ty: none(),
+            into_end: none(),
+        };
+    }
+    let error = quote!(::attn_runtime::ValidLengthError);
+    Returned {
+        main_ty: quote!(::core::result::Result<#value_ty, #error>),
+        main_end: quote!(::core::result::Result::Ok(#value)),
+        question: quote!(?),
+        into_ty: quote!(-> ::core::result::Result<(), #error>),
+        into_end: quote!(::core::result::Result::Ok(())),
     }
 }
 
@@ -444,26 +472,13 @@ pub fn backward(
     let Extras {
         inputs, input_args, ..
     } = &extras;
-    let valid = kernel.options.valid_lengths.is_some() || kernel.options.valid_queries.is_some();
-    let error = quote!(::attn_runtime::ValidLengthError);
-    let gradients_ty = quote!((#q_ty, #k_ty, #v_ty));
-    let (main_ty, main_end, question, into_ty, into_end) = if valid {
-        (
-            quote!(::core::result::Result<#gradients_ty, #error>),
-            quote!(::core::result::Result::Ok((dq, dk, dv))),
-            quote!(?),
-            quote!(-> ::core::result::Result<(), #error>),
-            quote!(::core::result::Result::Ok(())),
-        )
-    } else {
-        (
-            gradients_ty,
-            quote!((dq, dk, dv)),
-            quote!(),
-            quote!(),
-            quote!(),
-        )
-    };
+    let Returned {
+        main_ty,
+        main_end,
+        question,
+        into_ty,
+        into_end,
+    } = returned(kernel, quote!((#q_ty, #k_ty, #v_ty)), quote!((dq, dk, dv)));
     let (body, into_end) = match body {
         Body::Computed(body) => {
             let checks = valid_length_checks(kernel);
