@@ -7,10 +7,10 @@
 //! the backward is the tiled one: an unrolled backward would be five products written out,
 //! code that grows with the shape for no gain a training step would notice.
 
-use super::elements::{array_type, dtype, flat};
+use super::elements::{dtype, flat, in_f32};
 use super::{private, scalar};
 use crate::model::{Dtype, Kernel};
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
 
 /// The body of `name_backward_into`, which writes `dq`, `dk` and `dv`.
@@ -46,39 +46,27 @@ pub fn body(kernel: &Kernel) -> TokenStream {
 /// A 16-bit kernel's backward around the f32 `body`: q, k, v, `out` and `d_out` widened to
 /// f32 on the heap, the gradients computed in f32 there and rounded to the stored type.
 fn widened(kernel: &Kernel, body: TokenStream) -> TokenStream {
-    let private = private();
-    let rank = kernel.rank();
     let [q, k, v] = &kernel.roles;
-    let (flat, flat_mut) = (flat(rank, false), flat(rank, true));
-    let (q_ty, k_ty, v_ty, out_ty) = (
-        array_type(&kernel.q),
-        array_type(&kernel.k),
-        array_type(&kernel.v),
-        array_type(&kernel.out()),
+    let named = |name: &str| Ident::new(name, Span::call_site());
+    let (out, d_out, dq, dk, dv) = (
+        named("out"),
+        named("d_out"),
+        named("dq"),
+        named("dk"),
+        named("dv"),
     );
-    quote! {
-        // f16 and bf16 are stored; the backward computes in f32.
-        let mut q_wide = ::attn_runtime::Tensor::<#q_ty>::zeros();
-        let mut k_wide = ::attn_runtime::Tensor::<#k_ty>::zeros();
-        let mut v_wide = ::attn_runtime::Tensor::<#v_ty>::zeros();
-        let mut out_wide = ::attn_runtime::Tensor::<#out_ty>::zeros();
-        let mut d_out_wide = ::attn_runtime::Tensor::<#out_ty>::zeros();
-        #private::widen(#q #flat, q_wide.as_flat_mut());
-        #private::widen(#k #flat, k_wide.as_flat_mut());
-        #private::widen(#v #flat, v_wide.as_flat_mut());
-        #private::widen(out #flat, out_wide.as_flat_mut());
-        #private::widen(d_out #flat, d_out_wide.as_flat_mut());
-        let mut dq_wide = ::attn_runtime::Tensor::<#q_ty>::zeros();
-        let mut dk_wide = ::attn_runtime::Tensor::<#k_ty>::zeros();
-        let mut dv_wide = ::attn_runtime::Tensor::<#v_ty>::zeros();
-        {
-            let (#q, #k, #v) = (&*q_wide, &*k_wide, &*v_wide);
-            let (out, d_out) = (&*out_wide, &*d_out_wide);
-            let (dq, dk, dv) = (&mut *dq_wide, &mut *dk_wide, &mut *dv_wide);
-            #body
-        }
-        #private::narrow(dq_wide.as_flat(), dq #flat_mut);
-        #private::narrow(dk_wide.as_flat(), dk #flat_mut);
-        #private::narrow(dv_wide.as_flat(), dv #flat_mut);
-    }
+    let out_dims = kernel.out();
+    let inputs = [
+        (q, &kernel.q[..]),
+        (k, &kernel.k[..]),
+        (v, &kernel.v[..]),
+        (&out, &out_dims[..]),
+        (&d_out, &out_dims[..]),
+    ];
+    let outputs = [
+        (&dq, &kernel.q[..]),
+        (&dk, &kernel.k[..]),
+        (&dv, &kernel.v[..]),
+    ];
+    in_f32(kernel, &inputs, &outputs, body)
 }

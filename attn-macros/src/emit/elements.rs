@@ -3,8 +3,8 @@
 
 use super::private;
 use crate::model::{Dim, Dtype, Kernel, Size};
-use proc_macro2::{Literal, Span, TokenStream};
-use quote::{quote, quote_spanned};
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
 
 /// The Rust type q, k, v and the output are stored in, and its zero.
 pub fn stored(dtype: Dtype) -> (TokenStream, TokenStream) {
@@ -99,35 +99,56 @@ pub fn flat(rank: usize, mutable: bool) -> TokenStream {
 /// `widen_inputs`, q, k and v widened to f32 on the heap first (the unrolled plan's small
 /// kernels; the tiled plan reads them as stored).
 pub fn widened(kernel: &Kernel, body: TokenStream, widen_inputs: bool) -> TokenStream {
+    let [q, k, v] = &kernel.roles;
+    let inputs = if widen_inputs {
+        vec![(q, &kernel.q[..]), (k, &kernel.k[..]), (v, &kernel.v[..])]
+    } else {
+        Vec::new()
+    };
+    let (out, out_dims) = (Ident::new("out", Span::call_site()), kernel.out());
+    in_f32(kernel, &inputs, &[(&out, &out_dims)], body)
+}
+
+/// `body`, which computes in f32, around arguments stored in 16 bits: each of `inputs` (its
+/// name and shape) widened into an f32 copy on the heap and its name bound to the copy,
+/// each of `outputs` computed into an f32 copy and rounded to the stored type at the end.
+pub fn in_f32(
+    kernel: &Kernel,
+    inputs: &[(&Ident, &[Dim])],
+    outputs: &[(&Ident, &[Dim])],
+    body: TokenStream,
+) -> TokenStream {
     let private = private();
     let rank = kernel.rank();
-    let [q, k, v] = &kernel.roles;
-    let out_ty = array_type(&kernel.out());
     let (flat, flat_mut) = (flat(rank, false), flat(rank, true));
-    let inputs = widen_inputs.then(|| {
-        let (q_ty, k_ty, v_ty) = (
-            array_type(&kernel.q),
-            array_type(&kernel.k),
-            array_type(&kernel.v),
-        );
-        quote! {
-            // f16 and bf16 are stored; the kernel computes in f32.
-            let mut q_wide = ::attn_runtime::Tensor::<#q_ty>::zeros();
-            let mut k_wide = ::attn_runtime::Tensor::<#k_ty>::zeros();
-            let mut v_wide = ::attn_runtime::Tensor::<#v_ty>::zeros();
-            #private::widen(#q #flat, q_wide.as_flat_mut());
-            #private::widen(#k #flat, k_wide.as_flat_mut());
-            #private::widen(#v #flat, v_wide.as_flat_mut());
-            let (#q, #k, #v) = (&*q_wide, &*k_wide, &*v_wide);
-        }
-    });
+    let wide = |name: &Ident| format_ident!("{}_wide", name);
+    let copy = |(name, dims): &(&Ident, &[Dim])| {
+        let (wide, ty) = (wide(name), array_type(dims));
+        quote!(let mut #wide = ::attn_runtime::Tensor::<#ty>::zeros();)
+    };
+    let (input_copies, output_copies): (Vec<_>, Vec<_>) = (
+        inputs.iter().map(copy).collect(),
+        outputs.iter().map(copy).collect(),
+    );
+    let (input_names, output_names): (Vec<_>, Vec<_>) = (
+        inputs.iter().map(|(name, _)| *name).collect(),
+        outputs.iter().map(|(name, _)| *name).collect(),
+    );
+    let (input_wides, output_wides): (Vec<_>, Vec<_>) = (
+        input_names.iter().map(|name| wide(name)).collect(),
+        output_names.iter().map(|name| wide(name)).collect(),
+    );
     quote! {
-        let mut out_wide = ::attn_runtime::Tensor::<#out_ty>::zeros();
+        #(
+            #input_copies
+            #private::widen(#input_names #flat, #input_wides.as_flat_mut());
+        )*
+        #(#output_copies)*
         {
-            #inputs
-            let out = &mut *out_wide;
+            #(let #input_names = &*#input_wides;)*
+            #(let #output_names = &mut *#output_wides;)*
             #body
         }
-        #private::narrow(out_wide.as_flat(), out #flat_mut);
+        #(#private::narrow(#output_wides.as_flat(), #output_names #flat_mut);)*
     }
 }
