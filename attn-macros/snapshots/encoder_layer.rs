@@ -172,10 +172,30 @@ pub fn encoder_into<const N: usize>(
     let mut q = ::attn_runtime::Tensor::<[[[[f32; 16]; N]; 4]; 1]>::zeros();
     let mut k = ::attn_runtime::Tensor::<[[[[f32; 16]; N]; 4]; 1]>::zeros();
     let mut v = ::attn_runtime::Tensor::<[[[[f32; 16]; N]; 4]; 1]>::zeros();
-    ::attn_runtime::__private::project_heads(x, query, &mut q);
-    ::attn_runtime::__private::project_heads(x, key, &mut k);
-    ::attn_runtime::__private::project_heads(x, value, &mut v);
+    ::attn_runtime::__private::project_heads(
+        x,
+        query,
+        &mut q,
+        ::core::option::Option::None,
+    );
+    ::attn_runtime::__private::project_heads(
+        x,
+        key,
+        &mut k,
+        ::core::option::Option::None,
+    );
+    ::attn_runtime::__private::project_heads(
+        x,
+        value,
+        &mut v,
+        ::core::option::Option::None,
+    );
     let mut heads = ::attn_runtime::Tensor::<[[[[f32; 16]; N]; 4]; 1]>::zeros();
     encoder_attention_into(&q, &k, &v, &mut heads);
-    ::attn_runtime::__private::merge_heads_project(&heads, output, out);
+    ::attn_runtime::__private::merge_heads_project(
+        &heads,
+        output,
+        out,
+        ::core::option::Option::None,
+    );
 }

@@ -107,15 +107,21 @@ fn block<S: Simd, const MR: usize, const IN: usize, const OUT: usize>(
 }
 
 /// `out[b][h][n][d] = (W · x[b][n] + b)[h·D + d]`: one projection of the embeddings, split
-/// into `H` heads of depth `D` (`W = H·D` features).
+/// into `H` heads of depth `D` (`W = H·D` features). With `counts`, only the first
+/// `counts[b]` tokens of batch entry `b` are projected (the valid queries, or keys, of a layer
+/// with valid lengths): the rows after them are left as they are, which no kernel reads.
 ///
 /// ```
 /// use attn_runtime::Linear;
 /// // Two heads of depth 1: feature 0 is head 0, feature 1 head 1.
 /// let linear = Linear::<2, 2>::from_slices("p", &[1.0, 0.0, 0.0, 1.0], None)?;
-/// let mut heads = [[[[0.0f32; 1]; 1]; 2]; 1];
-/// attn_runtime::__private::project_heads(&[[[3.0, 4.0]]], &linear, &mut heads);
-/// assert_eq!(heads, [[[[3.0]], [[4.0]]]]);
+/// let mut heads = [[[[0.0f32; 1]; 2]; 2]; 1];
+/// attn_runtime::__private::project_heads(&[[[3.0, 4.0], [5.0, 6.0]]], &linear, &mut heads, None);
+/// assert_eq!(heads, [[[[3.0], [5.0]], [[4.0], [6.0]]]]);
+/// // Only the first token of the entry.
+/// let mut heads = [[[[0.0f32; 1]; 2]; 2]; 1];
+/// attn_runtime::__private::project_heads(&[[[3.0, 4.0], [5.0, 6.0]]], &linear, &mut heads, Some(&[1]));
+/// assert_eq!(heads, [[[[3.0], [0.0]], [[4.0], [0.0]]]]);
 /// # Ok::<(), attn_runtime::WeightError>(())
 /// ```
 pub fn project_heads<
@@ -129,6 +135,7 @@ pub fn project_heads<
     x: &[[[f32; DM]; N]; B],
     linear: &Linear<DM, W>,
     out: &mut [[[[f32; D]; N]; H]; B],
+    counts: Option<&[usize; B]>,
 ) {
     const {
         assert!(
@@ -137,15 +144,23 @@ pub fn project_heads<
         )
     };
     let mut features = crate::Tensor::<[[f32; W]; N]>::zeros();
-    for (x, out) in x.iter().zip(out.iter_mut()) {
-        rows(x, linear, &mut features[..]);
+    for (b, (x, out)) in x.iter().zip(out.iter_mut()).enumerate() {
+        let tokens = counted(counts, b, N);
+        rows(&x[..tokens], linear, &mut features[..tokens]);
         // Feature h·D + d of token n is lane d of head h's row n.
-        for (n, token) in features.iter().enumerate() {
+        for (n, token) in features[..tokens].iter().enumerate() {
             for (h, head) in out.iter_mut().enumerate() {
                 head[n].copy_from_slice(&token[h * D..][..D]);
             }
         }
     }
+}
+
+/// The tokens of batch entry `b` that count: `counts[b]`, at most `n`, or all `n`. A count
+/// past `n` is the kernel's error to report (before it writes anything); here it only must
+/// not index past the tokens.
+fn counted<const B: usize>(counts: Option<&[usize; B]>, b: usize, n: usize) -> usize {
+    counts.map_or(n, |counts| counts[b].min(n))
 }
 
 /// The heads side by side, `out[b][n][h·D + d] = heads[b][h][n][d]`: the layer's output when
@@ -177,14 +192,19 @@ pub fn merge_heads<
 }
 
 /// The merged heads through the output projection: `out[b][n] = Wo · merged[b][n] + bo`.
+/// With `counts`, the rows of batch entry `b` from `counts[b]` on are 0 and not computed
+/// (a layer's query rows past their valid count, as its attention's rows are).
 ///
 /// ```
 /// use attn_runtime::Linear;
-/// // Sums the two heads.
-/// let output = Linear::<2, 1>::from_slices("o", &[1.0, 1.0], None)?;
-/// let mut out = [[[0.0f32; 1]; 1]; 1];
-/// attn_runtime::__private::merge_heads_project(&[[[[3.0]], [[4.0]]]], &output, &mut out);
-/// assert_eq!(out, [[[7.0]]]);
+/// // Sums the two heads, plus 1.
+/// let output = Linear::<2, 1>::from_slices("o", &[1.0, 1.0], Some(&[1.0]))?;
+/// let mut out = [[[9.0f32; 1]; 2]; 1];
+/// let heads = [[[[3.0], [5.0]], [[4.0], [6.0]]]];
+/// attn_runtime::__private::merge_heads_project(&heads, &output, &mut out, None);
+/// assert_eq!(out, [[[8.0], [12.0]]]);
+/// attn_runtime::__private::merge_heads_project(&heads, &output, &mut out, Some(&[1]));
+/// assert_eq!(out, [[[8.0], [0.0]]]);
 /// # Ok::<(), attn_runtime::WeightError>(())
 /// ```
 pub fn merge_heads_project<
@@ -198,10 +218,13 @@ pub fn merge_heads_project<
     heads: &[[[[f32; D]; N]; H]; B],
     linear: &Linear<W, DO>,
     out: &mut [[[f32; DO]; N]; B],
+    counts: Option<&[usize; B]>,
 ) {
     let mut merged = crate::Tensor::<[[[f32; W]; N]; 1]>::zeros();
     for (b, out) in out.iter_mut().enumerate() {
+        let tokens = counted(counts, b, N);
         merge_heads(std::array::from_ref(&heads[b]), &mut merged);
-        rows(&merged[0], linear, out);
+        rows(&merged[0][..tokens], linear, &mut out[..tokens]);
+        out[tokens..].fill([0.0; DO]);
     }
 }

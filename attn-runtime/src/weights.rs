@@ -205,6 +205,39 @@ impl<const IN: usize, const OUT: usize> Linear<IN, OUT> {
         crate::project::rows(std::slice::from_ref(x), self, &mut y);
         y[0]
     }
+
+    /// `y[r] = W·x[r] + b` for every row `r` of `x`, as a layer projects its tokens: on the
+    /// active instruction set and, with the `threads` feature, over threads when the work
+    /// pays; each row's result is the one [`apply`](Self::apply) gives it. `y` must have as
+    /// many rows as `x`, else a [`ShapeError`](crate::ShapeError) naming both sizes and
+    /// nothing written.
+    ///
+    /// ```
+    /// let double = attn_runtime::Linear::<1, 1>::from_slices("p", &[2.0], None)?;
+    /// let mut y = [[0.0]; 3];
+    /// double.apply_rows(&[[1.0], [2.0], [3.0]], &mut y)?;
+    /// assert_eq!(y, [[2.0], [4.0], [6.0]]);
+    /// assert_eq!(
+    ///     double.apply_rows(&[[1.0]; 2], &mut y).unwrap_err().to_string(),
+    ///     "a tensor of shape [2, 1] holds 2 values, but 3 were given"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn apply_rows(
+        &self,
+        x: &[[f32; IN]],
+        y: &mut [[f32; OUT]],
+    ) -> Result<(), crate::ShapeError> {
+        if x.len() != y.len() {
+            return Err(crate::ShapeError {
+                shape: vec![x.len(), OUT],
+                expected: x.len() * OUT,
+                actual: y.len() * OUT,
+            });
+        }
+        crate::project::rows(x, self, y);
+        Ok(())
+    }
 }
 
 /// A token embedding table: row `id` is the embedding of token `id`, `[VOCAB, DM]`, as
@@ -362,8 +395,22 @@ mod from_file {
     pub use ::safetensors::SafeTensors;
     use ::safetensors::{Dtype, SafeTensorError};
 
-    /// The f32 tensor `name` of `file`, of shape `A`: errors name the tensor and both shapes.
-    fn load<A: Array<Element = f32>>(
+    /// The f32 tensor `name` of `file`, of shape `A` (a LayerNorm's `[384]`, a table's
+    /// `[512, 384]`): a missing tensor, another shape or another element type is a
+    /// [`WeightError`] naming the tensor (and both shapes).
+    ///
+    /// ```
+    /// use attn_runtime::{WeightError, safetensors::{from_bytes, load, serialize_f32}};
+    /// let bytes = serialize_f32([("norm.weight", vec![3], &[1.0f32, 2.0, 3.0][..])])?;
+    /// let file = from_bytes(&bytes)?;
+    /// assert_eq!(*load::<[f32; 3]>(&file, "norm.weight")?, [1.0, 2.0, 3.0]);
+    /// assert_eq!(
+    ///     load::<[f32; 4]>(&file, "norm.weight").unwrap_err().to_string(),
+    ///     "`norm.weight` has shape [3], but the layer expects [4]"
+    /// );
+    /// # Ok::<(), WeightError>(())
+    /// ```
+    pub fn load<A: Array<Element = f32>>(
         file: &SafeTensors,
         name: &str,
     ) -> Result<Tensor<A>, WeightError> {
@@ -502,9 +549,10 @@ mod from_file {
 }
 
 /// Weights from safetensors files: [`from_bytes`](safetensors::from_bytes) to read a file,
-/// [`Linear::from_safetensors`], [`Embedding::from_safetensors`], and
+/// [`Linear::from_safetensors`], [`Embedding::from_safetensors`], [`load`](safetensors::load)
+/// for any other f32 tensor, and
 /// [`serialize_f32`](safetensors::serialize_f32) to write them (the `safetensors` feature).
 #[cfg(feature = "safetensors")]
 pub mod safetensors {
-    pub use super::from_file::{SafeTensors, from_bytes, serialize_f32};
+    pub use super::from_file::{SafeTensors, from_bytes, load, serialize_f32};
 }

@@ -20,6 +20,14 @@ attention! {
     #[attn(mask = [2, 1, 1, N], valid_lengths)]
     fn padded<x: [2, N, 8], q: [2, 2, N, 4], k: [2, 2, N, 4], v: [2, 2, N, 4]>;
 
+    /// A layer over sentences of different lengths in one batch: each entry's valid tokens
+    /// are its valid queries and keys.
+    #[attn(valid_lengths, valid_queries)]
+    fn sentences<x: [2, 8, 8], q: [2, 2, 8, 4], k: [2, 2, 8, 4], v: [2, 2, 8, 4], out: [2, 8, 8]>;
+
+    /// The same layer over one sentence of exactly `N` tokens.
+    fn sentence<x: [1, N, 8], q: [1, 2, N, 4], k: [1, 2, N, 4], v: [1, 2, N, 4], out: [1, N, 8]>;
+
     /// A causal decoder layer that also returns its attention weights.
     #[attn(causal, return_weights)]
     fn decoder<x: [1, N, 32], q: [1, 2, N, 16], k: [1, 2, N, 16], v: [1, 2, N, 16], out: [1, N, 24]>;
@@ -287,6 +295,69 @@ fn a_layer_forwards_its_mask_and_valid_lengths_to_its_attention() {
     }
     let error = padded(&x, &query, &key, &value, &mask, &[7, 4]).unwrap_err();
     assert_eq!((error.batch_entry, error.valid), (0, 7));
+}
+
+#[test]
+fn a_layer_with_valid_counts_reads_only_the_valid_tokens_and_zeroes_the_rest() {
+    let mut rng = Rng::new(26);
+    let ws: Vec<_> = (0..4)
+        .map(|_| random_linear(&mut rng, 8, 8, true))
+        .collect();
+    let (query, key, value, output) = (
+        load::<8, 8>("q", &ws[0]),
+        load("k", &ws[1]),
+        load("v", &ws[2]),
+        load::<8, 8>("o", &ws[3]),
+    );
+    // Entry 0 has 5 tokens, entry 1 all 8; the padding is NaN, which would show if read.
+    let lengths = [5, 8];
+    let mut x = [[[f32::NAN; 8]; 8]; 2];
+    for (b, &length) in lengths.iter().enumerate() {
+        for token in &mut x[b][..length] {
+            *token = std::array::from_fn(|_| rng.uniform(1.0));
+        }
+    }
+    let mut out = [[[7.0f32; 8]; 8]; 2];
+    sentences_into(
+        &x, &query, &key, &value, &output, &lengths, &lengths, &mut out,
+    )
+    .unwrap();
+    for (b, &length) in lengths.iter().enumerate() {
+        let alone: [[[f32; 8]; 5]; 1] = sentence(
+            &[x[b][..5].try_into().unwrap()],
+            &query,
+            &key,
+            &value,
+            &output,
+        );
+        let expected: Vec<[f32; 8]> = match length {
+            5 => alone[0].to_vec(),
+            _ => sentence(&[x[b]], &query, &key, &value, &output)[0].to_vec(),
+        };
+        for (n, (row, expected)) in out[b][..length].iter().zip(&expected).enumerate() {
+            for (a, e) in row.iter().zip(expected) {
+                assert!((a - e).abs() <= 1e-5, "entry {b}, token {n}: {a} vs {e}");
+            }
+        }
+        assert!(
+            out[b][length..].iter().flatten().all(|&o| o == 0.0),
+            "padding rows are 0"
+        );
+    }
+    // A count past the capacity: an error, and nothing written.
+    let before = out;
+    let error = sentences_into(
+        &x,
+        &query,
+        &key,
+        &value,
+        &output,
+        &[5, 8],
+        &[9, 8],
+        &mut out,
+    );
+    assert_eq!(error.unwrap_err().valid, 9);
+    assert_eq!(out, before);
 }
 
 /// `x` through `linear`, split into 2 heads of depth 4.

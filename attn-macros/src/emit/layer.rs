@@ -45,6 +45,17 @@ pub fn functions_of(kernel: &Kernel, layer: &Layer, core: &Ident, stub: bool) ->
     let query_ty = linear(&features[0], kernel.q[1].span);
     let key_ty = linear(&features[1], kernel.k[1].span);
     let value_ty = linear(&features[2], kernel.v[1].span);
+    // With valid lengths, only the valid tokens are projected: queries up to their count,
+    // keys and values up to theirs (the kernel reads no other row).
+    let counts = |option: bool, counts: &str| match option {
+        true => {
+            let counts = Ident::new(counts, Span::call_site());
+            quote!(::core::option::Option::Some(#counts))
+        }
+        false => quote!(::core::option::Option::None),
+    };
+    let query_rows = counts(kernel.options.valid_queries.is_some(), "valid_queries");
+    let key_rows = counts(kernel.options.valid_lengths.is_some(), "valid_keys");
     let (output_param, output_arg, merge) = match &layer.out {
         Some(out) => {
             let (merged, out_width) = (
@@ -54,7 +65,7 @@ pub fn functions_of(kernel: &Kernel, layer: &Layer, core: &Ident, stub: bool) ->
             (
                 quote!(output: &::attn_runtime::Linear<#merged, #out_width>,),
                 quote!(output,),
-                quote!(#private::merge_heads_project(&heads, output, out);),
+                quote!(#private::merge_heads_project(&heads, output, out, #query_rows);),
             )
         }
         None => (
@@ -129,9 +140,9 @@ pub fn functions_of(kernel: &Kernel, layer: &Layer, core: &Ident, stub: bool) ->
                 let mut q = ::attn_runtime::Tensor::<#q_ty>::zeros();
                 let mut k = ::attn_runtime::Tensor::<#k_ty>::zeros();
                 let mut v = ::attn_runtime::Tensor::<#v_ty>::zeros();
-                #private::project_heads(#x_role, query, &mut q);
-                #private::project_heads(#x_role, key, &mut k);
-                #private::project_heads(#x_role, value, &mut v);
+                #private::project_heads(#x_role, query, &mut q, #query_rows);
+                #private::project_heads(#x_role, key, &mut k, #key_rows);
+                #private::project_heads(#x_role, value, &mut v, #key_rows);
                 let mut heads = ::attn_runtime::Tensor::<#heads_ty>::zeros();
                 #core_into(&q, &k, &v, #input_args &mut heads, #output_args)#question;
                 #merge
