@@ -5,6 +5,8 @@
 //! assert!(t >= 0.0);
 //! ```
 
+pub mod minilm;
+
 use attn_runtime::simd::{Isa, Simd, WithSimd};
 use std::time::Instant;
 

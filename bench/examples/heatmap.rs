@@ -1,15 +1,23 @@
-//! One encoder self-attention layer over a short sentence, from a safetensors file to a
-//! heatmap of one head's attention weights.
+//! A heatmap of one attention head's weights over a sentence, as an SVG image.
 //!
-//! Run with `cargo run -p attn-runtime --features safetensors --example heatmap [OUT.svg]`.
-//! It writes `attention_heads.safetensors` (fixed pseudo-random weights: an embedding table
-//! and the four projections of `nn.MultiheadAttention(32, 4)`, in PyTorch's names and
-//! layout) into the target directory, loads it back, embeds the sentence, runs the layer, and
-//! renders head 0's weights as an SVG image (default `target/attention_heatmap.svg`).
+//! Without a model, `cargo run -p attn-bench --example heatmap [OUT.svg]`: one encoder
+//! self-attention layer of fixed pseudo-random weights over a 10-word sentence. It writes
+//! `attention_heads.safetensors` (an embedding table and the four projections of
+//! `nn.MultiheadAttention(32, 4)`, in PyTorch's names and layout) into the target directory,
+//! loads it back, embeds the sentence, runs the layer, and draws head 0's weights (default
+//! `target/attention_heatmap.svg`). Nothing to download.
+//!
+//! With a real model, a Hugging Face folder of sentence-transformers/all-MiniLM-L6-v2:
+//! `cargo run --release -p attn-bench --example heatmap -- --model <model-dir> [--layer L]
+//! [--head H] [--out OUT.svg] "<sentence>"`: the sentence's word pieces through the model's
+//! first `L` layers (0 to 5, default 0), then head `H` (0 to 11, default 0) of layer `L`,
+//! with the word pieces on both axes.
 
+use attn_bench::minilm::{HEADS, LAYERS, MiniLm};
 use attn_runtime::safetensors::{from_bytes, serialize_f32};
 use attn_runtime::{Embedding, Linear, attention};
 use std::error::Error;
+use std::path::PathBuf;
 
 attention! {
     /// `nn.MultiheadAttention(32, 4)` over a sentence of 10 tokens, with the weights.
@@ -32,10 +40,59 @@ fn main() -> Result<(), Box<dyn Error>> {
         .parent()
         .map_or_else(|| "target".into(), |workspace| workspace.join("target"));
     std::fs::create_dir_all(&target)?;
-    let image = std::env::args()
-        .nth(1)
-        .map_or_else(|| target.join("attention_heatmap.svg"), Into::into);
+    let default_image = target.join("attention_heatmap.svg");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|arg| arg == "--model") {
+        return real_model(&args, default_image);
+    }
+    let image = args.first().map_or(default_image, Into::into);
+    synthetic(&target, &image)
+}
 
+/// The real model's head `--head` in layer `--layer` over the sentence given.
+fn real_model(args: &[String], default_image: PathBuf) -> Result<(), Box<dyn Error>> {
+    let usage =
+        "usage: heatmap --model <model-dir> [--layer L] [--head H] [--out OUT.svg] \"<sentence>\"";
+    let (mut folder, mut layer, mut head, mut image, mut text) = (None, 0, 0, default_image, None);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value; {usage}"));
+        match arg.as_str() {
+            "--model" => folder = Some(PathBuf::from(value()?)),
+            "--layer" => layer = value()?.parse().map_err(|e| format!("--layer: {e}"))?,
+            "--head" => head = value()?.parse().map_err(|e| format!("--head: {e}"))?,
+            "--out" => image = value()?.into(),
+            sentence if text.is_none() => text = Some(sentence.to_owned()),
+            other => return Err(format!("unexpected argument {other:?}; {usage}").into()),
+        }
+    }
+    let (Some(folder), Some(text)) = (folder, text) else {
+        return Err(usage.into());
+    };
+    if layer >= LAYERS || head >= HEADS {
+        return Err(format!(
+            "the model has layers 0..{LAYERS} and heads 0..{HEADS}; asked for layer {layer}, head {head}"
+        )
+        .into());
+    }
+    let model = MiniLm::from_folder(&folder)?;
+    let sentence = model.sentence(0, &text)?;
+    let weights = model.attention_weights(&sentence, layer)?;
+    let n = sentence.ids.len();
+    let rows: Vec<Vec<f32>> = weights[0][head][..n]
+        .iter()
+        .map(|row| row[..n].to_vec())
+        .collect();
+    let title =
+        format!("all-MiniLM-L6-v2, layer {layer}, head {head} (rows: queries, columns: keys)");
+    print_rows(&title, &sentence.pieces, &rows);
+    std::fs::write(&image, svg(&title, &sentence.pieces, &rows))?;
+    println!("wrote {}", image.display());
+    Ok(())
+}
+
+/// The pseudo-random layer over the built-in sentence.
+fn synthetic(target: &std::path::Path, image: &std::path::Path) -> Result<(), Box<dyn Error>> {
     // 1. Fixed pseudo-random weights, saved as a PyTorch checkpoint would name them.
     let mut rng = SplitMix(2026);
     let table = rng.values(VOCABULARY.len() * WIDTH, 1.0);
@@ -86,24 +143,33 @@ fn main() -> Result<(), Box<dyn Error>> {
     // 4. The layer, and one head's weights as a heatmap.
     let (out, weights) = encoder(&x, &query, &key, &value, &output);
     let head = 0;
-    println!("head {head}'s attention weights (rows: queries, columns: keys):");
-    for (word, row) in SENTENCE.iter().zip(&weights[0][head]) {
-        let cells: Vec<String> = row.iter().map(|w| format!("{w:5.2}")).collect();
-        println!("  {word:>8} {}", cells.join(" "));
-    }
+    let words: Vec<String> = SENTENCE.map(String::from).to_vec();
+    let rows: Vec<Vec<f32>> = weights[0][head].iter().map(|row| row.to_vec()).collect();
+    let title = format!("attention weights of head {head} (rows: queries, columns: keys)");
+    print_rows(&title, &words, &rows);
     println!("output row of \"it\": {:.3?}", &out[0][7][..4]);
-    std::fs::write(&image, svg(&weights[0][head], head))?;
+    std::fs::write(image, svg(&title, &words, &rows))?;
     println!("wrote {}", image.display());
     Ok(())
 }
 
+/// The weights as text, a row per query.
+fn print_rows(title: &str, words: &[String], rows: &[Vec<f32>]) {
+    println!("{title}:");
+    for (word, row) in words.iter().zip(rows) {
+        let cells: Vec<String> = row.iter().map(|w| format!("{w:5.2}")).collect();
+        println!("  {word:>10} {}", cells.join(" "));
+    }
+}
+
 /// The weights as an SVG heatmap: one square per (query, key), from white for 0 to deep blue
 /// for the largest weight, the words along both axes and each weight printed in its square.
-fn svg(weights: &[[f32; 10]; 10], head: usize) -> String {
+fn svg(title: &str, words: &[String], weights: &[Vec<f32>]) -> String {
     const CELL: usize = 44;
-    const LEFT: usize = 90;
-    const TOP: usize = 100;
-    let size = LEFT + CELL * 10 + 60;
+    const LEFT: usize = 110;
+    const TOP: usize = 110;
+    let n = words.len();
+    let size = LEFT + CELL * n + 60;
     let largest = weights
         .iter()
         .flatten()
@@ -112,12 +178,12 @@ fn svg(weights: &[[f32; 10]; 10], head: usize) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{size}\" height=\"{}\" \
          font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{LEFT}\" y=\"20\" font-size=\"15\">attention weights of head {head} \
-         (rows: queries, columns: keys)</text>\n",
-        TOP + CELL * 10 + 20
+         <text x=\"10\" y=\"20\" font-size=\"15\">{}</text>\n",
+        TOP + CELL * n + 20,
+        escape(title)
     );
-    for (i, word) in SENTENCE.iter().enumerate() {
-        let middle = i * CELL + CELL / 2;
+    for (i, word) in words.iter().enumerate() {
+        let (middle, word) = (i * CELL + CELL / 2, escape(word));
         svg += &format!(
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{word}</text>\n",
             LEFT - 8,
@@ -147,6 +213,15 @@ fn svg(weights: &[[f32; 10]; 10], head: usize) -> String {
         }
     }
     svg + "</svg>\n"
+}
+
+/// `text` with the characters XML gives a meaning escaped (word pieces such as `[CLS]` and
+/// `'` come from the user's sentence).
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// splitmix64: fixed pseudo-random weights, the same on every run.
