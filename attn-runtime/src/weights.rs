@@ -121,10 +121,20 @@ fn tensor_from<A: Array<Element = f32>>(
 /// assert_eq!(linear.apply(&[1.0, 3.0]), [4.5, 6.0]);
 /// # Ok::<(), attn_runtime::WeightError>(())
 /// ```
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Linear<const IN: usize, const OUT: usize> {
     weight: Tensor<[[f32; IN]; OUT]>,
     bias: Option<Tensor<[f32; OUT]>>,
+    /// The weight packed for the product over many rows, made at the first use: as large
+    /// again as the weight (see `project::Packed`).
+    packed: std::sync::OnceLock<crate::project::Packed>,
+}
+
+impl<const IN: usize, const OUT: usize> PartialEq for Linear<IN, OUT> {
+    /// Equal weights and biases (whether either is packed yet does not count).
+    fn eq(&self, other: &Self) -> bool {
+        self.weight == other.weight && self.bias == other.bias
+    }
 }
 
 impl<const IN: usize, const OUT: usize> fmt::Debug for Linear<IN, OUT> {
@@ -138,6 +148,20 @@ impl<const IN: usize, const OUT: usize> fmt::Debug for Linear<IN, OUT> {
 }
 
 impl<const IN: usize, const OUT: usize> Linear<IN, OUT> {
+    fn of(weight: Tensor<[[f32; IN]; OUT]>, bias: Option<Tensor<[f32; OUT]>>) -> Self {
+        Linear {
+            weight,
+            bias,
+            packed: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The weight as the product over many rows reads it, packed at the first call.
+    pub(crate) fn packed(&self) -> &crate::project::Packed {
+        self.packed
+            .get_or_init(|| crate::project::Packed::new(self.weight.as_flattened(), IN, OUT))
+    }
+
     /// A linear map from its weight and optional bias.
     ///
     /// ```
@@ -146,7 +170,7 @@ impl<const IN: usize, const OUT: usize> Linear<IN, OUT> {
     /// assert_eq!(linear.apply(&[1.0, 2.0, 3.0]), [0.0, 0.0]);
     /// ```
     pub fn new(weight: Tensor<[[f32; IN]; OUT]>, bias: Option<Tensor<[f32; OUT]>>) -> Self {
-        Linear { weight, bias }
+        Linear::of(weight, bias)
     }
 
     /// Copies the weight (`[OUT, IN]`, row-major) and the optional bias (`[OUT]`) of the
@@ -168,7 +192,7 @@ impl<const IN: usize, const OUT: usize> Linear<IN, OUT> {
             Some(bias) => Some(tensor_from(&format!("{name}.bias"), bias)?),
             None => None,
         };
-        Ok(Linear { weight, bias })
+        Ok(Linear::of(weight, bias))
     }
 
     /// The weight, `[OUT, IN]`.
@@ -464,7 +488,7 @@ mod from_file {
                 true => Some(load(file, &bias_name)?),
                 false => None,
             };
-            Ok(Linear { weight, bias })
+            Ok(Linear::of(weight, bias))
         }
     }
 

@@ -60,4 +60,5 @@ pub use softmax::{
     MAX_LANES, Output, inverse_sums, log_sum_exp, normalize, online_softmax, write_weights,
 };
 pub use tile::TILE_ROWS;
+pub(crate) use tile::pass_vectors;
 pub use values::{accumulate_values, accumulate_values_by_row};

@@ -12,6 +12,6 @@ pub const TILE_ROWS: usize = attn_rules::TILE_ROWS;
 /// ports, so the ports never wait) plus 4 loads and a broadcast; with 16 registers, 6 rows x
 /// 2 vectors.
 #[inline(always)]
-pub(super) const fn pass_vectors<S: Simd>() -> usize {
+pub(crate) const fn pass_vectors<S: Simd>() -> usize {
     if S::LANES >= 16 { 4 } else { 2 }
 }
