@@ -61,6 +61,15 @@ pub trait Kernel: Sync {
     /// The keys that the valid query rows of problem `problem` walk (all its rows at once):
     /// the work of its chunks, by which the driver shares them out.
     fn keys_walked(&self, problem: usize) -> std::ops::Range<usize>;
+    /// The floating-point operations of problem `problem`'s valid query rows over the keys
+    /// they walk: the work by which the driver decides whether threads pay, so that rows past
+    /// a valid count neither cost work nor wake threads.
+    fn problem_flops(&self, problem: usize) -> u64 {
+        let rows = Self::QUERIES as u64;
+        let keys = self.keys_walked(problem).len() as u64;
+        rows.saturating_mul(keys)
+            .saturating_mul(Self::FLOPS_PER_KEY)
+    }
     /// Computes, for each `(problem, chunk, partial)` of `chunks`, the partial results of
     /// every query row of `problem` over its chunk `chunk` of keys into `partial`, one per
     /// row ([`QUERIES`](Kernel::QUERIES)). One call for a thread's chunks, so that their
@@ -217,13 +226,18 @@ fn run_split<K: Kernel>(kernel: &K, rows: Rows<'_, K>) {
 /// The instruction set and the threads a call of `kernel` over `rows` runs on, or `None`
 /// when there is nothing to compute.
 fn setup<K: Kernel>(kernel: &K, rows: &Rows<'_, K>) -> Option<(Isa, usize)> {
+    #[cfg(not(feature = "threads"))]
     let _ = kernel;
     let out_rows = rows.out.len();
     if K::QUERIES == 0 || K::QUERY_BLOCK == 0 || out_rows == 0 {
         return None;
     }
     #[cfg(feature = "threads")]
-    let threads = crate::threads::for_work(out_rows as u64 * K::FLOPS_PER_ROW);
+    let threads = crate::threads::for_work(
+        (0..out_rows / K::QUERIES)
+            .map(|problem| kernel.problem_flops(problem))
+            .fold(0, u64::saturating_add),
+    );
     #[cfg(not(feature = "threads"))]
     let threads = 1;
     Some((Isa::active(), threads))
