@@ -33,8 +33,7 @@ pub(crate) fn rows<const IN: usize, const OUT: usize>(
 }
 
 /// Features per panel of the packed weight: one tile's four vectors on AVX-512, two tiles'
-/// two on AVX2, four on the portable path; feature ranges split over threads start at a
-/// multiple of it.
+/// two on AVX2, four on the portable path.
 const PANEL: usize = 64;
 /// Rows per block, whole tiles: 72 rows of up to 1,536 inputs (432 KiB) stay in the L2
 /// cache while every panel passes over them.
@@ -47,8 +46,10 @@ const DEPTH_BLOCK: usize = 128;
 /// tile's vectors of features ([`pass_vectors`]: 6 x 4 accumulators in AVX-512's 32
 /// registers, 6 x 2 in AVX2's 16).
 const TILE_ROWS: usize = crate::tiled::TILE_ROWS;
-/// Below this many rows, threads split the output features rather than the rows: with few
-/// rows, splitting them would make each thread read every weight.
+/// Below this many rows, a product stays on one thread: split, each thread would read every
+/// weight, and few rows are too little work to wake a pool thread for (eight rows through
+/// all-MiniLM-L6-v2 took 5.6-5.7 ms on two threads that split the features, 4.0-4.2 ms on
+/// one).
 #[cfg(feature = "threads")]
 const FEW_ROWS: usize = 4 * TILE_ROWS;
 
@@ -116,7 +117,6 @@ impl Product<'_> {
         let all = Share {
             product: self,
             rows: 0..self.rows,
-            features: 0..self.outputs,
             y,
         };
         #[cfg(feature = "threads")]
@@ -128,58 +128,21 @@ impl Product<'_> {
                 crate::threads::run_shares(shares, |share| dispatch(isa, share));
                 return;
             }
-            if threads > 1 && self.outputs > PANEL {
-                return self.run_by_features(isa, threads, all.y);
-            }
         }
         dispatch(isa, all);
     }
-
-    /// Few rows: each thread computes a range of the features into a buffer of its own,
-    /// copied into `y` after.
-    #[cfg(feature = "threads")]
-    fn run_by_features(&self, isa: Isa, threads: usize, y: &mut [f32]) {
-        let per_share = self.outputs.div_ceil(threads).next_multiple_of(PANEL);
-        let ranges: Vec<Range<usize>> = (0..self.outputs)
-            .step_by(per_share)
-            .map(|first| first..(first + per_share).min(self.outputs))
-            .collect();
-        let mut buffers: Vec<Vec<f32>> = ranges
-            .iter()
-            .map(|features| vec![0.0; self.rows * features.len()])
-            .collect();
-        let shares = ranges
-            .iter()
-            .zip(buffers.iter_mut())
-            .map(|(features, y)| Share {
-                product: self,
-                rows: 0..self.rows,
-                features: features.clone(),
-                y,
-            })
-            .collect();
-        crate::threads::run_shares(shares, |share| dispatch(isa, share));
-        for (features, buffer) in ranges.iter().zip(&buffers) {
-            let rows = y.chunks_exact_mut(self.outputs);
-            for (row, part) in rows.zip(buffer.chunks_exact(features.len())) {
-                row[features.clone()].copy_from_slice(part);
-            }
-        }
-    }
 }
 
-/// The rows and features of a product that one thread computes, into `y`: rows of
-/// `features.len()` values, the first being row `rows.start`'s. `features` starts at a
-/// panel's first feature.
+/// The rows of a product that one thread computes, into `y`, whose first row is row
+/// `rows.start`'s.
 struct Share<'a, 'p> {
     product: &'a Product<'p>,
     rows: Range<usize>,
-    features: Range<usize>,
     y: &'a mut [f32],
 }
 
 impl<'a, 'p> Share<'a, 'p> {
-    /// The rows in `threads` shares starting at tile boundaries, each with all features.
+    /// The rows in `threads` shares starting at tile boundaries.
     #[cfg(feature = "threads")]
     fn split_rows(self, threads: usize) -> Vec<Share<'a, 'p>> {
         let Share {
@@ -191,7 +154,6 @@ impl<'a, 'p> Share<'a, 'p> {
             .map(|(i, y)| Share {
                 product,
                 rows: i * per_share..(i * per_share + y.len() / product.outputs),
-                features: 0..product.outputs,
                 y,
             })
             .collect()
@@ -214,7 +176,12 @@ impl Share<'_, '_> {
     #[inline(always)]
     #[allow(unused_labels)]
     fn sweep<S: Simd, const N: usize>(self, simd: S) {
-        const { assert!(PANEL.is_multiple_of(N * S::LANES), "a panel is whole tiles wide") };
+        const {
+            assert!(
+                PANEL.is_multiple_of(N * S::LANES),
+                "a panel is whole tiles wide"
+            )
+        };
         let Product {
             x,
             packed,
@@ -222,7 +189,7 @@ impl Share<'_, '_> {
             inputs,
             ..
         } = *self.product;
-        let width = self.features.len();
+        let width = self.product.outputs;
         // This share's rows packed a tile at a time, `[input][row]`, so that a tile reads its
         // inputs from one pointer at fixed offsets (read from the rows in place, the six
         // row addresses took the general registers the loop needed: 85 against 100
@@ -242,7 +209,7 @@ impl Share<'_, '_> {
         }
         'row_blocks: for block in self.rows.clone().step_by(BLOCK_ROWS) {
             let block = block..(block + BLOCK_ROWS).min(self.rows.end);
-            'panels: for panel_first in self.features.clone().step_by(PANEL) {
+            'panels: for panel_first in (0..width).step_by(PANEL) {
                 let panel = &packed[panel_first * inputs..][..PANEL * inputs];
                 // The next panel, fetched while the first tile sweeps this one: with few rows a
                 // product streams its weight from memory once, and a stream fetched ahead of its
@@ -253,12 +220,11 @@ impl Share<'_, '_> {
                     .unwrap_or_default();
                 'tile_columns: for column in (0..PANEL).step_by(N * S::LANES) {
                     let first = panel_first + column;
-                    if first >= self.features.end {
+                    if first >= width {
                         break;
                     }
-                    let count = (N * S::LANES).min(self.features.end - first);
+                    let count = (N * S::LANES).min(width - first);
                     let bias = bias.map(|bias| &bias[first..][..count]);
-                    let first = first - self.features.start;
                     'depth_blocks: for depth in (0..inputs).step_by(DEPTH_BLOCK) {
                         let depth = depth..(depth + DEPTH_BLOCK).min(inputs);
                         let panel = &panel[depth.start * PANEL..depth.end * PANEL];
@@ -588,9 +554,10 @@ mod tests {
 
     #[test]
     fn products_match_f64_on_every_instruction_set_and_split_and_one_row_alone() {
-        // Rows around the tile (6) and block (64) sizes and the few-rows split (24); inputs
-        // and outputs around the panels' widths (8, 16, 32) and past them; the last two
-        // large enough for two threads (2^21 FLOPs each), splitting rows, then features.
+        // Rows around the tile (6) and block (72) sizes and the few rows kept on one thread
+        // (24); inputs around the depth block (128) and past it; outputs around the tiles'
+        // widths (8 to 64 features) and the panel's (64) and past them; the larger ones
+        // enough work for two threads, the last with rows too few to share.
         let shapes = [
             (1, 1, 1),
             (5, 3, 7),
@@ -628,7 +595,7 @@ mod tests {
                         assert!((y as f64 - e).abs() <= tolerance, "{isa:?} {shape:?} [{i}]");
                     }
                     // The same sum in the same order: the same bits on any number of threads
-                    // (rows or features split) and for a row alone.
+                    // and for a row alone.
                     assert_eq!(
                         product(isa, 2, shape, operands),
                         y,
