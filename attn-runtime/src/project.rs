@@ -195,7 +195,9 @@ impl Share<'_, '_> {
         // row addresses took the general registers the loop needed: 85 against 100
         // GFLOP/s on 266 rows of 384 x 1536).
         let rows = &x[self.rows.start * inputs..self.rows.end * inputs];
-        let mut tiles = vec![0.0f32; rows.len()];
+        let mut tiles = ROW_TILES.take();
+        tiles.clear();
+        tiles.resize(rows.len(), 0.0);
         for (rows, tile) in rows
             .chunks(TILE_ROWS * inputs)
             .zip(tiles.chunks_mut(TILE_ROWS * inputs))
@@ -263,7 +265,15 @@ impl Share<'_, '_> {
                 }
             }
         }
+        ROW_TILES.set(tiles);
     }
+}
+
+thread_local! {
+    /// A thread's last share of rows packed in tiles, kept for its next product: a fresh
+    /// buffer of a share of hundreds of rows was a fresh map from the allocator, paid for in
+    /// page faults at every call.
+    static ROW_TILES: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Where a tile's results go: `count` features from column `first` of rows `width` long;
