@@ -169,9 +169,9 @@ pub fn encoder_into<const N: usize>(
     output: &::attn_runtime::Linear<64, 64>,
     out: &mut [[[f32; 64]; N]; 1],
 ) {
-    let mut q = ::attn_runtime::Tensor::<[[[[f32; 16]; N]; 4]; 1]>::zeros();
-    let mut k = ::attn_runtime::Tensor::<[[[[f32; 16]; N]; 4]; 1]>::zeros();
-    let mut v = ::attn_runtime::Tensor::<[[[[f32; 16]; N]; 4]; 1]>::zeros();
+    let mut q = ::attn_runtime::__private::scratch_tensor::<[[[[f32; 16]; N]; 4]; 1]>();
+    let mut k = ::attn_runtime::__private::scratch_tensor::<[[[[f32; 16]; N]; 4]; 1]>();
+    let mut v = ::attn_runtime::__private::scratch_tensor::<[[[[f32; 16]; N]; 4]; 1]>();
     ::attn_runtime::__private::project_heads(
         x,
         query,
@@ -190,7 +190,9 @@ pub fn encoder_into<const N: usize>(
         &mut v,
         ::core::option::Option::None,
     );
-    let mut heads = ::attn_runtime::Tensor::<[[[[f32; 16]; N]; 4]; 1]>::zeros();
+    let mut heads = ::attn_runtime::__private::scratch_tensor::<
+        [[[[f32; 16]; N]; 4]; 1],
+    >();
     encoder_attention_into(&q, &k, &v, &mut heads);
     ::attn_runtime::__private::merge_heads_project(
         &heads,

@@ -14,6 +14,17 @@ pub use crate::tiled::{
 };
 pub use typenum::{Const, Mod, ToUInt, U};
 
+/// A tensor of unspecified values (what a dropped tensor of its size left, or zeros): a
+/// layer's buffers, each of whose elements that is read is first written.
+///
+/// ```
+/// let t = attn_runtime::__private::scratch_tensor::<[f32; 4]>();
+/// assert_eq!(t.as_flat().len(), 4);
+/// ```
+pub fn scratch_tensor<A: crate::Array>() -> crate::Tensor<A> {
+    crate::Tensor::scratch()
+}
+
 /// Held by a remainder of 0 only: generated kernels whose head counts are const generics
 /// require `Hq % Hkv` (computed by typenum) to implement it, so that a call with q's heads
 /// not a multiple of k's is a type error that says so.

@@ -185,13 +185,18 @@ impl HugePages {
     /// A kept map of `len` bytes whose array of `bytes` is zeroed, if this thread has one.
     /// Only the array is written: the pages around it stay untouched, as in a fresh map.
     fn spare(len: usize, bytes: usize) -> Option<HugePages> {
-        let mut pages = SPARE_MAPS.with_borrow_mut(|spare| {
-            let found = spare.iter().rposition(|pages| pages.bytes().len() == len)?;
-            Some(spare.remove(found))
-        })?;
+        let mut pages = Self::spare_as_left(len)?;
         let start = pages.start;
         pages.bytes_mut()[start..][..bytes].fill(0);
         Some(pages)
+    }
+
+    /// A kept map of `len` bytes as its last tensor left it, if this thread has one.
+    fn spare_as_left(len: usize) -> Option<HugePages> {
+        SPARE_MAPS.with_borrow_mut(|spare| {
+            let found = spare.iter().rposition(|pages| pages.bytes().len() == len)?;
+            Some(spare.remove(found))
+        })
     }
 }
 
@@ -258,6 +263,19 @@ impl Storage {
         ))
     }
 
+    /// At least `bytes` bytes of unspecified values: a kept map of the size as its last
+    /// tensor left it, or else zeros as [`Storage::zeroed`] gives them.
+    fn as_left(bytes: usize) -> Storage {
+        #[cfg(target_os = "linux")]
+        if bytes >= HUGE_PAGE
+            && let Some(len) = bytes.checked_add(HUGE_PAGE)
+            && let Some(pages) = HugePages::spare_as_left(len)
+        {
+            return Storage::Pages(pages);
+        }
+        Storage::zeroed(bytes)
+    }
+
     /// The first `len` bytes (at most what [`Storage::zeroed`] was asked for). Inline: every
     /// dereference of a tensor comes here, and a call each cost W1 (11 ns) 3 ns.
     #[inline]
@@ -294,6 +312,31 @@ impl<A: Array> Tensor<A> {
     pub fn zeros() -> Self {
         Tensor {
             storage: Storage::zeroed(size_of::<A>()),
+            array: PhantomData,
+        }
+    }
+
+    /// A tensor of unspecified values, for a buffer whose every element that is read is
+    /// first written: the memory of a tensor of the same size that this thread dropped, as
+    /// it was left (any bit pattern is a value of `A`'s elements), or else zeros. A layer's
+    /// q, k, v and heads skip zeroing megabytes of padding that nothing reads.
+    ///
+    /// ```
+    /// use attn_runtime::Tensor;
+    /// type Rows = [[f32; 1024]; 1024]; // 4 MiB: large tensors' maps are kept
+    /// let mut used = Tensor::<Rows>::zeros();
+    /// used[3][5] = 7.0;
+    /// drop(used);
+    /// let reused = attn_runtime::__private::scratch_tensor::<Rows>();
+    /// if cfg!(target_os = "linux") {
+    ///     assert_eq!(reused[3][5], 7.0); // as the dropped one left it
+    /// }
+    /// drop(reused);
+    /// assert_eq!(Tensor::<Rows>::zeros()[3][5], 0.0);
+    /// ```
+    pub(crate) fn scratch() -> Self {
+        Tensor {
+            storage: Storage::as_left(size_of::<A>()),
             array: PhantomData,
         }
     }

@@ -25,6 +25,11 @@ attention! {
     #[attn(valid_lengths, valid_queries)]
     fn sentences<x: [2, 8, 8], q: [2, 2, 8, 4], k: [2, 2, 8, 4], v: [2, 2, 8, 4], out: [2, 8, 8]>;
 
+    /// Sentences in a capacity whose heads (2 MiB each) live in maps a thread reuses.
+    #[attn(split_heads, valid_lengths, valid_queries)]
+    fn long_sentences<x: [2, N, 128], q: [2, 2, N, 64], k: [2, 2, N, 64], v: [2, 2, N, 64], out: [2, N, 128]>
+    where N = 2048;
+
     /// The same layer over one sentence of exactly `N` tokens.
     fn sentence<x: [1, N, 8], q: [1, 2, N, 4], k: [1, 2, N, 4], v: [1, 2, N, 4], out: [1, N, 8]>;
 
@@ -370,4 +375,61 @@ fn project(x: &[[[f32; 8]; 6]; 2], linear: &Linear<8, 8>) -> [[[[f32; 4]; 6]; 2]
             })
         })
     })
+}
+
+#[test]
+fn a_layer_reads_nothing_that_reused_memory_held_before() {
+    type Heads = [[[[f32; 64]; 2048]; 2]; 2];
+    let mut rng = Rng::new(27);
+    let ws: Vec<_> = (0..4)
+        .map(|_| random_linear(&mut rng, 128, 128, true))
+        .collect();
+    let (query, key, value, output) = (
+        load::<128, 128>("q", &ws[0]),
+        load("k", &ws[1]),
+        load("v", &ws[2]),
+        load::<128, 128>("o", &ws[3]),
+    );
+    let lengths = [37, 300];
+    let mut x = Tensor::<[[[f32; 128]; 2048]; 2]>::zeros();
+    for (b, &length) in lengths.iter().enumerate() {
+        for token in &mut x[b][..length] {
+            *token = std::array::from_fn(|_| rng.uniform(1.0));
+        }
+    }
+    let run = || {
+        let mut out = Tensor::<[[[f32; 128]; 2048]; 2]>::zeros();
+        long_sentences_into(
+            &x, &query, &key, &value, &output, &lengths, &lengths, &mut out,
+        )
+        .unwrap();
+        out
+    };
+    for isa in attn_runtime::simd::Isa::supported() {
+        let expected = with_isa(isa, run).unwrap();
+        // Maps full of NaN, dropped for the layer to take: one for its output (zeroed), and
+        // q's, k's, v's and the heads'.
+        let poisoned: Vec<_> = (0..5)
+            .map(|_| Tensor::<Heads>::from_vec(vec![f32::NAN; 2 * 2 * 2048 * 64]).unwrap())
+            .collect();
+        drop(poisoned);
+        let out = with_isa(isa, run).unwrap();
+        assert!(
+            out.as_flat() == expected.as_flat(),
+            "{isa:?}: the same bits over reused memory"
+        );
+        for (b, &length) in lengths.iter().enumerate() {
+            assert!(out[b][..length].iter().flatten().all(|o| o.is_finite()));
+            assert!(out[b][length..].iter().flatten().all(|&o| o == 0.0));
+        }
+        // The layer did take that memory: its buffers came back with NaN in their padding.
+        if cfg!(target_os = "linux") {
+            let reused = attn_runtime::__private::scratch_tensor::<Heads>();
+            assert!(
+                reused[0][0][37][0].is_nan(),
+                "{isa:?}: padding left as it was"
+            );
+            assert!(!reused[0][0][36][0].is_nan(), "{isa:?}: valid rows written");
+        }
+    }
 }

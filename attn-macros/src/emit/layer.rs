@@ -137,13 +137,15 @@ pub fn functions_of(kernel: &Kernel, layer: &Layer, core: &Ident, stub: bool) ->
         } else {
             Body::Computed(quote! {
                 // The heads of q, k and v, on the heap: their size grows with the tokens.
-                let mut q = ::attn_runtime::Tensor::<#q_ty>::zeros();
-                let mut k = ::attn_runtime::Tensor::<#k_ty>::zeros();
-                let mut v = ::attn_runtime::Tensor::<#v_ty>::zeros();
+                // Not zeroed: the projections write every row that the attention reads (the
+                // valid ones, or all), and the attention writes every row of its heads.
+                let mut q = #private::scratch_tensor::<#q_ty>();
+                let mut k = #private::scratch_tensor::<#k_ty>();
+                let mut v = #private::scratch_tensor::<#v_ty>();
                 #private::project_heads(#x_role, query, &mut q, #query_rows);
                 #private::project_heads(#x_role, key, &mut k, #key_rows);
                 #private::project_heads(#x_role, value, &mut v, #key_rows);
-                let mut heads = ::attn_runtime::Tensor::<#heads_ty>::zeros();
+                let mut heads = #private::scratch_tensor::<#heads_ty>();
                 #core_into(&q, &k, &v, #input_args &mut heads, #output_args)#question;
                 #merge
             })
