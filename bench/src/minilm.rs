@@ -718,7 +718,36 @@ impl<const B: usize> Tokens<B> {
 
 /// BERT's GELU, `x · Φ(x)` with the normal distribution's exact CDF (through erf).
 fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// erf as a ratio of polynomials, `x·P(x²) / Q(x²)` over [-4, 4] (past which erf is ±1 in
+/// f32), the approximation of Eigen's and XLA's f32 erf: no branch and no call, so that a
+/// row of the feed-forward's GELU compiles to vector code. libm's `erff`, called value by
+/// value, took 12% of a batch through the model. Within 4e-7 of libm's over [-6, 6] (3
+/// units in the last place near ±1; the test below).
+fn erf(x: f32) -> f32 {
+    const P: [f32; 7] = [
+        -2.726_142_3e-10,
+        2.770_681_4e-8,
+        -2.101_024e-6,
+        -5.692_506_4e-5,
+        -7.349_906e-4,
+        -2.954_6e-3,
+        -1.609_603_3e-2,
+    ];
+    const Q: [f32; 5] = [
+        -1.456_607_2e-5,
+        -2.133_740_6e-4,
+        -1.682_827e-3,
+        -7.373_329e-3,
+        -1.426_474e-2,
+    ];
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let p = P.iter().fold(0.0, |sum, &c| sum * x2 + c);
+    let q = Q.iter().fold(0.0, |sum, &c| sum * x2 + c);
+    x * p / q
 }
 
 /// The cosine similarity of two embeddings (their dot product, as both are normalized).
@@ -875,6 +904,27 @@ mod tests {
         assert!((f64::from(gelu(1.0)) - 0.841_344_746).abs() < 1e-7);
         assert!((f64::from(gelu(-2.0)) + 2.0 * 0.022_750_132).abs() < 1e-7);
         assert_eq!(gelu(0.0), 0.0);
+    }
+
+    #[test]
+    fn erf_is_libms_within_4e_7() {
+        let worst = (-6000..=6000)
+            .map(|i| {
+                let x = i as f32 * 1e-3;
+                (f64::from(erf(x)) - f64::from(libm::erff(x))).abs()
+            })
+            .fold(0.0, f64::max);
+        println!("largest difference from libm's erff: {worst:.2e}");
+        assert!(worst <= 4e-7, "{worst:e}");
+        // Past the clamp, ±1 to a unit in the last place; NaN stays NaN.
+        for (x, expected) in [(-9.0, -1.0), (9.0, 1.0), (f32::INFINITY, 1.0)] {
+            assert!(
+                (erf(x) - expected).abs() <= f32::EPSILON,
+                "erf({x}) = {}",
+                erf(x)
+            );
+        }
+        assert!(erf(f32::NAN).is_nan());
     }
 
     #[test]
