@@ -182,21 +182,19 @@ impl HugePages {
         self.map.as_deref_mut().unwrap_or_default()
     }
 
-    /// A kept map of `len` bytes whose array of `bytes` is zeroed, if this thread has one.
-    /// Only the array is written: the pages around it stay untouched, as in a fresh map.
-    fn spare(len: usize, bytes: usize) -> Option<HugePages> {
-        let mut pages = Self::spare_as_left(len)?;
-        let start = pages.start;
-        pages.bytes_mut()[start..][..bytes].fill(0);
-        Some(pages)
-    }
-
-    /// A kept map of `len` bytes as its last tensor left it, if this thread has one.
-    fn spare_as_left(len: usize) -> Option<HugePages> {
-        SPARE_MAPS.with_borrow_mut(|spare| {
+    /// A kept map of `len` bytes, if this thread has one: with its array of `bytes` zeroed
+    /// when `zero`, else as its last tensor left it. Only the array is written: the pages
+    /// around it stay untouched, as in a fresh map.
+    fn spare(len: usize, bytes: usize, zero: bool) -> Option<HugePages> {
+        let mut pages = SPARE_MAPS.with_borrow_mut(|spare| {
             let found = spare.iter().rposition(|pages| pages.bytes().len() == len)?;
             Some(spare.remove(found))
-        })
+        })?;
+        if zero {
+            let start = pages.start;
+            pages.bytes_mut()[start..][..bytes].fill(0);
+        }
+        Some(pages)
     }
 }
 
@@ -239,11 +237,24 @@ impl Storage {
     /// (Linux; a map this thread kept, if it has one of the size) and the map succeeds, else
     /// on the heap.
     fn zeroed(bytes: usize) -> Storage {
+        Storage::new(bytes, true)
+    }
+
+    /// At least `bytes` bytes of unspecified values: a kept map of the size as its last
+    /// tensor left it, or else zeros as [`Storage::zeroed`] gives them.
+    fn as_left(bytes: usize) -> Storage {
+        Storage::new(bytes, false)
+    }
+
+    /// At least `bytes` bytes, zeros but in a kept map reused without `zero_spare`.
+    fn new(bytes: usize, zero_spare: bool) -> Storage {
+        #[cfg(not(target_os = "linux"))]
+        let _ = zero_spare;
         #[cfg(target_os = "linux")]
         if bytes >= HUGE_PAGE
             && let Some(len) = bytes.checked_add(HUGE_PAGE)
         {
-            if let Some(pages) = HugePages::spare(len, bytes) {
+            if let Some(pages) = HugePages::spare(len, bytes, zero_spare) {
                 return Storage::Pages(pages);
             }
             if let Ok(map) = memmap2::MmapOptions::new().len(len).map_anon() {
@@ -261,19 +272,6 @@ impl Storage {
         Storage::Heap(bytemuck::zeroed_slice_box(
             bytes.div_ceil(size_of::<CacheLine>()),
         ))
-    }
-
-    /// At least `bytes` bytes of unspecified values: a kept map of the size as its last
-    /// tensor left it, or else zeros as [`Storage::zeroed`] gives them.
-    fn as_left(bytes: usize) -> Storage {
-        #[cfg(target_os = "linux")]
-        if bytes >= HUGE_PAGE
-            && let Some(len) = bytes.checked_add(HUGE_PAGE)
-            && let Some(pages) = HugePages::spare_as_left(len)
-        {
-            return Storage::Pages(pages);
-        }
-        Storage::zeroed(bytes)
     }
 
     /// The first `len` bytes (at most what [`Storage::zeroed`] was asked for). Inline: every
