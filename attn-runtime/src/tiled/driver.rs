@@ -64,12 +64,7 @@ pub trait Kernel: Sync {
     /// The floating-point operations of problem `problem`'s valid query rows over the keys
     /// they walk: the work by which the driver decides whether threads pay, so that rows past
     /// a valid count neither cost work nor wake threads.
-    fn problem_flops(&self, problem: usize) -> u64 {
-        let rows = Self::QUERIES as u64;
-        let keys = self.keys_walked(problem).len() as u64;
-        rows.saturating_mul(keys)
-            .saturating_mul(Self::FLOPS_PER_KEY)
-    }
+    fn problem_flops(&self, problem: usize) -> u64;
     /// Computes, for each `(problem, chunk, partial)` of `chunks`, the partial results of
     /// every query row of `problem` over its chunk `chunk` of keys into `partial`, one per
     /// row ([`QUERIES`](Kernel::QUERIES)). One call for a thread's chunks, so that their

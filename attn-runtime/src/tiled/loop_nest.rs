@@ -563,20 +563,16 @@ impl<
     }
 
     fn problem_flops(&self, problem: usize) -> u64 {
-        let walk = self.walk(problem, 0);
-        let keys = match walk.queries_valid {
-            0 => 0,
-            rows => Self::keys_for_rows(&walk, rows).len(),
-        };
-        // A row past the valid count still has its zeros written: counted as 16 FLOPs a
-        // value, so that a batch of short sentences in a large capacity (32 x 12 problems of
-        // 8 valid rows in 128, 1.7 ms a call on one thread) is shared out and one sentence
-        // (12 such problems) is not.
-        let zeros = (Self::QUERIES * VALUE_DEPTH * 16) as u64;
-        (walk.queries_valid as u64)
-            .saturating_mul(keys as u64)
+        let rows = self.0.valid_queries(problem).min(P::QUERIES) as u64;
+        let keys = self.keys_walked(problem).len() as u64;
+        // Every row's output is written, those past the valid count as zeros: counted as 16
+        // FLOPs a value, so that a batch of short sentences in a large capacity (32 x 12
+        // problems of 8 valid rows in 128, 1.7 ms a call on one thread) is shared out and
+        // one sentence (12 such problems) is not.
+        let writes = (Self::QUERIES * VALUE_DEPTH * 16) as u64;
+        rows.saturating_mul(keys)
             .saturating_mul(Self::FLOPS_PER_KEY)
-            .saturating_add(zeros)
+            .saturating_add(writes)
     }
 
     #[inline(always)]
