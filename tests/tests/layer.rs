@@ -57,6 +57,11 @@ fn load<const IN: usize, const OUT: usize>(
     Linear::from_slices(name, w, b.as_deref()).expect("the shapes match")
 }
 
+/// Random projections of `D` features to `D`, with biases: a layer's q, k, v and output.
+fn random_projections<const D: usize>(rng: &mut Rng) -> [Linear<D, D>; 4] {
+    ["q", "k", "v", "o"].map(|name| load(name, &random_linear(rng, D, D, true)))
+}
+
 fn view((w, b): &(Vec<f32>, Option<Vec<f32>>)) -> (&[f32], Option<&[f32]>) {
     (w, b.as_deref())
 }
@@ -305,15 +310,7 @@ fn a_layer_forwards_its_mask_and_valid_lengths_to_its_attention() {
 #[test]
 fn a_layer_with_valid_counts_reads_only_the_valid_tokens_and_zeroes_the_rest() {
     let mut rng = Rng::new(26);
-    let ws: Vec<_> = (0..4)
-        .map(|_| random_linear(&mut rng, 8, 8, true))
-        .collect();
-    let (query, key, value, output) = (
-        load::<8, 8>("q", &ws[0]),
-        load("k", &ws[1]),
-        load("v", &ws[2]),
-        load::<8, 8>("o", &ws[3]),
-    );
+    let [query, key, value, output] = random_projections::<8>(&mut rng);
     // Entry 0 has 5 tokens, entry 1 all 8; the padding is NaN, which would show if read.
     let lengths = [5, 8];
     let mut x = [[[f32::NAN; 8]; 8]; 2];
@@ -381,15 +378,7 @@ fn project(x: &[[[f32; 8]; 6]; 2], linear: &Linear<8, 8>) -> [[[[f32; 4]; 6]; 2]
 fn a_layer_reads_nothing_that_reused_memory_held_before() {
     type Heads = [[[[f32; 64]; 2048]; 2]; 2];
     let mut rng = Rng::new(27);
-    let ws: Vec<_> = (0..4)
-        .map(|_| random_linear(&mut rng, 128, 128, true))
-        .collect();
-    let (query, key, value, output) = (
-        load::<128, 128>("q", &ws[0]),
-        load("k", &ws[1]),
-        load("v", &ws[2]),
-        load::<128, 128>("o", &ws[3]),
-    );
+    let [query, key, value, output] = random_projections::<128>(&mut rng);
     let lengths = [37, 300];
     let mut x = Tensor::<[[[f32; 128]; 2048]; 2]>::zeros();
     for (b, &length) in lengths.iter().enumerate() {
