@@ -47,6 +47,10 @@ attention! {
     #[attn(backward)]
     fn grouped<q: [2, 6, 20, 16], k: [2, 2, 50, 16], v: [2, 2, 50, 8]>;
     /// Grouped, causal, the heads and the keys left to the call.
+    /// Three tiles of query rows per head, two heads a group: a pair of tiles spans two
+    /// query heads.
+    #[attn(backward)]
+    fn grouped_odd<q: [1, 4, 15, 16], k: [1, 2, 40, 16], v: [1, 2, 40, 8]>;
     #[attn(backward, causal(bottom_right))]
     fn grouped_generic<q: [1, Hq, 20, 16], k: [1, Hkv, N, 16], v: [1, Hkv, N, 16]>;
     /// Every size left to the call.
@@ -467,6 +471,24 @@ fn gradients_of_grouped_heads_summed_over_their_query_heads() {
     check_on_every_isa("grouped_generic", &problem, heads, flat, |dq, dk, dv| {
         let (out, lse) = grouped_generic(&q, &k, &v);
         grouped_generic_backward_into(&q, &k, &v, &out, &lse, &d_out, dq, dk, dv);
+    });
+
+    let (q, k, v, d_out) = inputs::<
+        [[[[f32; 16]; 15]; 4]; 1],
+        [[[[f32; 16]; 40]; 2]; 1],
+        [[[[f32; 8]; 40]; 2]; 1],
+        [[[[f32; 8]; 15]; 4]; 1],
+    >(182, 1.0);
+    let problem = Problem::with_default_scale(4, 15, 40, 16, 8);
+    let heads = Heads {
+        batch: 1,
+        kv_heads: 2,
+        group: 2,
+    };
+    let flat = [q.as_flat(), k.as_flat(), v.as_flat(), d_out.as_flat()];
+    check_on_every_isa("grouped_odd", &problem, heads, flat, |dq, dk, dv| {
+        let (out, lse) = grouped_odd(&q, &k, &v);
+        grouped_odd_backward_into(&q, &k, &v, &out, &lse, &d_out, dq, dk, dv);
     });
 }
 
