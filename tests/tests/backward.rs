@@ -437,59 +437,51 @@ fn v_of() -> Tensor<[[[f32; 8]; 90]; 2]> {
 
 #[test]
 fn gradients_of_grouped_heads_summed_over_their_query_heads() {
-    let (q, k, v, d_out) = inputs::<
-        [[[[f32; 16]; 20]; 6]; 2],
-        [[[[f32; 16]; 50]; 2]; 2],
-        [[[[f32; 8]; 50]; 2]; 2],
-        [[[[f32; 8]; 20]; 6]; 2],
-    >(180, 1.0);
-    let problem = Problem::with_default_scale(12, 20, 50, 16, 8);
-    let heads = Heads {
-        batch: 2,
-        kv_heads: 2,
-        group: 3,
-    };
-    let flat = [q.as_flat(), k.as_flat(), v.as_flat(), d_out.as_flat()];
-    check_on_every_isa("grouped", &problem, heads, flat, |dq, dk, dv| {
-        let (out, lse) = grouped(&q, &k, &v);
-        grouped_backward_into(&q, &k, &v, &out, &lse, &d_out, dq, dk, dv);
-    });
-
-    let (q, k, v, d_out) = inputs::<
-        [[[[f32; 16]; 20]; 4]; 1],
-        [[[[f32; 16]; 33]; 1]; 1],
-        [[[[f32; 16]; 33]; 1]; 1],
-        [[[[f32; 16]; 20]; 4]; 1],
-    >(181, 1.0);
-    let problem = Problem::with_default_scale(4, 20, 33, 16, 16).masked(Mask::BottomRight);
-    let heads = Heads {
-        batch: 1,
-        kv_heads: 1,
-        group: 4,
-    };
-    let flat = [q.as_flat(), k.as_flat(), v.as_flat(), d_out.as_flat()];
-    check_on_every_isa("grouped_generic", &problem, heads, flat, |dq, dk, dv| {
-        let (out, lse) = grouped_generic(&q, &k, &v);
-        grouped_generic_backward_into(&q, &k, &v, &out, &lse, &d_out, dq, dk, dv);
-    });
-
-    let (q, k, v, d_out) = inputs::<
-        [[[[f32; 16]; 15]; 4]; 1],
-        [[[[f32; 16]; 40]; 2]; 1],
-        [[[[f32; 8]; 40]; 2]; 1],
-        [[[[f32; 8]; 15]; 4]; 1],
-    >(182, 1.0);
-    let problem = Problem::with_default_scale(4, 15, 40, 16, 8);
-    let heads = Heads {
-        batch: 1,
-        kv_heads: 2,
-        group: 2,
-    };
-    let flat = [q.as_flat(), k.as_flat(), v.as_flat(), d_out.as_flat()];
-    check_on_every_isa("grouped_odd", &problem, heads, flat, |dq, dk, dv| {
-        let (out, lse) = grouped_odd(&q, &k, &v);
-        grouped_odd_backward_into(&q, &k, &v, &out, &lse, &d_out, dq, dk, dv);
-    });
+    // A grouped kernel against the reference: its shape (batch, query heads, key/value
+    // heads, queries, keys, depth, value depth), its inputs' seed, and its causal mask.
+    macro_rules! check {
+        ($forward:ident, $backward:ident, $seed:literal,
+         ($b:literal, $hq:literal, $hkv:literal, $nq:literal, $nk:literal, $d:literal, $dv:literal)
+         $(, masked($mask:expr))?) => {{
+            let (q, k, v, d_out) = inputs::<
+                [[[[f32; $d]; $nq]; $hq]; $b],
+                [[[[f32; $d]; $nk]; $hkv]; $b],
+                [[[[f32; $dv]; $nk]; $hkv]; $b],
+                [[[[f32; $dv]; $nq]; $hq]; $b],
+            >($seed, 1.0);
+            let problem = Problem::with_default_scale($b * $hq, $nq, $nk, $d, $dv);
+            $(let problem = problem.masked($mask);)?
+            let heads = Heads {
+                batch: $b,
+                kv_heads: $hkv,
+                group: $hq / $hkv,
+            };
+            let flat = [q.as_flat(), k.as_flat(), v.as_flat(), d_out.as_flat()];
+            check_on_every_isa(stringify!($forward), &problem, heads, flat, |dq, dk, dv| {
+                let (out, lse) = $forward(&q, &k, &v);
+                $backward(&q, &k, &v, &out, &lse, &d_out, dq, dk, dv);
+            });
+        }};
+    }
+    check!(
+        grouped,
+        grouped_backward_into,
+        180,
+        (2, 6, 2, 20, 50, 16, 8)
+    );
+    check!(
+        grouped_generic,
+        grouped_generic_backward_into,
+        181,
+        (1, 4, 1, 20, 33, 16, 16),
+        masked(Mask::BottomRight)
+    );
+    check!(
+        grouped_odd,
+        grouped_odd_backward_into,
+        182,
+        (1, 4, 2, 15, 40, 16, 8)
+    );
 }
 
 #[test]
