@@ -123,6 +123,7 @@ extern crate self as attn_runtime;
 
 mod cache;
 mod info;
+mod padded;
 mod project;
 mod scalar;
 pub mod simd;
@@ -161,6 +162,7 @@ pub use cache::{CacheError, KvCache};
 /// `dtype = bf16` kernels: re-exported so that users need no dependency of their own.
 pub use half;
 pub use info::{KernelInfo, KernelShape, Plan};
+pub use padded::{PaddedOutput, ZeroPadded};
 pub use tensor::{Array, ShapeError, Tensor};
 pub use valid::{Counted, ValidLengthError};
 pub use view::{View, view, view_mut};

@@ -4,8 +4,9 @@
 //! written. Both plans that take run-time counts (tiled f32, f64 rows), on every instruction
 //! set.
 
+use attn_runtime::half::bf16;
 use attn_runtime::simd::with_isa;
-use attn_runtime::{Counted, Tensor, ValidLengthError, attention};
+use attn_runtime::{Counted, Tensor, ValidLengthError, ZeroPadded, attention};
 use attn_tests::{Mask, Problem, Rng, reference, reference_lse, reference_weights};
 
 attention! {
@@ -15,6 +16,12 @@ attention! {
     /// The same in f64.
     #[attn(dtype = f64, valid_lengths, valid_queries, causal(bottom_right), return_weights, return_lse)]
     fn prompt_f64<q: [2, 2, 16, 8], k: [2, 2, 16, 8], v: [2, 2, 16, 4]>;
+    /// In bf16, rank 3.
+    #[attn(dtype = bf16, valid_lengths, valid_queries, causal(bottom_right))]
+    fn prompt_bf16<q: [2, 16, 8], k: [2, 16, 8], v: [2, 16, 4]>;
+    /// Fewer query rows than a tile over 2,048 keys: the keys are split into chunks and merged.
+    #[attn(valid_lengths, valid_queries, causal(bottom_right))]
+    fn draft<q: [2, 4, 4, 8], k: [2, 2, 2048, 8], v: [2, 2, 2048, 4]>;
 }
 
 /// Checks one kernel's outputs (as f64) against the reference of each entry and head: `vq`
@@ -199,4 +206,146 @@ fn a_count_past_the_queries_is_an_error_and_nothing_is_written() {
         out.as_flat().iter().all(|&x| x == 7.0),
         "nothing half-written"
     );
+}
+
+/// Valid query counts that grow and shrink from call to call, as prompts in a serving loop:
+/// each shrink leaves rows that the next call must turn back into zeros.
+const COUNTS: [([usize; 2], [usize; 2]); 6] = [
+    ([16, 16], [16, 16]),
+    ([5, 12], [5, 16]),
+    ([16, 16], [1, 0]),
+    ([3, 16], [9, 16]),
+    ([0, 16], [0, 2]),
+    ([16, 3], [16, 3]),
+];
+
+#[test]
+fn a_zero_padded_output_writes_only_the_rows_its_last_call_left() {
+    let mut rng = Rng::new(29);
+    let values = |rng: &mut Rng, len: usize| rng.values(len, 1.0);
+    let (q, k, v) = (
+        values(&mut rng, 512),
+        values(&mut rng, 512),
+        values(&mut rng, 256),
+    );
+    let (qt, kt) = (
+        Tensor::<[[[[f32; 8]; 16]; 2]; 2]>::from_slice(&q).unwrap(),
+        Tensor::<[[[[f32; 8]; 16]; 2]; 2]>::from_slice(&k).unwrap(),
+    );
+    let vt = Tensor::<[[[[f32; 4]; 16]; 2]; 2]>::from_slice(&v).unwrap();
+    for isa in attn_tests::instruction_sets() {
+        let mut padded = ZeroPadded::<[[[[f32; 4]; 16]; 2]; 2]>::zeros();
+        for (valid_keys, valid_queries) in COUNTS {
+            let mut full =
+                Tensor::<[[[[f32; 4]; 16]; 2]; 2]>::from_vec(vec![f32::NAN; 256]).unwrap();
+            let mut weights = Tensor::<[[[[f32; 16]; 16]; 2]; 2]>::zeros();
+            let mut lse = Tensor::<[[[f32; 16]; 2]; 2]>::zeros();
+            with_isa(isa, || {
+                let (vk, vq) = (&valid_keys, &valid_queries);
+                prompt_into(&qt, &kt, &vt, vk, vq, &mut full, &mut weights, &mut lse).unwrap();
+                prompt_into(&qt, &kt, &vt, vk, vq, &mut padded, &mut weights, &mut lse).unwrap();
+            })
+            .unwrap();
+            assert_eq!(*padded, *full, "f32 on {isa}, queries {valid_queries:?}");
+            assert_eq!(padded.rows_written(), &valid_queries[..]);
+        }
+    }
+
+    let f64s = |x: &[f32]| x.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+    let (qt, kt) = (
+        Tensor::<[[[[f64; 8]; 16]; 2]; 2]>::from_slice(&f64s(&q)).unwrap(),
+        Tensor::<[[[[f64; 8]; 16]; 2]; 2]>::from_slice(&f64s(&k)).unwrap(),
+    );
+    let vt = Tensor::<[[[[f64; 4]; 16]; 2]; 2]>::from_slice(&f64s(&v)).unwrap();
+    let mut padded = ZeroPadded::<[[[[f64; 4]; 16]; 2]; 2]>::zeros();
+    for (valid_keys, valid_queries) in COUNTS {
+        let mut full = Tensor::<[[[[f64; 4]; 16]; 2]; 2]>::from_vec(vec![f64::NAN; 256]).unwrap();
+        let mut weights = Tensor::<[[[[f64; 16]; 16]; 2]; 2]>::zeros();
+        let mut lse = Tensor::<[[[f64; 16]; 2]; 2]>::zeros();
+        let (vk, vq) = (&valid_keys, &valid_queries);
+        prompt_f64_into(&qt, &kt, &vt, vk, vq, &mut full, &mut weights, &mut lse).unwrap();
+        prompt_f64_into(&qt, &kt, &vt, vk, vq, &mut padded, &mut weights, &mut lse).unwrap();
+        assert_eq!(*padded, *full, "f64, queries {valid_queries:?}");
+        assert_eq!(padded.rows_written(), &valid_queries[..]);
+    }
+
+    let bf16s = |x: &[f32]| x.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>();
+    let (qt, kt) = (
+        Tensor::<[[[bf16; 8]; 16]; 2]>::from_slice(&bf16s(&q[..256])).unwrap(),
+        Tensor::<[[[bf16; 8]; 16]; 2]>::from_slice(&bf16s(&k[..256])).unwrap(),
+    );
+    let vt = Tensor::<[[[bf16; 4]; 16]; 2]>::from_slice(&bf16s(&v[..128])).unwrap();
+    let mut padded = ZeroPadded::<[[[bf16; 4]; 16]; 2]>::zeros();
+    for (valid_keys, valid_queries) in COUNTS {
+        let mut full = Tensor::<[[[bf16; 4]; 16]; 2]>::from_vec(vec![bf16::NAN; 128]).unwrap();
+        let (vk, vq) = (&valid_keys, &valid_queries);
+        prompt_bf16_into(&qt, &kt, &vt, vk, vq, &mut full).unwrap();
+        prompt_bf16_into(&qt, &kt, &vt, vk, vq, &mut padded).unwrap();
+        assert_eq!(*padded, *full, "bf16, queries {valid_queries:?}");
+        assert_eq!(padded.rows_written(), &valid_queries[..]);
+    }
+}
+
+#[test]
+fn a_zero_padded_output_of_split_keys_writes_only_the_rows_its_last_call_left() {
+    let mut rng = Rng::new(31);
+    let q = Tensor::<[[[[f32; 8]; 4]; 4]; 2]>::from_slice(&rng.values(256, 1.0)).unwrap();
+    let k = Tensor::<[[[[f32; 8]; 2048]; 2]; 2]>::from_slice(&rng.values(65536, 1.0)).unwrap();
+    let v = Tensor::<[[[[f32; 4]; 2048]; 2]; 2]>::from_slice(&rng.values(32768, 1.0)).unwrap();
+    // Keys past one chunk of 1,024, so that the chunks are merged.
+    let counts = [
+        ([2048, 1500], [4, 4]),
+        ([2048, 1500], [1, 2]),
+        ([1100, 2048], [3, 0]),
+        ([2000, 2048], [0, 4]),
+    ];
+    for isa in attn_tests::instruction_sets() {
+        let mut padded = ZeroPadded::<[[[[f32; 4]; 4]; 4]; 2]>::zeros();
+        for (valid_keys, valid_queries) in counts {
+            let mut full =
+                Tensor::<[[[[f32; 4]; 4]; 4]; 2]>::from_vec(vec![f32::NAN; 128]).unwrap();
+            with_isa(isa, || {
+                draft_into(&q, &k, &v, &valid_keys, &valid_queries, &mut full).unwrap();
+                draft_into(&q, &k, &v, &valid_keys, &valid_queries, &mut padded).unwrap();
+            })
+            .unwrap();
+            assert_eq!(*padded, *full, "on {isa}, queries {valid_queries:?}");
+            assert_eq!(padded.rows_written(), &valid_queries[..]);
+        }
+    }
+    assert_eq!(draft::INFO.key_chunks(), 2);
+}
+
+#[test]
+fn a_zero_padded_output_is_left_as_it_was_by_a_count_past_the_queries() {
+    let q = Tensor::<[[[[f32; 8]; 16]; 2]; 2]>::from_vec(vec![0.5; 512]).unwrap();
+    let v = Tensor::<[[[[f32; 4]; 16]; 2]; 2]>::from_vec(vec![0.25; 256]).unwrap();
+    let mut out = ZeroPadded::<[[[[f32; 4]; 16]; 2]; 2]>::zeros();
+    let mut weights = Tensor::<[[[[f32; 16]; 16]; 2]; 2]>::zeros();
+    let mut lse = Tensor::<[[[f32; 16]; 2]; 2]>::zeros();
+    prompt_into(
+        &q,
+        &q,
+        &v,
+        &[16, 16],
+        &[7, 9],
+        &mut out,
+        &mut weights,
+        &mut lse,
+    )
+    .unwrap();
+    let before = out.clone();
+    let error = prompt_into(
+        &q,
+        &q,
+        &v,
+        &[16, 16],
+        &[2, 17],
+        &mut out,
+        &mut weights,
+        &mut lse,
+    );
+    assert_eq!(error.unwrap_err().valid, 17);
+    assert_eq!(*out, *before, "nothing half-written");
+    assert_eq!(out.rows_written(), &[7, 9]);
 }

@@ -130,6 +130,7 @@ pub fn functions_of(kernel: &Kernel, layer: &Layer, core: &Ident, stub: bool) ->
         call_args: quote!(#x_role, query, key, value, #output_arg #input_args),
         out_ty: &out_ty,
         out_zeros: &out_zeros,
+        padded: false,
         extras: &extras,
         where_clause: &TokenStream::new(),
         body: if stub {

@@ -5,7 +5,7 @@
 
 use super::elements::{array_of, dtype, flat, size, stored};
 use super::{private, same_size, softcap_literal};
-use crate::model::{Causal, Dim, Kernel, Size};
+use crate::model::{Causal, Dim, Dtype, Kernel, Size};
 use crate::plan::Blocks;
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -171,6 +171,21 @@ pub fn body(kernel: &Kernel, blocks: Blocks) -> TokenStream {
         methods.push(quote! {
             fn #name(&self, problem: usize) -> usize {
                 self.#name[#batch_of]
+            }
+        });
+    }
+    // What a `ZeroPadded` output records: the rows from which each batch entry's output holds
+    // zeros already. A 16-bit kernel computes into a fresh f32 copy and rounds all of it, so
+    // only an f32 kernel's output can skip them.
+    if options.valid_queries.is_some() && matches!(dtype(kernel), Dtype::F32) {
+        fields.push(quote!(zeros_from: ::core::option::Option<&'a [usize]>,));
+        field_inits.push(quote!(zeros_from: padding_written.as_deref(),));
+        methods.push(quote! {
+            fn zeros_from(&self, problem: usize) -> usize {
+                match self.zeros_from {
+                    ::core::option::Option::Some(rows) => rows[#batch_of],
+                    ::core::option::Option::None => #queries,
+                }
             }
         });
     }

@@ -106,6 +106,15 @@ pub trait Problems<const DEPTH: usize, const VALUE_DEPTH: usize, const KEYS: usi
         let _ = problem;
         Self::QUERIES
     }
+    /// The first query row of `problem` from which its output already holds zeros: the
+    /// padding rows before it are written as zeros, those from it on are left as they are.
+    /// `QUERIES` (nothing known) unless the caller's output is an `attn_runtime::ZeroPadded`,
+    /// which records the rows its last call wrote.
+    #[inline(always)]
+    fn zeros_from(&self, problem: usize) -> usize {
+        let _ = problem;
+        Self::QUERIES
+    }
     /// The row of the `mask` option that query `query` of `problem` reads (one entry when
     /// broadcast over the keys), if the kernel has a mask.
     #[inline(always)]
@@ -198,11 +207,15 @@ impl<
     /// Whether the keys and values are read where they are stored (see [`Kernel::DIRECT`]).
     const DIRECT: bool = is_direct(P::QUERIES as u64);
 
-    /// The rows of a problem past its valid queries: 0, their weights 0 and their
-    /// log-sum-exp -inf (the weights and log-sum-exp are empty when the kernel does not
-    /// return them).
-    fn fill_padding(padding: Rows<'_, Self>) {
-        padding.out.fill([0.0; VALUE_DEPTH]);
+    /// The rows of `problem` past its valid queries, from its row `first_row` on: 0, their
+    /// weights 0 and their log-sum-exp -inf (the weights and log-sum-exp are empty when the
+    /// kernel does not return them). Output rows known to hold zeros already are left alone:
+    /// a short prompt in a large kernel would otherwise spend most of its time on them.
+    fn fill_padding(&self, problem: usize, first_row: usize, padding: Rows<'_, Self>) {
+        let stale = (self.0.zeros_from(problem))
+            .saturating_sub(first_row)
+            .min(padding.out.len());
+        padding.out[..stale].fill([0.0; VALUE_DEPTH]);
         padding.weights.fill([0.0; KEYS]);
         padding.lse.fill(f32::NEG_INFINITY);
     }
@@ -499,7 +512,7 @@ impl<
             .saturating_sub(first_query)
             .min(rows.out.len());
         let (rows, padding) = rows.split_at(rows_valid);
-        Self::fill_padding(padding);
+        self.fill_padding(problem, first_query + rows_valid, padding);
         let Rows { out, weights, lse } = rows;
         if out.is_empty() {
             return;
@@ -563,13 +576,15 @@ impl<
     }
 
     fn problem_flops(&self, problem: usize) -> u64 {
-        let rows = self.0.valid_queries(problem).min(P::QUERIES) as u64;
+        let valid = self.0.valid_queries(problem).min(P::QUERIES);
+        let rows = valid as u64;
         let keys = self.keys_walked(problem).len() as u64;
-        // Every row's output is written, those past the valid count as zeros: counted as 16
-        // FLOPs a value, so that a batch of short sentences in a large capacity (32 x 12
-        // problems of 8 valid rows in 128, 1.7 ms a call on one thread) is shared out and
-        // one sentence (12 such problems) is not.
-        let writes = (Self::QUERIES * VALUE_DEPTH * 16) as u64;
+        // Every row's output is written but those known to hold zeros, the rows past the
+        // valid count as zeros: counted as 16 FLOPs a value, so that a batch of short
+        // sentences in a large capacity (32 x 12 problems of 8 valid rows in 128, 1.7 ms a
+        // call on one thread) is shared out and one sentence (12 such problems) is not.
+        let written = valid.max(self.0.zeros_from(problem).min(P::QUERIES));
+        let writes = (written * VALUE_DEPTH * 16) as u64;
         rows.saturating_mul(keys)
             .saturating_mul(Self::FLOPS_PER_KEY)
             .saturating_add(writes)
@@ -633,7 +648,7 @@ impl<
         let walk = self.walk(problem, 0);
         let rows_valid = walk.queries_valid.min(rows.out.len()).min(TILE_ROWS);
         let (rows, padding) = rows.split_at(rows_valid);
-        Self::fill_padding(padding);
+        self.fill_padding(problem, rows_valid, padding);
         let Rows { out, weights, lse } = rows;
         let mut running_max = [f32::NEG_INFINITY; TILE_ROWS];
         let mut running_sum = [[0.0f32; MAX_LANES]; TILE_ROWS];
