@@ -199,5 +199,6 @@ pub fn encoder_into<const N: usize>(
         output,
         out,
         ::core::option::Option::None,
+        ::core::option::Option::None,
     );
 }

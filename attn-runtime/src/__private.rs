@@ -1,8 +1,8 @@
 //! What generated kernels call. Not a public API: names and signatures change with the
 //! macro, which is always the same version as this crate.
 
-pub use crate::padded::padding_zeroed;
-pub use crate::project::{merge_heads, merge_heads_project, project_heads};
+pub use crate::padded::{PaddingUnread, padding_zeroed};
+pub use crate::project::{merge_heads, merge_heads_project, pad, project_heads};
 pub use crate::simd::Simd;
 pub use crate::simd::elements::{Element, rows_in_f32, widen_into};
 pub use crate::simd::pack::{Aligned, pack_keys, pack_values, values_on_lines};

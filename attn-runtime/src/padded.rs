@@ -31,6 +31,7 @@ mod sealed {
     impl<A: crate::Array> Sealed<A> for A {}
     impl<A: crate::Array> Sealed<A> for crate::Tensor<A> {}
     impl<A: crate::Array> Sealed<A> for super::ZeroPadded<A> {}
+    impl<A: crate::Array> Sealed<A> for super::PaddingUnread<'_, A> {}
 }
 
 impl<A: Array> PaddedOutput<A> for A {
@@ -149,6 +150,30 @@ impl<A: Array> fmt::Debug for ZeroPadded<A> {
             .field("shape", &A::dims())
             .field("rows_written", &self.written)
             .finish_non_exhaustive()
+    }
+}
+
+/// An output whose padding rows no one reads, so that a kernel leaves them as they are: a
+/// layer's heads, which its merge reads only up to the valid counts. `written` holds a 0
+/// per batch entry (no row to clear), which the call then sets to its counts.
+///
+/// ```
+/// use attn_runtime::PaddedOutput;
+/// let (mut heads, mut written) = ([[[7.0f32; 2]; 3]; 1], [0]);
+/// let mut unread = attn_runtime::__private::PaddingUnread { rows: &mut heads, written: &mut written };
+/// let (rows, zeros) = unread.rows_and_written();
+/// assert_eq!((rows[0][2], zeros), ([7.0; 2], Some(&mut [0][..])));
+/// ```
+pub struct PaddingUnread<'a, A> {
+    /// The output.
+    pub rows: &'a mut A,
+    /// A 0 per batch entry.
+    pub written: &'a mut [usize],
+}
+
+impl<A: Array> PaddedOutput<A> for PaddingUnread<'_, A> {
+    fn rows_and_written(&mut self) -> (&mut A, Option<&mut [usize]>) {
+        (self.rows, Some(self.written))
     }
 }
 

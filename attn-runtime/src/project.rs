@@ -436,12 +436,17 @@ fn counted<const B: usize>(counts: Option<&[usize; B]>, b: usize, n: usize) -> u
 }
 
 /// The heads side by side, `out[b][n][h·D + d] = heads[b][h][n][d]`: the layer's output when
-/// it has no output projection.
+/// it has no output projection. With `counts`, the rows of batch entry `b` from `counts[b]`
+/// on are padding, as the attention's rows are: [`pad`] writes them, and the heads' rows
+/// there are not read.
 ///
 /// ```
-/// let mut out = [[[0.0f32; 2]; 1]; 1];
-/// attn_runtime::__private::merge_heads(&[[[[3.0]], [[4.0]]]], &mut out);
-/// assert_eq!(out, [[[3.0, 4.0]]]);
+/// let mut out = [[[0.0f32; 2]; 2]; 1];
+/// let heads = [[[[3.0], [5.0]], [[4.0], [6.0]]]];
+/// attn_runtime::__private::merge_heads(&heads, &mut out, None, None);
+/// assert_eq!(out, [[[3.0, 4.0], [5.0, 6.0]]]);
+/// attn_runtime::__private::merge_heads(&heads, &mut out, Some(&[1]), None);
+/// assert_eq!(out, [[[3.0, 4.0], [0.0, 0.0]]]);
 /// ```
 pub fn merge_heads<
     const B: usize,
@@ -452,20 +457,25 @@ pub fn merge_heads<
 >(
     heads: &[[[[f32; D]; N]; H]; B],
     out: &mut [[[f32; W]; N]; B],
+    counts: Option<&[usize; B]>,
+    written: Option<&[usize]>,
 ) {
     const { assert!(W == H * D, "H heads of depth D merge into H·D features") };
-    for (heads, out) in heads.iter().zip(out.iter_mut()) {
+    for (b, (heads, out)) in heads.iter().zip(out.iter_mut()).enumerate() {
+        let tokens = counted(counts, b, N);
         for (h, head) in heads.iter().enumerate() {
-            for (row, out) in head.iter().zip(out.iter_mut()) {
+            for (row, out) in head[..tokens].iter().zip(out.iter_mut()) {
                 out[h * D..][..D].copy_from_slice(row);
             }
         }
     }
+    pad(out, counts, written);
 }
 
 /// The merged heads through the output projection: `out[b][n] = Wo · merged[b][n] + bo`.
-/// With `counts`, the rows of batch entry `b` from `counts[b]` on are 0 and not computed
-/// (a layer's query rows past their valid count, as its attention's rows are).
+/// With `counts`, the rows of batch entry `b` from `counts[b]` on are padding, not computed
+/// (a layer's query rows past their valid count, as its attention's rows are): [`pad`]
+/// writes them.
 ///
 /// ```
 /// use attn_runtime::Linear;
@@ -473,9 +483,9 @@ pub fn merge_heads<
 /// let output = Linear::<2, 1>::from_slices("o", &[1.0, 1.0], Some(&[1.0]))?;
 /// let mut out = [[[9.0f32; 1]; 2]; 1];
 /// let heads = [[[[3.0], [5.0]], [[4.0], [6.0]]]];
-/// attn_runtime::__private::merge_heads_project(&heads, &output, &mut out, None);
+/// attn_runtime::__private::merge_heads_project(&heads, &output, &mut out, None, None);
 /// assert_eq!(out, [[[8.0], [12.0]]]);
-/// attn_runtime::__private::merge_heads_project(&heads, &output, &mut out, Some(&[1]));
+/// attn_runtime::__private::merge_heads_project(&heads, &output, &mut out, Some(&[1]), None);
 /// assert_eq!(out, [[[8.0], [0.0]]]);
 /// # Ok::<(), attn_runtime::WeightError>(())
 /// ```
@@ -491,6 +501,7 @@ pub fn merge_heads_project<
     linear: &Linear<W, DO>,
     out: &mut [[[f32; DO]; N]; B],
     counts: Option<&[usize; B]>,
+    written: Option<&[usize]>,
 ) {
     const { assert!(W == H * D, "H heads of depth D merge into H·D features") };
     // One product over every entry's rows that count.
@@ -509,12 +520,35 @@ pub fn merge_heads_project<
     rows(&merged, linear, &mut projected);
     let mut projected = projected.iter();
     for (b, out) in out.iter_mut().enumerate() {
-        let (valid, padding) = out.split_at_mut(tokens(b));
-        valid
+        out[..tokens(b)]
             .iter_mut()
             .zip(&mut projected)
             .for_each(|(out, row)| *out = *row);
-        padding.fill([0.0; DO]);
+    }
+    pad(out, counts, written);
+}
+
+/// The padding rows of a layer's output, those of batch entry `b` from `counts[b]` on: 0.
+/// `written` (a `ZeroPadded` output's record) says which of them may hold something else,
+/// the rows below `written[b]`; without it, all of them.
+///
+/// ```
+/// let mut out = [[[5.0f32; 1]; 3]; 1];
+/// // One valid row; the record says rows from 2 on hold zeros, so row 2 is not written.
+/// attn_runtime::__private::pad(&mut out, Some(&[1]), Some(&[2]));
+/// assert_eq!(out, [[[5.0], [0.0], [5.0]]]);
+/// attn_runtime::__private::pad(&mut out, Some(&[1]), None);
+/// assert_eq!(out, [[[5.0], [0.0], [0.0]]]);
+/// ```
+pub fn pad<const B: usize, const N: usize, const W: usize>(
+    out: &mut [[[f32; W]; N]; B],
+    counts: Option<&[usize; B]>,
+    written: Option<&[usize]>,
+) {
+    for (b, out) in out.iter_mut().enumerate() {
+        let tokens = counted(counts, b, N);
+        let stale = written.map_or(N, |written| written[b].clamp(tokens, N));
+        out[tokens..stale].fill([0.0; W]);
     }
 }
 

@@ -2,7 +2,7 @@
 //! weights from slices and safetensors files, and the embedding table, with their errors.
 
 use attn_runtime::simd::with_isa;
-use attn_runtime::{Embedding, Linear, Tensor, TokenError, WeightError, attention};
+use attn_runtime::{Embedding, Linear, Tensor, TokenError, WeightError, ZeroPadded, attention};
 use attn_tests::{LayerShape, LayerWeights, Mask, Rng, assert_layer_accurate};
 
 attention! {
@@ -29,6 +29,15 @@ attention! {
     #[attn(split_heads, valid_lengths, valid_queries)]
     fn long_sentences<x: [2, N, 128], q: [2, 2, N, 64], k: [2, 2, N, 64], v: [2, 2, N, 64], out: [2, N, 128]>
     where N = 2048;
+
+    /// The same without an output projection: the heads side by side.
+    #[attn(split_heads, valid_lengths, valid_queries)]
+    fn long_side_by_side<x: [2, N, 128], q: [2, 2, N, 64], k: [2, 2, N, 64], v: [2, 2, N, 64]>
+    where N = 2048;
+
+    /// Short sentences, their heads side by side.
+    #[attn(valid_lengths, valid_queries)]
+    fn side_by_side<x: [2, 8, 8], q: [2, 2, 8, 4], k: [2, 2, 8, 4], v: [2, 2, 8, 4]>;
 
     /// The same layer over one sentence of exactly `N` tokens.
     fn sentence<x: [1, N, 8], q: [1, 2, N, 4], k: [1, 2, N, 4], v: [1, 2, N, 4], out: [1, N, 8]>;
@@ -348,18 +357,35 @@ fn a_layer_with_valid_counts_reads_only_the_valid_tokens_and_zeroes_the_rest() {
     }
     // A count past the capacity: an error, and nothing written.
     let before = out;
-    let error = sentences_into(
+    let error = sentences_of(
         &x,
-        &query,
-        &key,
-        &value,
-        &output,
-        &[5, 8],
-        &[9, 8],
+        [&query, &key, &value, &output],
+        [5, 8],
+        [9, 8],
         &mut out,
     );
     assert_eq!(error.unwrap_err().valid, 9);
     assert_eq!(out, before);
+}
+
+/// `sentences_into` with `valid_keys` and `valid_queries` into `out`.
+fn sentences_of(
+    x: &[[[f32; 8]; 8]; 2],
+    [query, key, value, output]: [&Linear<8, 8>; 4],
+    valid_keys: [usize; 2],
+    valid_queries: [usize; 2],
+    out: &mut impl attn_runtime::PaddedOutput<[[[f32; 8]; 8]; 2]>,
+) -> Result<(), attn_runtime::ValidLengthError> {
+    sentences_into(
+        x,
+        query,
+        key,
+        value,
+        output,
+        &valid_keys,
+        &valid_queries,
+        out,
+    )
 }
 
 /// `x` through `linear`, split into 2 heads of depth 4.
@@ -392,7 +418,18 @@ fn a_layer_reads_nothing_that_reused_memory_held_before() {
             &x, &query, &key, &value, &output, &lengths, &lengths, &mut out,
         )
         .unwrap();
-        out
+        let mut side_by_side = Tensor::<[[[f32; 128]; 2048]; 2]>::zeros();
+        long_side_by_side_into(
+            &x,
+            &query,
+            &key,
+            &value,
+            &lengths,
+            &lengths,
+            &mut side_by_side,
+        )
+        .unwrap();
+        (out, side_by_side)
     };
     for isa in attn_runtime::simd::Isa::supported() {
         let expected = with_isa(isa, run).unwrap();
@@ -402,14 +439,16 @@ fn a_layer_reads_nothing_that_reused_memory_held_before() {
             .map(|_| Tensor::<Heads>::from_vec(vec![f32::NAN; 2 * 2 * 2048 * 64]).unwrap())
             .collect();
         drop(poisoned);
-        let out = with_isa(isa, run).unwrap();
+        let (out, side_by_side) = with_isa(isa, run).unwrap();
         assert!(
-            out.as_flat() == expected.as_flat(),
+            out.as_flat() == expected.0.as_flat() && side_by_side.as_flat() == expected.1.as_flat(),
             "{isa:?}: the same bits over reused memory"
         );
-        for (b, &length) in lengths.iter().enumerate() {
-            assert!(out[b][..length].iter().flatten().all(|o| o.is_finite()));
-            assert!(out[b][length..].iter().flatten().all(|&o| o == 0.0));
+        for out in [&out, &side_by_side] {
+            for (b, &length) in lengths.iter().enumerate() {
+                assert!(out[b][..length].iter().flatten().all(|o| o.is_finite()));
+                assert!(out[b][length..].iter().flatten().all(|&o| o == 0.0));
+            }
         }
         // The layer did take that memory: its buffers came back with NaN in their padding.
         if cfg!(target_os = "linux") {
@@ -421,4 +460,55 @@ fn a_layer_reads_nothing_that_reused_memory_held_before() {
             assert!(!reused[0][0][36][0].is_nan(), "{isa:?}: valid rows written");
         }
     }
+}
+
+#[test]
+fn a_zero_padded_layer_output_writes_only_the_rows_its_last_call_left() {
+    let mut rng = Rng::new(28);
+    let [query, key, value, output] = random_projections::<8>(&mut rng);
+    let x: [[[f32; 8]; 8]; 2] =
+        std::array::from_fn(|_| std::array::from_fn(|_| std::array::from_fn(|_| rng.uniform(1.0))));
+    let mut projected = ZeroPadded::<[[[f32; 8]; 8]; 2]>::zeros();
+    let mut merged = ZeroPadded::<[[[f32; 8]; 8]; 2]>::zeros();
+    // Counts that grow and shrink: each shrink leaves rows the next call must clear.
+    for lengths in [[8, 8], [3, 8], [8, 1], [5, 0], [8, 8]] {
+        let mut full = [[[f32::NAN; 8]; 8]; 2];
+        let mut full_merged = [[[f32::NAN; 8]; 8]; 2];
+        for isa in attn_tests::instruction_sets() {
+            with_isa(isa, || {
+                let (query, key, value) = (&query, &key, &value);
+                sentences_into(
+                    &x, query, key, value, &output, &lengths, &lengths, &mut full,
+                )?;
+                sentences_into(
+                    &x,
+                    query,
+                    key,
+                    value,
+                    &output,
+                    &lengths,
+                    &lengths,
+                    &mut projected,
+                )?;
+                side_by_side_into(&x, query, key, value, &lengths, &lengths, &mut full_merged)?;
+                side_by_side_into(&x, query, key, value, &lengths, &lengths, &mut merged)
+            })
+            .unwrap()
+            .unwrap();
+            assert_eq!(*projected, full, "{isa}: projected, lengths {lengths:?}");
+            assert_eq!(
+                *merged, full_merged,
+                "{isa}: side by side, lengths {lengths:?}"
+            );
+            assert_eq!(projected.rows_written(), &lengths[..]);
+            assert_eq!(merged.rows_written(), &lengths[..]);
+        }
+    }
+    // A count past the capacity: an error, the output and its record as they were.
+    let before = projected.clone();
+    let weights = [&query, &key, &value, &output];
+    let error = sentences_of(&x, weights, [2, 2], [2, 9], &mut projected);
+    assert_eq!(error.unwrap_err().valid, 9);
+    assert_eq!(*projected, *before);
+    assert_eq!(projected.rows_written(), &[8, 8]);
 }

@@ -54,7 +54,20 @@ pub fn functions_of(kernel: &Kernel, layer: &Layer, core: &Ident, stub: bool) ->
         }
         false => quote!(::core::option::Option::None),
     };
-    let query_rows = counts(kernel.options.valid_queries.is_some(), "valid_queries");
+    let valid_queries = kernel.options.valid_queries.is_some();
+    let query_rows = counts(valid_queries, "valid_queries");
+    // With valid query counts, the merge reads the heads' rows only up to them and writes the
+    // output's padding itself (only where its `ZeroPadded` record, `padding_written`, says a
+    // row may not be 0): the attention leaves the heads' padding rows as they are.
+    let (written, heads_arg) = if valid_queries {
+        let batch = size(&layer.x[0].size, layer.x[0].span);
+        (
+            quote!(padding_written.as_deref()),
+            quote!(&mut #private::PaddingUnread { rows: &mut *heads, written: &mut [0; #batch] }),
+        )
+    } else {
+        (quote!(::core::option::Option::None), quote!(&mut heads))
+    };
     let key_rows = counts(kernel.options.valid_lengths.is_some(), "valid_keys");
     let (output_param, output_arg, merge) = match &layer.out {
         Some(out) => {
@@ -65,13 +78,13 @@ pub fn functions_of(kernel: &Kernel, layer: &Layer, core: &Ident, stub: bool) ->
             (
                 quote!(output: &::attn_runtime::Linear<#merged, #out_width>,),
                 quote!(output,),
-                quote!(#private::merge_heads_project(&heads, output, out, #query_rows);),
+                quote!(#private::merge_heads_project(&heads, output, out, #query_rows, #written);),
             )
         }
         None => (
             quote!(),
             quote!(),
-            quote!(#private::merge_heads(&heads, out);),
+            quote!(#private::merge_heads(&heads, out, #query_rows, #written);),
         ),
     };
     let (q_ty, k_ty, v_ty, heads_ty) = (
@@ -130,7 +143,7 @@ pub fn functions_of(kernel: &Kernel, layer: &Layer, core: &Ident, stub: bool) ->
         call_args: quote!(#x_role, query, key, value, #output_arg #input_args),
         out_ty: &out_ty,
         out_zeros: &out_zeros,
-        padded: false,
+        padded: valid_queries,
         extras: &extras,
         where_clause: &TokenStream::new(),
         body: if stub {
@@ -139,7 +152,8 @@ pub fn functions_of(kernel: &Kernel, layer: &Layer, core: &Ident, stub: bool) ->
             Body::Computed(quote! {
                 // The heads of q, k and v, on the heap: their size grows with the tokens.
                 // Not zeroed: the projections write every row that the attention reads (the
-                // valid ones, or all), and the attention writes every row of its heads.
+                // valid ones, or all), and the attention every row of its heads that the
+                // merge reads.
                 let mut q = #private::scratch_tensor::<#q_ty>();
                 let mut k = #private::scratch_tensor::<#k_ty>();
                 let mut v = #private::scratch_tensor::<#v_ty>();
@@ -147,7 +161,7 @@ pub fn functions_of(kernel: &Kernel, layer: &Layer, core: &Ident, stub: bool) ->
                 #private::project_heads(#x_role, key, &mut k, #key_rows);
                 #private::project_heads(#x_role, value, &mut v, #key_rows);
                 let mut heads = #private::scratch_tensor::<#heads_ty>();
-                #core_into(&q, &k, &v, #input_args &mut heads, #output_args)#question;
+                #core_into(&q, &k, &v, #input_args #heads_arg, #output_args)#question;
                 #merge
             })
         },

@@ -57,18 +57,7 @@ pub fn attention(
         shape_text(&out),
     );
     let into_check = valid_length_checks(kernel);
-    // With valid query counts, `out` is any `PaddedOutput`: its array, and what it records of
-    // the rows that hold zeros (a `ZeroPadded`), which the body reads as `padding_written`
-    // and which is brought up to date once the call has written the rows.
-    let padded = kernel.options.valid_queries.is_some();
     let body = match body {
-        Body::Computed(body) if padded => Body::Computed(quote! {
-            let (out, padding_written) =
-                ::attn_runtime::PaddedOutput::<#out_ty>::rows_and_written(out);
-            #into_check
-            #body
-            ::attn_runtime::__private::padding_zeroed(padding_written, valid_queries);
-        }),
         Body::Computed(body) => Body::Computed(quote!(#into_check #body)),
         Body::Stub => Body::Stub,
     };
@@ -78,15 +67,6 @@ pub fn attention(
     } = &extras;
     let mut docs = vec![String::new(), shapes];
     docs.extend(extras.docs.iter().cloned());
-    if padded {
-        docs.extend([
-            String::new(),
-            " The `_into` form takes `out` as the array, a `Tensor` of it, or an \
-             `attn_runtime::ZeroPadded`, into which the padding's zeros are written only where \
-             its last call left other values."
-                .to_owned(),
-        ]);
-    }
     functions(Functions {
         name,
         vis: &kernel.vis,
@@ -97,7 +77,7 @@ pub fn attention(
         call_args: quote!(#q, #k, #v, #input_args),
         out_ty: &out_ty,
         out_zeros: &out_zeros,
-        padded,
+        padded: kernel.options.valid_queries.is_some(),
         extras: &extras,
         where_clause: &heads_bound(kernel),
         body,
@@ -356,7 +336,10 @@ pub struct Functions<'a> {
     pub out_ty: &'a TokenStream,
     pub out_zeros: &'a TokenStream,
     /// Whether the `_into` form takes `out` as any `attn_runtime::PaddedOutput` of `out_ty`
-    /// (a kernel with valid query counts) rather than as the array.
+    /// (a kernel with valid query counts) rather than as the array. The body then reads
+    /// `out` as the array and `padding_written` as what the output records of the rows that
+    /// hold zeros (a `ZeroPadded`'s, or `None`), which is brought up to date once the call
+    /// has written the rows.
     pub padded: bool,
     pub extras: &'a Extras,
     /// Bounds on the const generics, checked at each call.
@@ -383,10 +366,28 @@ pub fn functions(f: Functions) -> TokenStream {
         where_clause,
         body,
     } = f;
-    let out_param = if padded {
-        quote!(&mut impl ::attn_runtime::PaddedOutput<#out_ty>)
+    let (out_param, body, docs) = if padded {
+        let body = match body {
+            Body::Computed(body) => Body::Computed(quote! {
+                let (out, padding_written) =
+                    ::attn_runtime::PaddedOutput::<#out_ty>::rows_and_written(out);
+                #body
+                ::attn_runtime::__private::padding_zeroed(padding_written, valid_queries);
+            }),
+            Body::Stub => Body::Stub,
+        };
+        let mut docs = docs.to_vec();
+        docs.extend([
+            String::new(),
+            " The `_into` form takes `out` as the array, a `Tensor` of it, or an \
+             `attn_runtime::ZeroPadded`, into which the padding's zeros are written only where \
+             its last call left other values."
+                .to_owned(),
+        ]);
+        let param = quote!(&mut impl ::attn_runtime::PaddedOutput<#out_ty>);
+        (param, body, docs)
     } else {
-        quote!(&mut #out_ty)
+        (quote!(&mut #out_ty), body, docs.to_vec())
     };
     let Extras {
         outputs,
