@@ -110,6 +110,42 @@ pub fn narrow<T: Half>(src: &[f32], dst: &mut [T]) {
     T::narrow(src, dst);
 }
 
+/// The output of a 16-bit kernel with valid query counts, rounded from its f32 copy `src`
+/// into `dst`, both of batch entries of problems (heads) of `rows` rows of `width` values:
+/// entry `b`'s rows below `valid[b]` rounded, its rows from `valid[b]` up to `written[b]`
+/// (a `ZeroPadded` output's record; all of them without one) set to 0, the rest left as
+/// they are. Only the rows rounded are read from `src`: its padding may hold anything.
+///
+/// ```
+/// use attn_runtime::half::bf16;
+/// let src = [1.0f32, 2.0, f32::NAN, 4.0]; // one entry, one problem of four rows of one value
+/// let mut dst = [bf16::ONE; 4];
+/// attn_runtime::__private::narrow_rows(&src, &mut dst, 4, 1, &[2], Some(&[3]));
+/// assert_eq!(dst.map(f32::from), [1.0, 2.0, 0.0, 1.0]);
+/// attn_runtime::__private::narrow_rows(&src, &mut dst, 4, 1, &[1], None);
+/// assert_eq!(dst.map(f32::from), [1.0, 0.0, 0.0, 0.0]);
+/// ```
+pub fn narrow_rows<T: Half + bytemuck::Zeroable>(
+    src: &[f32],
+    dst: &mut [T],
+    rows: usize,
+    width: usize,
+    valid: &[usize],
+    written: Option<&[usize]>,
+) {
+    // Never 0, which `chunks` refuses: a kernel's sizes are positive, so these are too.
+    let problem = (rows * width).max(1);
+    let entry = (src.len() / valid.len().max(1)).max(1);
+    for (b, (src, dst)) in src.chunks(entry).zip(dst.chunks_mut(entry)).enumerate() {
+        let valid = valid[b].min(rows);
+        let stale = written.map_or(rows, |written| written[b].clamp(valid, rows));
+        for (src, dst) in src.chunks(problem).zip(dst.chunks_mut(problem)) {
+            T::narrow(&src[..valid * width], &mut dst[..valid * width]);
+            dst[valid * width..stale * width].fill(T::zeroed());
+        }
+    }
+}
+
 /// The 16-bit element types, stored as such and computed in f32.
 pub trait Half: Copy {
     /// Widens a slice to f32.

@@ -19,6 +19,9 @@ attention! {
     /// In bf16, rank 3.
     #[attn(dtype = bf16, valid_lengths, valid_queries, causal(bottom_right))]
     fn prompt_bf16<q: [2, 16, 8], k: [2, 16, 8], v: [2, 16, 4]>;
+    /// The same in f32, which the bf16 kernel computes.
+    #[attn(valid_lengths, valid_queries, causal(bottom_right))]
+    fn prompt_rank3<q: [2, 16, 8], k: [2, 16, 8], v: [2, 16, 4]>;
     /// Fewer query rows than a tile over 2,048 keys: the keys are split into chunks and merged.
     #[attn(valid_lengths, valid_queries, causal(bottom_right))]
     fn draft<q: [2, 4, 4, 8], k: [2, 2, 2048, 8], v: [2, 2, 2048, 4]>;
@@ -275,12 +278,27 @@ fn a_zero_padded_output_writes_only_the_rows_its_last_call_left() {
         Tensor::<[[[bf16; 8]; 16]; 2]>::from_slice(&bf16s(&k[..256])).unwrap(),
     );
     let vt = Tensor::<[[[bf16; 4]; 16]; 2]>::from_slice(&bf16s(&v[..128])).unwrap();
+    // The f32 kernel over the same (rounded) values: the bf16 kernel's rows are its, rounded.
+    let widened = |x: &[bf16]| x.iter().map(|&x| f32::from(x)).collect::<Vec<_>>();
+    let (qw, kw) = (
+        Tensor::<[[[f32; 8]; 16]; 2]>::from_vec(widened(qt.as_flat())).unwrap(),
+        Tensor::<[[[f32; 8]; 16]; 2]>::from_vec(widened(kt.as_flat())).unwrap(),
+    );
+    let vw = Tensor::<[[[f32; 4]; 16]; 2]>::from_vec(widened(vt.as_flat())).unwrap();
     let mut padded = ZeroPadded::<[[[bf16; 4]; 16]; 2]>::zeros();
     for (valid_keys, valid_queries) in COUNTS {
         let mut full = Tensor::<[[[bf16; 4]; 16]; 2]>::from_vec(vec![bf16::NAN; 128]).unwrap();
         let (vk, vq) = (&valid_keys, &valid_queries);
         prompt_bf16_into(&qt, &kt, &vt, vk, vq, &mut full).unwrap();
         prompt_bf16_into(&qt, &kt, &vt, vk, vq, &mut padded).unwrap();
+        let mut wide = Tensor::<[[[f32; 4]; 16]; 2]>::from_vec(vec![f32::NAN; 128]).unwrap();
+        prompt_rank3_into(&qw, &kw, &vw, vk, vq, &mut wide).unwrap();
+        let rounded: Vec<bf16> = wide.as_flat().iter().map(|&x| bf16::from_f32(x)).collect();
+        assert_eq!(
+            full.as_flat(),
+            &rounded[..],
+            "bf16, queries {valid_queries:?}"
+        );
         assert_eq!(*padded, *full, "bf16, queries {valid_queries:?}");
         assert_eq!(padded.rows_written(), &valid_queries[..]);
     }

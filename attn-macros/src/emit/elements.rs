@@ -106,6 +106,27 @@ pub fn widened(kernel: &Kernel, body: TokenStream, widen_inputs: bool) -> TokenS
         Vec::new()
     };
     let (out, out_dims) = (Ident::new("out", Span::call_site()), kernel.out());
+    if kernel.options.valid_queries.is_some() {
+        // Rows past the valid counts: none computed in f32 nor rounded, their zeros written
+        // in the stored type, and only where a `ZeroPadded` output's record says a row may
+        // not be 0. The f32 copy's padding is never read, so it is not zeroed either.
+        let private = private();
+        let rank = kernel.rank();
+        let (rows, width) = (&out_dims[rank - 2], &out_dims[rank - 1]);
+        let (rows, width) = (size(&rows.size, rows.span), size(&width.size, width.span));
+        let (ty, flat, flat_mut) = (array_type(&out_dims), flat(rank, false), flat(rank, true));
+        return quote! {
+            let mut out_wide = #private::scratch_tensor::<#ty>();
+            {
+                let out = &mut *out_wide;
+                #body
+            }
+            #private::narrow_rows(
+                out_wide #flat, out #flat_mut, #rows, #width,
+                &valid_queries[..], padding_written.as_deref(),
+            );
+        };
+    }
     in_f32(kernel, &inputs, &[(&out, &out_dims)], body)
 }
 

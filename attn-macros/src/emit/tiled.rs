@@ -174,12 +174,16 @@ pub fn body(kernel: &Kernel, blocks: Blocks) -> TokenStream {
             }
         });
     }
-    // What a `ZeroPadded` output records: the rows from which each batch entry's output holds
-    // zeros already. A 16-bit kernel computes into a fresh f32 copy and rounds all of it, so
-    // only an f32 kernel's output can skip them.
-    if options.valid_queries.is_some() && matches!(dtype(kernel), Dtype::F32) {
+    // The rows from which each batch entry's output holds zeros already: what a `ZeroPadded`
+    // output records. A 16-bit kernel computes into an f32 copy whose padding no one reads
+    // (its stored output's zeros are written as it is rounded): none to write there.
+    if options.valid_queries.is_some() {
+        let zeros_from = match dtype(kernel) {
+            Dtype::F32 => quote!(padding_written.as_deref()),
+            _ => quote!(::core::option::Option::Some(&valid_queries[..])),
+        };
         fields.push(quote!(zeros_from: ::core::option::Option<&'a [usize]>,));
-        field_inits.push(quote!(zeros_from: padding_written.as_deref(),));
+        field_inits.push(quote!(zeros_from: #zeros_from,));
         methods.push(quote! {
             fn zeros_from(&self, problem: usize) -> usize {
                 match self.zeros_from {
