@@ -9,6 +9,7 @@
 //! Run: `cargo run --release -p attn-bench --example valid_queries`
 
 use attn_bench::{paired_medians, values};
+use attn_runtime::half::bf16;
 use attn_runtime::threads::with_threads;
 use attn_runtime::{Linear, PaddedOutput, Tensor, ZeroPadded, attention};
 
@@ -18,6 +19,12 @@ attention! {
     fn capacity<q: [1, 4096, 64], k: [1, 4096, 64], v: [1, 4096, 64]>;
     /// Compiled for 64.
     fn exact<q: [1, 64, 64], k: [1, 64, 64], v: [1, 64, 64]>;
+    /// The capacity kernel in bf16.
+    #[attn(dtype = bf16, valid_lengths, valid_queries)]
+    fn capacity_bf16<q: [1, 4096, 64], k: [1, 4096, 64], v: [1, 4096, 64]>;
+    /// The kernel compiled for 64, in bf16.
+    #[attn(dtype = bf16)]
+    fn exact_bf16<q: [1, 64, 64], k: [1, 64, 64], v: [1, 64, 64]>;
     /// A layer of capacity 4,096 tokens.
     #[attn(split_heads, valid_lengths, valid_queries)]
     fn layer_capacity<x: [1, 4096, 512], q: [1, 8, 4096, 64], k: [1, 8, 4096, 64], v: [1, 8, 4096, 64], out: [1, 4096, 512]>;
@@ -71,7 +78,32 @@ fn main() {
         "writing the 4,032 padding rows' zeros alone: {:.2} us",
         zeros * 1e6
     );
+    sixteen_bit(&values);
     layer();
+}
+
+/// The capacity kernel and the one compiled for 64, in bf16, into a `ZeroPadded` output.
+fn sixteen_bit(values: &[f32]) {
+    let values: Vec<bf16> = values.iter().map(|&x| bf16::from_f32(x)).collect();
+    let big = Tensor::<[[[bf16; 64]; 4096]; 1]>::from_slice(&values).expect("4,096 rows");
+    let small = Tensor::<[[[bf16; 64]; 64]; 1]>::from_slice(&values[..64 * 64]).expect("64 rows");
+    let mut out = ZeroPadded::<[[[bf16; 64]; 4096]; 1]>::zeros();
+    let mut small_out = Tensor::<[[[bf16; 64]; 64]; 1]>::zeros();
+    let (padded, compiled) = with_threads(1, || {
+        paired_medians(
+            3.0,
+            || capacity_bf16_into(&big, &big, &big, &[64], &[64], &mut out).expect("64 fits"),
+            || exact_bf16_into(&small, &small, &small, &mut small_out),
+        )
+    });
+    let same = out[0][..64] == small_out[0][..];
+    println!(
+        "the same in bf16, into a ZeroPadded output: {:.2} us; a kernel compiled for 64: \
+         {:.2} us; {:.2}x (same rows: {same})",
+        padded * 1e6,
+        compiled * 1e6,
+        padded / compiled
+    );
 }
 
 type Tokens = [[[f32; 512]; 4096]; 1];
