@@ -135,10 +135,77 @@ pub struct Tensor<A: Array> {
 /// every crate that uses one (a kernel's build measured 0.05 s and 2 KiB more when it was).
 enum Storage {
     /// On the heap.
-    Heap(Box<[CacheLine]>),
+    Heap(HeapLines),
     /// In an anonymous map of its own, on a huge page boundary.
     #[cfg(target_os = "linux")]
     Pages(HugePages),
+}
+
+/// A tensor's cache lines on the heap. As it drops, one of [`SPARE_HEAP_FROM`] bytes or more
+/// is kept for the next tensor of its size that need not be zeroed ([`Storage::as_left`]),
+/// within [`SPARE_HEAP_BYTES`]: a 16-bit kernel's f32 copy of its output (1 MiB for 4,096
+/// rows of 64) then skips zeroing it at each call, as a layer's heads of one sentence do.
+struct HeapLines(Box<[CacheLine]>);
+
+/// The smallest heap tensor kept as it drops: 64 KiB, whose zeroing takes about a
+/// microsecond, against tens of nanoseconds for the list.
+const SPARE_HEAP_FROM: usize = 64 << 10;
+
+/// The most bytes of dropped heap tensors a thread keeps for reuse.
+const SPARE_HEAP_BYTES: usize = 16 << 20;
+
+thread_local! {
+    /// The heap lines of this thread's dropped tensors, newest last, at most
+    /// [`SPARE_HEAP_BYTES`].
+    static SPARE_HEAP: std::cell::RefCell<Vec<Box<[CacheLine]>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl HeapLines {
+    /// `lines` zeroed lines: fresh ones, or, when `zero` is false, the lines of a dropped
+    /// tensor of that size as it left them.
+    fn new(lines: usize, zero: bool) -> HeapLines {
+        let bytes = lines * size_of::<CacheLine>();
+        if !zero && bytes >= SPARE_HEAP_FROM {
+            let kept = SPARE_HEAP.try_with(|spare| {
+                let mut spare = spare.borrow_mut();
+                let found = spare.iter().rposition(|kept| kept.len() == lines)?;
+                Some(spare.remove(found))
+            });
+            if let Ok(Some(kept)) = kept {
+                return HeapLines(kept);
+            }
+        }
+        HeapLines(bytemuck::zeroed_slice_box(lines))
+    }
+}
+
+impl Drop for HeapLines {
+    /// Keeps lines of [`SPARE_HEAP_FROM`] bytes or more for the next tensor of their size,
+    /// within [`SPARE_HEAP_BYTES`] (the oldest kept go first).
+    fn drop(&mut self) {
+        let bytes = self.0.len() * size_of::<CacheLine>();
+        if !(SPARE_HEAP_FROM..=SPARE_HEAP_BYTES).contains(&bytes) {
+            return;
+        }
+        let mut kept = Some(std::mem::take(&mut self.0));
+        // Freed after the list is released; a thread that is exiting has no list any more,
+        // and frees them too.
+        let evicted = SPARE_HEAP.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            spare.extend(kept.take());
+            let line = size_of::<CacheLine>();
+            let mut total: usize = spare.iter().map(|lines| lines.len() * line).sum();
+            let mut evicted = Vec::new();
+            while total > SPARE_HEAP_BYTES {
+                let oldest = spare.remove(0);
+                total -= oldest.len() * line;
+                evicted.push(oldest);
+            }
+            evicted
+        });
+        drop((evicted, kept));
+    }
 }
 
 /// 64 bytes on a cache line boundary.
@@ -240,13 +307,13 @@ impl Storage {
         Storage::new(bytes, true)
     }
 
-    /// At least `bytes` bytes of unspecified values: a kept map of the size as its last
-    /// tensor left it, or else zeros as [`Storage::zeroed`] gives them.
+    /// At least `bytes` bytes of unspecified values: a kept map or heap lines of the size as
+    /// their last tensor left them, or else zeros as [`Storage::zeroed`] gives them.
     fn as_left(bytes: usize) -> Storage {
         Storage::new(bytes, false)
     }
 
-    /// At least `bytes` bytes, zeros but in a kept map reused without `zero_spare`.
+    /// At least `bytes` bytes, zeros but in kept memory reused without `zero_spare`.
     fn new(bytes: usize, zero_spare: bool) -> Storage {
         #[cfg(not(target_os = "linux"))]
         let _ = zero_spare;
@@ -269,8 +336,9 @@ impl Storage {
                 });
             }
         }
-        Storage::Heap(bytemuck::zeroed_slice_box(
+        Storage::Heap(HeapLines::new(
             bytes.div_ceil(size_of::<CacheLine>()),
+            zero_spare,
         ))
     }
 
@@ -279,7 +347,7 @@ impl Storage {
     #[inline]
     fn bytes(&self, len: usize) -> &[u8] {
         match self {
-            Storage::Heap(lines) => &bytemuck::cast_slice(lines)[..len],
+            Storage::Heap(HeapLines(lines)) => &bytemuck::cast_slice(lines)[..len],
             #[cfg(target_os = "linux")]
             Storage::Pages(pages) => &pages.bytes()[pages.start..][..len],
         }
@@ -289,7 +357,7 @@ impl Storage {
     #[inline]
     fn bytes_mut(&mut self, len: usize) -> &mut [u8] {
         match self {
-            Storage::Heap(lines) => &mut bytemuck::cast_slice_mut(lines)[..len],
+            Storage::Heap(HeapLines(lines)) => &mut bytemuck::cast_slice_mut(lines)[..len],
             #[cfg(target_os = "linux")]
             Storage::Pages(pages) => {
                 let start = pages.start;
@@ -573,6 +641,38 @@ mod tests {
         let kept: usize =
             SPARE_MAPS.with_borrow(|spare| spare.iter().map(|p| p.bytes().len()).sum());
         assert!(kept <= SPARE_BYTES, "{kept}");
+    }
+
+    #[test]
+    fn a_dropped_heap_tensor_is_reused_as_left_by_a_scratch_of_its_size_only() {
+        type Mid = [[f32; 64]; 1024]; // 256 KiB: on the heap
+        let mut first = Tensor::<Mid>::zeros();
+        assert!(matches!(first.storage, Storage::Heap(_)));
+        first[3][5] = 7.0;
+        let address = first.as_flat().as_ptr();
+        drop(first);
+        let scratch = Tensor::<Mid>::scratch();
+        assert_eq!(
+            scratch.as_flat().as_ptr(),
+            address,
+            "the same lines, taken back"
+        );
+        assert_eq!(scratch[3][5], 7.0, "as they were left");
+        drop(scratch);
+        // A zeroed tensor never takes them, nor does a scratch of another size.
+        assert_ne!(Tensor::<Mid>::zeros().as_flat().as_ptr(), address);
+        let other = Tensor::<[[f32; 64]; 512]>::scratch();
+        assert_ne!(other.as_flat().as_ptr(), address);
+        // Small tensors are not kept, and what is kept stays within the limit.
+        drop(Tensor::<[f32; 64]>::zeros());
+        let kept = || SPARE_HEAP.with_borrow(|spare| spare.iter().map(|l| l.len() * 64).sum());
+        assert!(
+            SPARE_HEAP.with_borrow(|spare| spare.iter().all(|l| l.len() * 64 >= SPARE_HEAP_FROM))
+        );
+        let many: Vec<_> = (0..100).map(|_| Tensor::<Mid>::zeros()).collect();
+        drop(many);
+        let kept: usize = kept();
+        assert!(kept <= SPARE_HEAP_BYTES, "{kept}");
     }
 
     #[test]
