@@ -164,8 +164,8 @@ thread_local! {
 }
 
 impl HeapLines {
-    /// `lines` zeroed lines: fresh ones, or, when `zero` is false, the lines of a dropped
-    /// tensor of that size as it left them.
+    /// `lines` cache lines, zeroed; or, when `zero` is false and this thread kept the lines
+    /// of a dropped tensor of that size, those, as it left them.
     fn new(lines: usize, zero: bool) -> HeapLines {
         let bytes = lines * size_of::<CacheLine>();
         if !zero && bytes >= SPARE_HEAP_FROM {
