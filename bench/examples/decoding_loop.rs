@@ -2,7 +2,9 @@
 //! appended to the cache, its queries attended causally), then positions are generated one
 //! at a time, each appending its key and value and attending over everything before it.
 //! Every step is checked against attention over the prefix computed in f64; the program
-//! prints steps per second on one and two threads, with an f32 and a bf16 cache.
+//! prints steps per second on one and two threads, with an f32 and a bf16 cache. The prompt
+//! goes through a prefill kernel of any prompt up to 512 tokens (`valid_queries`), into a
+//! `ZeroPadded` output, as a server that takes prompts of every length would.
 //!
 //! The queries, keys and values are seeded pseudo-random numbers standing for a model's
 //! projections: the loop is the model's, the model is not.
@@ -11,19 +13,22 @@
 
 use attn_runtime::half::bf16;
 use attn_runtime::threads::with_threads;
-use attn_runtime::{KvCache, Tensor, attention};
+use attn_runtime::{KvCache, Tensor, ZeroPadded, attention};
 use std::time::{Duration, Instant};
 
-/// Key/value heads, their depth, the cache's capacity and the prompt's length.
+/// Key/value heads, their depth, the cache's capacity, the longest prompt and this prompt's
+/// length.
 const HEADS: usize = 8;
 const DEPTH: usize = 64;
 const CAPACITY: usize = 4096;
+const LONGEST_PROMPT: usize = 512;
 const PROMPT: usize = 37;
 
 attention! {
-    /// The prompt's queries over the cache, causal: query i is position i.
-    #[attn(valid_lengths, causal(bottom_right))]
-    fn prefill<q: [1, 8, 37, 64], k: [1, 8, 4096, 64], v: [1, 8, 4096, 64]>;
+    /// A prompt's queries over the cache, causal: query i is position i. Any prompt up to
+    /// 512 tokens: its length is the valid queries (and, once appended, the valid keys).
+    #[attn(valid_lengths, valid_queries, causal(bottom_right))]
+    fn prefill<q: [1, 8, 512, 64], k: [1, 8, 4096, 64], v: [1, 8, 4096, 64]>;
     /// One new position's query over every position so far.
     #[attn(valid_lengths, causal(bottom_right))]
     fn step<q: [1, 8, 1, 64], k: [1, 8, 4096, 64], v: [1, 8, 4096, 64]>;
@@ -112,16 +117,20 @@ fn run_f32(positions: &[Position], steps: usize) -> (f64, f64) {
     cache
         .append(0, &heads(|p| &p.k), &heads(|p| &p.v))
         .expect("the prompt fits");
-    let q = Tensor::<[[[[f32; DEPTH]; PROMPT]; HEADS]; 1]>::from_slice(
-        heads(|p| &p.q).as_flattened().as_flattened(),
-    )
-    .expect("the prompt's queries");
-    let mut prompt_out = Tensor::<[[[[f32; DEPTH]; PROMPT]; HEADS]; 1]>::zeros();
+    // The prompt's queries in the first rows of the prefill kernel's, the rest padding.
+    let mut q = Tensor::<[[[[f32; DEPTH]; LONGEST_PROMPT]; HEADS]; 1]>::zeros();
+    for (h, rows) in heads(|p| &p.q).iter().enumerate() {
+        q[0][h][..PROMPT].copy_from_slice(rows);
+    }
+    // Reused from prompt to prompt, it writes the padding's zeros only where a longer prompt
+    // left other values.
+    let mut prompt_out = ZeroPadded::<[[[[f32; DEPTH]; LONGEST_PROMPT]; HEADS]; 1]>::zeros();
     prefill_into(
         &q,
         cache.keys(),
         cache.values(),
         cache.lengths(),
+        &[PROMPT],
         &mut prompt_out,
     )
     .expect("lengths");
