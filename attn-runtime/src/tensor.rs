@@ -143,6 +143,32 @@ enum Storage {
     Pages(HugePages),
 }
 
+/// Takes from a thread's list of kept memory (newest last) the newest piece that `fits`.
+fn take_kept<T>(list: &mut Vec<T>, fits: impl Fn(&T) -> bool) -> Option<T> {
+    let found = list.iter().rposition(fits)?;
+    Some(list.remove(found))
+}
+
+/// Keeps `piece` (if any) last in a thread's list of kept memory, then hands back the oldest
+/// pieces while the list holds more than `most` bytes, `bytes` of each: the caller frees
+/// them once the list is no longer borrowed.
+fn keep<T>(
+    list: &mut Vec<T>,
+    piece: Option<T>,
+    most: usize,
+    bytes: impl Fn(&T) -> usize,
+) -> Vec<T> {
+    list.extend(piece);
+    let mut total: usize = list.iter().map(&bytes).sum();
+    let mut evicted = Vec::new();
+    while total > most {
+        let oldest = list.remove(0);
+        total -= bytes(&oldest);
+        evicted.push(oldest);
+    }
+    evicted
+}
+
 /// A tensor's cache lines on the heap. As it drops, one of [`SPARE_HEAP_FROM`] bytes or more
 /// is kept for the next tensor of its size that need not be zeroed ([`Storage::as_left`]),
 /// within [`SPARE_HEAP_BYTES`]: a 16-bit kernel's f32 copy of its output (1 MiB for 4,096
@@ -169,11 +195,8 @@ impl HeapLines {
     fn new(lines: usize, zero: bool) -> HeapLines {
         let bytes = lines * size_of::<CacheLine>();
         if !zero && bytes >= SPARE_HEAP_FROM {
-            let kept = SPARE_HEAP.try_with(|spare| {
-                let mut spare = spare.borrow_mut();
-                let found = spare.iter().rposition(|kept| kept.len() == lines)?;
-                Some(spare.remove(found))
-            });
+            let kept = SPARE_HEAP
+                .try_with(|spare| take_kept(&mut spare.borrow_mut(), |kept| kept.len() == lines));
             if let Ok(Some(kept)) = kept {
                 return HeapLines(kept);
             }
@@ -195,16 +218,9 @@ impl Drop for HeapLines {
         // and frees them too.
         let evicted = SPARE_HEAP.try_with(|spare| {
             let mut spare = spare.borrow_mut();
-            spare.extend(kept.take());
-            let line = size_of::<CacheLine>();
-            let mut total: usize = spare.iter().map(|lines| lines.len() * line).sum();
-            let mut evicted = Vec::new();
-            while total > SPARE_HEAP_BYTES {
-                let oldest = spare.remove(0);
-                total -= oldest.len() * line;
-                evicted.push(oldest);
-            }
-            evicted
+            keep(&mut spare, kept.take(), SPARE_HEAP_BYTES, |lines| {
+                lines.len() * size_of::<CacheLine>()
+            })
         });
         drop((evicted, kept));
     }
@@ -255,10 +271,8 @@ impl HugePages {
     /// when `zero`, else as its last tensor left it. Only the array is written: the pages
     /// around it stay untouched, as in a fresh map.
     fn spare(len: usize, bytes: usize, zero: bool) -> Option<HugePages> {
-        let mut pages = SPARE_MAPS.with_borrow_mut(|spare| {
-            let found = spare.iter().rposition(|pages| pages.bytes().len() == len)?;
-            Some(spare.remove(found))
-        })?;
+        let mut pages = SPARE_MAPS
+            .with_borrow_mut(|spare| take_kept(spare, |pages| pages.bytes().len() == len))?;
         if zero {
             let start = pages.start;
             pages.bytes_mut()[start..][..bytes].fill(0);
@@ -281,16 +295,8 @@ impl Drop for HugePages {
             start: self.start,
         });
         let evicted = SPARE_MAPS.try_with(|spare| {
-            let mut spare = spare.borrow_mut();
-            spare.extend(kept.take());
-            let mut total: usize = spare.iter().map(|pages| pages.bytes().len()).sum();
-            let mut evicted = Vec::new();
-            while total > SPARE_BYTES {
-                let oldest = spare.remove(0);
-                total -= oldest.bytes().len();
-                evicted.push(oldest);
-            }
-            evicted
+            let bytes = |pages: &HugePages| pages.bytes().len();
+            keep(&mut spare.borrow_mut(), kept.take(), SPARE_BYTES, bytes)
         });
         // Unmapped here, with the list no longer borrowed: their maps taken first, so that
         // dropping them does not offer them back. A thread that is exiting has no list any
