@@ -138,10 +138,10 @@ pub fn narrow_rows<T: Half + bytemuck::Zeroable>(
     let entry = (src.len() / valid.len().max(1)).max(1);
     for (b, (src, dst)) in src.chunks(entry).zip(dst.chunks_mut(entry)).enumerate() {
         let valid = valid[b].min(rows);
-        let stale = written.map_or(rows, |written| written[b].clamp(valid, rows));
+        let padding = crate::padded::rows_to_clear(valid, rows, written, b);
         for (src, dst) in src.chunks(problem).zip(dst.chunks_mut(problem)) {
             T::narrow(&src[..valid * width], &mut dst[..valid * width]);
-            dst[valid * width..stale * width].fill(T::zeroed());
+            dst[padding.start * width..padding.end * width].fill(T::zeroed());
         }
     }
 }

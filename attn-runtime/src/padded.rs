@@ -177,6 +177,18 @@ impl<A: Array> PaddedOutput<A> for PaddingUnread<'_, A> {
     }
 }
 
+/// The padding rows of batch entry `entry` that a call with `valid` valid rows of `rows`
+/// writes as zeros: from `valid` up to the rows that `written` (a `ZeroPadded` output's
+/// record) says may not be 0, or to the last without a record.
+pub(crate) fn rows_to_clear(
+    valid: usize,
+    rows: usize,
+    written: Option<&[usize]>,
+    entry: usize,
+) -> std::ops::Range<usize> {
+    valid..written.map_or(rows, |written| written[entry].clamp(valid, rows))
+}
+
 /// Records that a call with these valid query counts left every row past them 0: what the
 /// generated `_into` form of a kernel with `valid_queries` calls once it has written `out`.
 ///

@@ -1,6 +1,7 @@
 //! The linear projections of the layer form: embeddings to the heads of q, k and v, and the
 //! merged heads through the output projection.
 
+use crate::padded::rows_to_clear;
 use crate::simd::{Isa, Simd, WithSimd, dispatch};
 use crate::tiled::pass_vectors;
 use crate::weights::Linear;
@@ -546,9 +547,7 @@ pub fn pad<const B: usize, const N: usize, const W: usize>(
     written: Option<&[usize]>,
 ) {
     for (b, out) in out.iter_mut().enumerate() {
-        let tokens = counted(counts, b, N);
-        let stale = written.map_or(N, |written| written[b].clamp(tokens, N));
-        out[tokens..stale].fill([0.0; W]);
+        out[rows_to_clear(counted(counts, b, N), N, written, b)].fill([0.0; W]);
     }
 }
 
