@@ -106,10 +106,11 @@ pub fn widened(kernel: &Kernel, body: TokenStream, widen_inputs: bool) -> TokenS
         Vec::new()
     };
     let (out, out_dims) = (Ident::new("out", Span::call_site()), kernel.out());
-    if kernel.options.valid_queries.is_some() {
-        // Rows past the valid counts: none computed in f32 nor rounded, their zeros written
-        // in the stored type, and only where a `ZeroPadded` output's record says a row may
-        // not be 0. The f32 copy's padding is never read, so it is not zeroed either.
+    // Valid query counts come with the tiled plan, which reads q, k and v as stored (no input
+    // to widen). Rows past the counts: none computed in f32 nor rounded, their zeros written
+    // in the stored type, and only where a `ZeroPadded` output's record says a row may not
+    // be 0. The f32 copy's padding is never read, so it is not zeroed either.
+    if kernel.options.valid_queries.is_some() && inputs.is_empty() {
         let private = private();
         let rank = kernel.rank();
         let (rows, width) = (&out_dims[rank - 2], &out_dims[rank - 1]);
