@@ -39,17 +39,7 @@ fn main() {
     let values = attn_bench::values(4096 * 64, 5);
     let big = Tensor::<Capacity>::from_slice(&values).expect("4,096 rows");
     let small = Tensor::<[[[f32; 64]; 64]; 1]>::from_slice(&values[..64 * 64]).expect("64 rows");
-    let mut padded_out = ZeroPadded::<Capacity>::zeros();
-    let mut plain_out = Tensor::<Capacity>::zeros();
-    let mut small_out = Tensor::<[[[f32; 64]; 64]; 1]>::zeros();
-    let (padded, compiled) = with_threads(1, || {
-        paired_medians(
-            3.0,
-            || capacity_into(&big, &big, &big, &[64], &[64], &mut padded_out).expect("64 fits"),
-            || exact_into(&small, &small, &small, &mut small_out),
-        )
-    });
-    let same = padded_out[0][..64] == small_out[0][..];
+    let (padded, compiled, same) = against_exact(&big, &small, &mut ZeroPadded::zeros());
     println!(
         "64 valid queries and keys of a 4,096 capacity, into a ZeroPadded output: {:.2} us; \
          a kernel compiled for 64: {:.2} us; {:.2}x (same rows: {same})",
@@ -57,13 +47,8 @@ fn main() {
         compiled * 1e6,
         padded / compiled
     );
-    let (plain, compiled) = with_threads(1, || {
-        paired_medians(
-            3.0,
-            || capacity_into(&big, &big, &big, &[64], &[64], &mut plain_out).expect("64 fits"),
-            || exact_into(&small, &small, &small, &mut small_out),
-        )
-    });
+    let mut plain_out = Tensor::<Capacity>::zeros();
+    let (plain, compiled, _) = against_exact(&big, &small, &mut plain_out);
     println!(
         "the same into a plain output, whose 4,032 padding rows are written as zeros at each \
          call: {:.2} us; a kernel compiled for 64: {:.2} us; {:.2}x",
@@ -80,6 +65,25 @@ fn main() {
     );
     sixteen_bit(&values);
     layer();
+}
+
+/// The seconds of the kernel of 4,096 called with 64 valid queries and keys into `out`, and
+/// of the kernel compiled for 64, timed in alternation on one thread; and whether their rows
+/// are the same.
+fn against_exact(
+    big: &Tensor<Capacity>,
+    small: &Tensor<[[[f32; 64]; 64]; 1]>,
+    out: &mut (impl PaddedOutput<Capacity> + std::ops::Deref<Target = Capacity>),
+) -> (f64, f64, bool) {
+    let mut small_out = Tensor::<[[[f32; 64]; 64]; 1]>::zeros();
+    let (capacity, compiled) = with_threads(1, || {
+        paired_medians(
+            3.0,
+            || capacity_into(big, big, big, &[64], &[64], out).expect("64 fits"),
+            || exact_into(small, small, small, &mut small_out),
+        )
+    });
+    (capacity, compiled, out[0][..64] == small_out[0][..])
 }
 
 /// The capacity kernel and the one compiled for 64, in bf16, into a `ZeroPadded` output.
@@ -122,7 +126,7 @@ fn layer() {
             .expect("512 x 512")
     });
     let mut out = ZeroPadded::<Tokens>::zeros();
-    let (padded, compiled, same) = against_exact(&x, &projections, &mut out);
+    let (padded, compiled, same) = layer_against_exact(&x, &projections, &mut out);
     println!(
         "a layer [1, 4096, 512] of 8 heads called with 64 tokens, into a ZeroPadded output: \
          {:.1} us; the layer compiled for 64: {:.1} us; {:.2}x (same rows: {same})",
@@ -130,7 +134,8 @@ fn layer() {
         compiled * 1e6,
         padded / compiled
     );
-    let (plain, compiled, _) = against_exact(&x, &projections, &mut Tensor::<Tokens>::zeros());
+    let (plain, compiled, _) =
+        layer_against_exact(&x, &projections, &mut Tensor::<Tokens>::zeros());
     println!(
         "the same layer into a plain output (8 MiB of padding zeros at each call): {:.1} us; \
          the layer compiled for 64: {:.1} us; {:.2}x",
@@ -142,7 +147,7 @@ fn layer() {
 
 /// The seconds of the layer of 4,096 tokens called with 64 into `out`, and of the layer
 /// compiled for 64, timed in alternation on one thread; and whether their rows are the same.
-fn against_exact(
+fn layer_against_exact(
     x: &Tensor<Tokens>,
     [query, key, value, output]: &Projections,
     out: &mut (impl PaddedOutput<Tokens> + std::ops::Deref<Target = Tokens>),
