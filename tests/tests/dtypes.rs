@@ -39,12 +39,13 @@ attention! {
     #[attn(dtype = f16)]
     fn half_tiled<q: [2, 2, 50, 40], k: [2, 2, 77, 40], v: [2, 2, 77, 24]>;
     /// A decode step read as stored, its keys split into chunks: depth 72 leaves lanes over
-    /// after the vectors.
+    /// after the vectors, and value rows of 136 a whole single-row pass of 8 vectors and 8
+    /// columns over.
     #[attn(dtype = bf16, causal(bottom_right))]
-    fn brain_decode<q: [1, 2, 1, 72], k: [1, 2, 2500, 72], v: [1, 2, 2500, 72]>;
+    fn brain_decode<q: [1, 2, 1, 72], k: [1, 2, 2500, 72], v: [1, 2, 2500, 136]>;
     /// The same in f16.
     #[attn(dtype = f16, causal(bottom_right))]
-    fn half_decode<q: [1, 2, 1, 72], k: [1, 2, 2500, 72], v: [1, 2, 2500, 72]>;
+    fn half_decode<q: [1, 2, 1, 72], k: [1, 2, 2500, 72], v: [1, 2, 2500, 136]>;
 }
 
 /// `n` values that f16 and bf16 both hold exactly... or just f16, rounded by `round`.
@@ -298,7 +299,7 @@ fn tiled_16_bit_kernels_read_their_inputs_as_stored_within_the_type_s_bound() {
         bf16,
         brain_decode,
         brain_decode_into,
-        [1, 2, 1, 2500, 72, 72],
+        [1, 2, 1, 2500, 72, 136],
         Mask::BottomRight,
         2f64.powi(-7)
     );
@@ -307,7 +308,7 @@ fn tiled_16_bit_kernels_read_their_inputs_as_stored_within_the_type_s_bound() {
         f16,
         half_decode,
         half_decode_into,
-        [1, 2, 1, 2500, 72, 72],
+        [1, 2, 1, 2500, 72, 136],
         Mask::BottomRight,
         2f64.powi(-10)
     );

@@ -28,8 +28,10 @@ attention! {
     /// A mask and a bias over grouped heads: eight query heads share two key/value heads.
     #[attn(mask = [1, 1, 1, 2500], bias = [1, 8, 1, 2500], return_weights)]
     fn decode_grouped<q: [1, 8, 1, 64], k: [1, 2, 2500, 64], v: [1, 2, 2500, 64]>;
-    /// Below two chunks' worth of keys: one walk, no split.
-    fn decode_short<q: [1, 1, 1, 16], k: [1, 1, 2047, 16], v: [1, 1, 2047, 8]>;
+    /// Below two chunks' worth of keys: one walk, no split. Value rows of 136: a whole
+    /// single-row pass of 8 vectors (128 columns with AVX-512, 64 twice with AVX2) and 8
+    /// columns over.
+    fn decode_short<q: [1, 1, 1, 16], k: [1, 1, 2047, 16], v: [1, 1, 2047, 136]>;
 }
 
 /// Runs `run` on every instruction set on 1, 2 and 3 threads; asserts each result is the
@@ -84,6 +86,22 @@ fn split_keys_give_the_reference_with_weights_and_log_sum_exp() {
         assert_accurate(&what, &problem, q, k, v, out.as_flat());
         assert_weights_accurate(&what, &problem, q, k, weights.as_flat());
         assert_lse_accurate(&what, &problem, q, k, lse.as_flattened().as_flattened());
+    }
+}
+
+#[test]
+fn one_walk_of_wide_value_rows_gives_the_reference() {
+    let (q, k, v) = operands(7);
+    let results = same_on_any_threads("decode_short", || {
+        let mut out = [[[[0.0f32; 136]; 1]; 1]; 1];
+        decode_short_into(&q, &k, &v, &mut out);
+        out
+    });
+    let problem = Problem::with_default_scale(1, 1, 2047, 16, 136);
+    let (q, k, v) = (q.as_flat(), k.as_flat(), v.as_flat());
+    for (isa, out) in results {
+        let out = out.as_flattened().as_flattened().as_flattened();
+        assert_accurate(&format!("decode_short on {isa}"), &problem, q, k, v, out);
     }
 }
 

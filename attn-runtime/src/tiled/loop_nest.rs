@@ -22,7 +22,7 @@
 use super::chunks::{PartialRow, merge_partials};
 use super::driver::{Kernel, Rows, is_direct};
 use super::masks::{add_bias, keep_only, mask_causal, softcap_scores, visible_keys};
-use super::prefetch::Ahead;
+use super::prefetch::{Ahead, fetch_next_block};
 use super::scores::{scores, scores_direct};
 use super::softmax::{
     MAX_LANES, inverse_sums, log_sum_exp, normalize, online_softmax, write_weights,
@@ -365,7 +365,10 @@ impl<
             let last_key = (first_key + KEY_BLOCK).min(keys.end);
             let (block_keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
             let block = (block_keys, first_key);
-            if !Self::DIRECT {
+            if Self::DIRECT {
+                let next = last_key..(last_key + KEY_BLOCK).min(keys.end);
+                fetch_next_block(&k[next.clone()], &v[next]);
+            } else {
                 pack_keys(simd, block_keys, packed_keys);
             }
             // Kernels with fewer rows than a tile read the values as stored; the others read

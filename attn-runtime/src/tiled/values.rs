@@ -89,6 +89,16 @@ fn values_rows<S: Simd, T: Element, const MR: usize, const KB: usize, const DV: 
 ) {
     let full = DV / S::LANES;
     let mut first = 0;
+    // A single row (decoding) has registers for 8 vectors of accumulators on any
+    // instruction set, and takes them: with AVX-512 a pass then spans a whole value row of
+    // depth 128, so the values stream from memory in order rather than half of each row
+    // per pass (on an AMD EPYC, 73-83% of the read speed against 61-68% on one thread).
+    if MR == 1 {
+        while first + 8 <= full {
+            values_pass::<S, T, MR, 8, KB, DV>(simd, weights, values, first, out, state);
+            first += 8;
+        }
+    }
     if pass_vectors::<S>() == 4 {
         while first + 4 <= full {
             values_pass::<S, T, MR, 4, KB, DV>(simd, weights, values, first, out, state);
