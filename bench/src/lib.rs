@@ -64,13 +64,39 @@ pub fn paired_medians<R, S>(
     mut a: impl FnMut() -> R,
     mut b: impl FnMut() -> S,
 ) -> (f64, f64) {
-    let (mut a_times, mut b_times) = (Vec::new(), Vec::new());
+    let [a, b] = alternated_medians(
+        budget,
+        [
+            &mut || {
+                std::hint::black_box(a());
+            },
+            &mut || {
+                std::hint::black_box(b());
+            },
+        ],
+    );
+    (a, b)
+}
+
+/// The median time of each of `runs`, in seconds, one call of each in turn for about
+/// `budget` seconds (at least 5 of each): [`paired_medians`] for any number.
+///
+/// ```
+/// let [a, b, c] = attn_bench::alternated_medians(0.01, [&mut || (), &mut || (), &mut || ()]);
+/// assert!(a >= 0.0 && b >= 0.0 && c >= 0.0);
+/// ```
+pub fn alternated_medians<const N: usize>(
+    budget: f64,
+    mut runs: [&mut dyn FnMut(); N],
+) -> [f64; N] {
+    let mut times: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
     let start = Instant::now();
-    while a_times.len() < 5 || start.elapsed().as_secs_f64() < budget {
-        a_times.push(per_call(1, &mut a));
-        b_times.push(per_call(1, &mut b));
+    while times[0].len() < 5 || start.elapsed().as_secs_f64() < budget {
+        for (run, times) in runs.iter_mut().zip(&mut times) {
+            times.push(per_call(1, run));
+        }
     }
-    (median(a_times), median(b_times))
+    times.map(median)
 }
 
 /// The median time of one call of `f`, in seconds, and the core's FMA peak in GFLOP/s,
