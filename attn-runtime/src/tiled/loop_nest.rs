@@ -22,7 +22,7 @@
 use super::chunks::{PartialRow, merge_partials};
 use super::driver::{Kernel, Rows, is_direct};
 use super::masks::{add_bias, keep_only, mask_causal, softcap_scores, visible_keys};
-use super::prefetch::{Ahead, fetch_next_block};
+use super::prefetch::{Ahead, next_block};
 use super::scores::{scores, scores_direct};
 use super::softmax::{
     MAX_LANES, inverse_sums, log_sum_exp, normalize, online_softmax, write_weights,
@@ -33,6 +33,10 @@ use crate::simd::Simd;
 use crate::simd::elements::Element;
 use crate::simd::pack::{Aligned, pack_keys, values_on_lines};
 use std::ops::Range;
+
+/// A block of keys as a tile's scores read it: the keys, the index of the first, and the next
+/// block's keys, which kernels reading their keys as stored fetch beside them (else none).
+type KeyBlock<'a, T, const DEPTH: usize> = (&'a [[T; DEPTH]], usize, &'a [[T; DEPTH]]);
 
 /// `1 / sqrt(depth)`, the default scale.
 ///
@@ -279,7 +283,7 @@ impl<
         walk: &Walk<'_, P::Stored, DEPTH, VALUE_DEPTH>,
         packed_keys: &[[f32; KEY_BLOCK]; DEPTH],
         scores_tile: &mut [[f32; KEY_BLOCK]; TILE_ROWS],
-        (keys, first_key): (&[[P::Stored; DEPTH]], usize),
+        (keys, first_key, next): KeyBlock<'_, P::Stored, DEPTH>,
         Range {
             start: first,
             end: last,
@@ -295,7 +299,7 @@ impl<
         }
         let queries = &walk.operands.queries[first_query + first..first_query + last];
         if Self::DIRECT {
-            scores_direct(simd, queries, keys, walk.scale, scores_tile);
+            scores_direct(simd, queries, keys, next, walk.scale, scores_tile);
         } else {
             scores(
                 simd,
@@ -364,13 +368,14 @@ impl<
         'key_blocks: for first_key in keys.clone().step_by(KEY_BLOCK) {
             let last_key = (first_key + KEY_BLOCK).min(keys.end);
             let (block_keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
-            let block = (block_keys, first_key);
-            if Self::DIRECT {
-                let next = last_key..(last_key + KEY_BLOCK).min(keys.end);
-                fetch_next_block(&k[next.clone()], &v[next]);
+            // Kernels that read their keys as stored fetch the next block's beside them.
+            let next = if Self::DIRECT {
+                next_block(first_key..last_key, keys.clone())
             } else {
                 pack_keys(simd, block_keys, packed_keys);
-            }
+                last_key..last_key
+            };
+            let block = (block_keys, first_key, &k[next.clone()]);
             // Kernels with fewer rows than a tile read the values as stored; the others read
             // them on cache lines, in f32 (see `values_on_lines`).
             let values_on_lines = if Self::DIRECT {
@@ -394,7 +399,7 @@ impl<
                     rows,
                 );
                 if Self::DIRECT {
-                    accumulate_values_by_row(simd, tile, values, rows, state);
+                    accumulate_values_by_row(simd, tile, values, &v[next.clone()], rows, state);
                 } else {
                     accumulate_values(simd, tile, values_on_lines, rows, state);
                 }
@@ -434,7 +439,7 @@ impl<
         'key_blocks: for first_key in keys.clone().step_by(KEY_BLOCK) {
             let last_key = (first_key + KEY_BLOCK).min(keys.end);
             let block_keys = &k[first_key..last_key];
-            let block = (block_keys, first_key);
+            let block = (block_keys, first_key, &[][..]);
             if !Self::DIRECT {
                 pack_keys(simd, block_keys, packed_keys);
             }

@@ -2,6 +2,7 @@
 
 use super::tile::TILE_ROWS;
 use crate::simd::prefetch;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 /// The next problem's queries, keys and values, fetched into the L2 cache a part per tile
@@ -72,41 +73,42 @@ impl<'a, T> Ahead<'a, T> {
     }
 }
 
-/// The keys and values of the next key block of a kernel that reads them as stored (a decode
-/// step over a long cache streams each once), fetched into the L2 cache by software while
-/// this block runs, on the processors whose own prefetchers fall behind that stream
-/// (`prefetchers_fall_behind`: AMD's, not Intel's); elsewhere nothing.
+/// The keys and values of the key block after `block` (of `keys`, the keys walked) that a
+/// kernel reading them as stored (a decode step over a long cache streams each once) fetches
+/// into the L2 cache by software while it reads `block`, a row beside the same row of this
+/// block, on the processors whose own prefetchers fall behind that stream
+/// (`prefetchers_fall_behind`: AMD's, not Intel's); elsewhere none.
 ///
 /// ```
-/// let keys = [[1.0f32; 128]; 64];
-/// attn_runtime::__private::fetch_next_block(&keys[..], &keys[..3]);
+/// let keys = attn_runtime::__private::next_block(0..64, 0..1000);
+/// assert!(keys.is_empty() || keys == (64..128));
+/// assert!(attn_runtime::__private::next_block(960..1000, 0..1000).is_empty());
 /// ```
 #[inline(always)]
-pub fn fetch_next_block<T, const DEPTH: usize, const VALUE_DEPTH: usize>(
-    keys: &[[T; DEPTH]],
-    values: &[[T; VALUE_DEPTH]],
-) {
+pub fn next_block(block: Range<usize>, keys: Range<usize>) -> Range<usize> {
     if prefetchers_fall_behind() {
-        fetch_lines(keys.as_flattened());
-        fetch_lines(values.as_flattened());
+        block.end..(2 * block.end - block.start).min(keys.end)
+    } else {
+        block.end..block.end
     }
 }
 
-/// Every cache line of `data`, fetched into the L2 cache. Not inlined: one copy per element
-/// type serves every kernel and instruction set.
-#[inline(never)]
-fn fetch_lines<T>(data: &[T]) {
+/// Every cache line of `row` fetched into the L2 cache.
+#[inline(always)]
+pub(crate) fn fetch_columns<T>(row: &[T]) {
     let line = (CACHE_LINE_BYTES / size_of::<T>().max(1)).max(1);
-    for at in (0..data.len()).step_by(line) {
-        prefetch(&data[at..]);
+    for at in (0..row.len()).step_by(line) {
+        prefetch(&row[at..]);
     }
 }
 
 /// Whether the hardware's prefetchers leave a decode step's one thread short of the memory's
 /// speed, which software prefetches of the next key block then make up: on AMD's processors
-/// (an AMD EPYC, family 25 model 17: 97% of the read speed with them against 73% without, in
-/// `cargo bench -p attn-bench --bench decode`), not on Intel's (an Intel Xeon, family 6
-/// model 167: 79-80% with them, four blocks ahead, against 89-91% without). Asked once.
+/// (an AMD EPYC, family 25 model 17, `cargo bench -p attn-bench --bench decode`: f32 from
+/// 73% of the read speed to 97%, and with each row fetched beside the same row of the block
+/// before, 16-bit caches from 58-72% to 86-98%), not on Intel's (an Intel Xeon, family 6
+/// model 167: 79-80% with a block four ahead fetched at once, against 89-91% without).
+/// Asked once.
 fn prefetchers_fall_behind() -> bool {
     static AMD: OnceLock<bool> = OnceLock::new();
     *AMD.get_or_init(|| {
@@ -147,15 +149,15 @@ fn part(len: usize, step: usize, lines: usize, line: usize) -> std::ops::Range<u
 
 #[cfg(test)]
 mod tests {
-    use super::{fetch_lines, lines_per_step, part};
+    use super::{fetch_columns, lines_per_step, part};
 
     #[test]
     fn fetching_stays_inside_any_slice() {
         // Lengths around a cache line's 16 f32 or 32 16-bit values, and none.
         for len in [0, 1, 15, 16, 17, 31, 32, 33, 1000] {
-            fetch_lines(&vec![0.0f32; len]);
-            fetch_lines(&vec![half::bf16::ZERO; len]);
-            fetch_lines(&vec![[0u8; 100]; len]);
+            fetch_columns(&vec![0.0f32; len]);
+            fetch_columns(&vec![half::bf16::ZERO; len]);
+            fetch_columns(&vec![[0u8; 100]; len]);
         }
     }
 

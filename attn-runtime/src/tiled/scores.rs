@@ -2,6 +2,7 @@
 //! packed by [`pack_keys`](crate::simd::pack::pack_keys) ([`scores`]), or from the keys as
 //! stored for problems of fewer rows than a tile ([`scores_direct`]).
 
+use super::prefetch::fetch_columns;
 use super::tile::{TILE_ROWS, pass_vectors};
 use crate::simd::Simd;
 use crate::simd::elements::{Element, widen_into};
@@ -108,14 +109,19 @@ fn scores_pass<S: Simd, const N: usize, const DEPTH: usize, const KB: usize>(
 /// `-inf` for `j >= keys.len()`. With so
 /// few rows, packing the keys would cost more than the products (one query of depth 128
 /// against 4,096 keys: 3.3 ms packed, see `bench/examples/decode.rs`); each key is read once,
-/// along its depth.
+/// along its depth. `next` is the next block's keys (or none), each fetched into the L2 cache
+/// by software beside the same key of this block.
 ///
 /// ```
 /// use attn_runtime::simd::Portable;
 /// let q = [[1.0f32, 2.0]];
 /// let keys = [[3.0f32, 4.0], [5.0, 6.0]];
 /// let mut scores = [[0.0f32; 16]; 6];
-/// attn_runtime::__private::scores_direct(Portable, &q, &keys, 0.5, &mut scores);
+/// attn_runtime::__private::scores_direct(Portable, &q, &keys, &[], 0.5, &mut scores);
+/// assert_eq!(&scores[0][..3], &[5.5, 8.5, f32::NEG_INFINITY]);
+/// // Fetching the next block's keys changes nothing that is computed.
+/// let next = [[0.0f32; 2]; 7];
+/// attn_runtime::__private::scores_direct(Portable, &q, &keys, &next, 0.5, &mut scores);
 /// assert_eq!(&scores[0][..3], &[5.5, 8.5, f32::NEG_INFINITY]);
 /// ```
 #[inline(always)]
@@ -123,6 +129,7 @@ pub fn scores_direct<S: Simd, T: Element, const DEPTH: usize, const KB: usize>(
     simd: S,
     q: &[[T; DEPTH]],
     keys: &[[T; DEPTH]],
+    next: &[[T; DEPTH]],
     scale: f32,
     scores: &mut [[f32; KB]; TILE_ROWS],
 ) {
@@ -137,12 +144,16 @@ pub fn scores_direct<S: Simd, T: Element, const DEPTH: usize, const KB: usize>(
             &wide[..rows]
         }
     };
-    for (query, row) in q.iter().zip(scores.iter_mut()) {
+    for (r, (query, row)) in q.iter().zip(scores.iter_mut()).enumerate() {
+        let next = if r == 0 { next } else { &[] };
         // Four keys at a time: four independent chains of multiply-adds keep the FMA units
         // busy while each waits on its last result.
         let mut groups = keys.chunks_exact(4);
         let mut j = 0;
         for group in &mut groups {
+            for key in next.get(j..j + 4).unwrap_or(&[]) {
+                fetch_columns(key);
+            }
             let dots = dot_products(simd, query, [&group[0], &group[1], &group[2], &group[3]]);
             for dot in dots {
                 row[j] = dot * scale;
@@ -150,6 +161,9 @@ pub fn scores_direct<S: Simd, T: Element, const DEPTH: usize, const KB: usize>(
             }
         }
         for key in groups.remainder() {
+            if let Some(key) = next.get(j) {
+                fetch_columns(key);
+            }
             row[j] = dot_products(simd, query, [key])[0] * scale;
             j += 1;
         }
