@@ -365,12 +365,15 @@ impl<
             packed_values: Aligned(packed_values),
             scores_tile: Aligned(scores_tile),
         } = scratch;
+        // The keys the rows walk, of which `keys` may be one chunk: a chunk's last block
+        // fetches the next chunk's first, which a thread's run of chunks reads next.
+        let walked = Self::keys_for_rows(walk, out.len());
         'key_blocks: for first_key in keys.clone().step_by(KEY_BLOCK) {
             let last_key = (first_key + KEY_BLOCK).min(keys.end);
             let (block_keys, values) = (&k[first_key..last_key], &v[first_key..last_key]);
             // Kernels that read their keys as stored fetch the next block's beside them.
             let next = if Self::DIRECT {
-                next_block(first_key..last_key, keys.clone())
+                next_block(first_key..last_key, walked.clone())
             } else {
                 pack_keys(simd, block_keys, packed_keys);
                 last_key..last_key
