@@ -105,10 +105,10 @@ pub(crate) fn fetch_columns<T>(row: &[T]) {
 /// Whether the hardware's prefetchers leave a decode step's one thread short of the memory's
 /// speed, which software prefetches of the next key block then make up: on AMD's processors
 /// (an AMD EPYC, family 25 model 17, `cargo bench -p attn-bench --bench decode`: f32 from
-/// 73% of the read speed to 97%, and with each row fetched beside the same row of the block
-/// before, 16-bit caches from 58-72% to 86-98%), not on Intel's (an Intel Xeon, family 6
-/// model 167: 79-80% with a block four ahead fetched at once, against 89-91% without).
-/// Asked once.
+/// 73% of the speed of a loop of loads to 97%; with each row fetched beside the same row of
+/// the block before, 16-bit caches from 58-72% of the faster of two reading loops to
+/// 86-98%), not on Intel's (an Intel Xeon, family 6 model 167: 79-80% with a block four
+/// ahead fetched at once, against 89-91% without). Asked once.
 fn prefetchers_fall_behind() -> bool {
     static AMD: OnceLock<bool> = OnceLock::new();
     *AMD.get_or_init(|| {
