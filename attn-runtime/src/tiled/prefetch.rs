@@ -66,9 +66,7 @@ impl<'a, T> Ahead<'a, T> {
     #[inline(never)]
     fn fetch_step(&self, step: usize) {
         for (data, lines) in self.operands.into_iter().zip(self.lines_per_step) {
-            for at in part(data.len(), step, lines, Self::LINE).step_by(Self::LINE) {
-                prefetch(&data[at..]);
-            }
+            fetch_lines(&data[part(data.len(), step, lines, Self::LINE)]);
         }
     }
 }
@@ -93,12 +91,12 @@ pub fn next_block(block: Range<usize>, keys: Range<usize>) -> Range<usize> {
     }
 }
 
-/// Every cache line of `row` fetched into the L2 cache.
+/// Every cache line of `data` fetched into the L2 cache.
 #[inline(always)]
-pub(crate) fn fetch_columns<T>(row: &[T]) {
+pub(crate) fn fetch_lines<T>(data: &[T]) {
     let line = (CACHE_LINE_BYTES / size_of::<T>().max(1)).max(1);
-    for at in (0..row.len()).step_by(line) {
-        prefetch(&row[at..]);
+    for at in (0..data.len()).step_by(line) {
+        prefetch(&data[at..]);
     }
 }
 
@@ -149,15 +147,15 @@ fn part(len: usize, step: usize, lines: usize, line: usize) -> std::ops::Range<u
 
 #[cfg(test)]
 mod tests {
-    use super::{fetch_columns, lines_per_step, part};
+    use super::{fetch_lines, lines_per_step, part};
 
     #[test]
     fn fetching_stays_inside_any_slice() {
         // Lengths around a cache line's 16 f32 or 32 16-bit values, and none.
         for len in [0, 1, 15, 16, 17, 31, 32, 33, 1000] {
-            fetch_columns(&vec![0.0f32; len]);
-            fetch_columns(&vec![half::bf16::ZERO; len]);
-            fetch_columns(&vec![[0u8; 100]; len]);
+            fetch_lines(&vec![0.0f32; len]);
+            fetch_lines(&vec![half::bf16::ZERO; len]);
+            fetch_lines(&vec![[0u8; 100]; len]);
         }
     }
 

@@ -2,7 +2,7 @@
 //! packed by [`pack_keys`](crate::simd::pack::pack_keys) ([`scores`]), or from the keys as
 //! stored for problems of fewer rows than a tile ([`scores_direct`]).
 
-use super::prefetch::fetch_columns;
+use super::prefetch::fetch_lines;
 use super::tile::{TILE_ROWS, pass_vectors};
 use crate::simd::Simd;
 use crate::simd::elements::{Element, widen_into};
@@ -152,7 +152,7 @@ pub fn scores_direct<S: Simd, T: Element, const DEPTH: usize, const KB: usize>(
         let mut j = 0;
         for group in &mut groups {
             for key in next.get(j..j + 4).unwrap_or(&[]) {
-                fetch_columns(key);
+                fetch_lines(key);
             }
             let dots = dot_products(simd, query, [&group[0], &group[1], &group[2], &group[3]]);
             for dot in dots {
@@ -162,7 +162,7 @@ pub fn scores_direct<S: Simd, T: Element, const DEPTH: usize, const KB: usize>(
         }
         for key in groups.remainder() {
             if let Some(key) = next.get(j) {
-                fetch_columns(key);
+                fetch_lines(key);
             }
             row[j] = dot_products(simd, query, [key])[0] * scale;
             j += 1;

@@ -2,7 +2,7 @@
 //! values, by tiles ([`accumulate_values`]) or, for problems of fewer rows than a tile, row
 //! by row ([`accumulate_values_by_row`]).
 
-use super::prefetch::fetch_columns;
+use super::prefetch::fetch_lines;
 use super::softmax::Output;
 use super::tile::{TILE_ROWS, pass_vectors};
 use crate::simd::Simd;
@@ -169,7 +169,7 @@ fn values_pass<
     }
     for (j, value) in values.iter().enumerate() {
         if let Some(next) = next.get(j) {
-            fetch_columns(&next[columns.clone()]);
+            fetch_lines(&next[columns.clone()]);
         }
         let mut row = [simd.splat(0.0); N];
         for (c, slot) in row.iter_mut().enumerate() {
