@@ -35,6 +35,8 @@
 //! The backward takes its kernel's shape and options at run time ([`Problem`], as the f64
 //! path does): it is compiled once, in this crate, rather than once per kernel, which kept
 //! a kernel with its backward at the build cost of the kernel alone (docs/PERFORMANCE.md).
+//! Its arithmetic is compiled once per instruction set; the bookkeeping around it (the keys
+//! a unit walks, the tiles that see a block, a tile's rows) once for all of them.
 
 use super::gradients::{
     CausalTile, Tile, TileScratch, Weights, key_gradients, row_dots, rows_on_lines, tile_gradients,
@@ -108,11 +110,13 @@ fn chunk_keys(chunk: usize, keys: usize) -> Range<usize> {
 }
 
 /// One query head of one batch entry, seen by the backward: its index among all query
-/// heads, and the keys its valid rows see.
+/// heads and among those that read its key/value head, and the keys its valid rows see.
 #[derive(Clone, Copy)]
 struct Head {
     /// `batch · heads + head`.
     index: usize,
+    /// The head's place among the query heads that read its key/value head.
+    in_group: usize,
     /// The entry's valid keys and valid query rows.
     keys_valid: usize,
     queries_valid: usize,
@@ -122,8 +126,10 @@ struct Head {
 impl Head {
     fn of(problem: &Problem<'_, f32>, batch: usize, head: usize) -> Head {
         let (keys_valid, queries_valid) = problem.valid_counts(batch);
+        let group = problem.heads / problem.kv_heads.max(1);
         Head {
             index: batch * problem.heads + head,
+            in_group: head % group.max(1),
             keys_valid,
             queries_valid,
             causal: problem.causal,
@@ -179,11 +185,136 @@ fn pairs(problem: &Problem<'_, f32>, batch: usize, kv_head: usize, keys: &Range<
     pairs
 }
 
+/// The keys of `chunk` that some valid row of `heads` sees, from a block boundary. Not
+/// inlined, as [`tiles_seeing`].
+#[inline(never)]
+fn keys_seen(heads: &[Head], chunk: Range<usize>) -> Range<usize> {
+    let (mut from, mut to) = (usize::MAX, 0);
+    for head in heads {
+        let walked = head.keys_walked();
+        if !walked.is_empty() {
+            (from, to) = (from.min(walked.start), to.max(walked.end));
+        }
+    }
+    let from = (from.max(chunk.start) / KB * KB).max(chunk.start);
+    let to = to.min(chunk.end).max(from.min(chunk.end));
+    from.min(to)..to
+}
+
+/// A tile of up to [`TILE_ROWS`] valid query rows of one head, `first..last`.
+#[derive(Clone, Copy)]
+struct QueryTile {
+    head: Head,
+    first: usize,
+    last: usize,
+}
+
+/// Into `tiles`, the tiles of every head of `heads` that see some of `keys`: a causal mask
+/// or window may hide a block of keys from some. Not inlined, as [`UnitTiles::tile`]: the
+/// bookkeeping around the arithmetic is compiled once rather than once per instruction set.
+#[inline(never)]
+fn tiles_seeing(heads: &[Head], keys: Range<usize>, tiles: &mut Vec<QueryTile>) {
+    tiles.clear();
+    for head in heads {
+        for first in (0..head.queries_valid).step_by(TILE_ROWS) {
+            let last = (first + TILE_ROWS).min(head.queries_valid);
+            let visible = (head.visible(first).start, head.visible(last - 1).end);
+            if visible.0 < keys.end && visible.1 > keys.start {
+                tiles.push(QueryTile {
+                    head: *head,
+                    first,
+                    last,
+                });
+            }
+        }
+    }
+}
+
+/// A block of keys as the tiles read it: the index of its first key, how many it holds,
+/// the keys as stored, and the keys and values packed as `[depth][KB]`.
+struct KeyBlock<'a> {
+    first_key: usize,
+    keys: usize,
+    key_rows: &'a [f32],
+    packed_keys: &'a [[f32; KB]],
+    packed_values: &'a [[f32; KB]],
+}
+
+/// What the tiles of one unit read besides their block of keys: the unit's inputs and batch
+/// entry, each row's `D` (the group's rows, head after head), and a row of zeros.
+struct UnitTiles<'a> {
+    inputs: Inputs<'a>,
+    batch: usize,
+    row_d: &'a [f32],
+    zeros: &'a [f32],
+}
+
+impl<'a> UnitTiles<'a> {
+    /// The [`Tile`] of `tile`'s rows against `block`, adding to its rows of `dq` (the unit's
+    /// rows of the group, head after head): its rows, zeros past the last, and each row's
+    /// bias, keep-mask, log-sum-exp and `D`.
+    #[inline(never)]
+    fn tile<'o>(
+        &self,
+        tile: QueryTile,
+        block: &KeyBlock<'a>,
+        dq: &'o mut [f32],
+    ) -> Tile<'a, 'o, KB> {
+        let Inputs {
+            problem,
+            lse,
+            d_out,
+            ..
+        } = self.inputs;
+        let QueryTile { head, first, last } = tile;
+        let (queries, keys) = (problem.queries, problem.keys);
+        let (depth, value_depth) = (problem.depth, problem.value_depth);
+        let h = head.index % problem.heads;
+        let row = |i: usize| head.index * queries + i;
+        let mut bias = [&[][..]; TILE_ROWS];
+        let mut keep = [&[][..]; TILE_ROWS];
+        let (mut query_rows, mut d_out_rows) = (
+            [&self.zeros[..depth]; TILE_ROWS],
+            [&self.zeros[..value_depth]; TILE_ROWS],
+        );
+        for (r, i) in (first..last).enumerate() {
+            if let Some(b) = &problem.bias {
+                bias[r] = b.row(self.batch, h, i, keys);
+            }
+            if let Some(m) = &problem.mask {
+                keep[r] = m.row(self.batch, h, i, keys);
+            }
+            query_rows[r] = &problem.q[row(i) * depth..][..depth];
+            d_out_rows[r] = &d_out[row(i) * value_depth..][..value_depth];
+        }
+        let in_group = head.in_group * queries;
+        Tile {
+            keys: block.keys,
+            first_key: block.first_key,
+            rows: last - first,
+            first_row: first,
+            scale: problem.scale as f32,
+            softcap: problem.softcap.map(|cap| cap as f32),
+            bias,
+            keep,
+            causal: head.causal_tile(),
+            query_rows,
+            d_out_rows,
+            lse: &lse[row(first)..row(last)],
+            d: &self.row_d[in_group + first..in_group + last],
+            packed_keys: block.packed_keys,
+            packed_values: block.packed_values,
+            key_rows: block.key_rows,
+            dq: &mut dq[(in_group + first) * depth..(in_group + last) * depth],
+        }
+    }
+}
+
 /// A thread's scratch: a block of keys and one of values packed as `[depth][key]`, the
 /// block's gradients of its keys and values transposed likewise (and room to transpose a
 /// short block's back), a row of zeros for the rows past a tile's last, a tile's room, and
 /// each row's `D`.
-struct Scratch<const KB: usize> {
+struct Scratch {
     /// On cache lines ([`rows_on_lines`]), as the gradients below.
     packed_keys: Vec<f32>,
     packed_values: Vec<f32>,
@@ -194,13 +325,12 @@ struct Scratch<const KB: usize> {
     tile: TileScratch<KB>,
     /// A pair of tiles' weights.
     weights: [Weights<KB>; 2],
-    /// The tiles that see a block: the query head's place in the group, the head, and the
-    /// tile's first row.
-    seen_by: Vec<(usize, Head, usize)>,
+    /// The tiles that see a block.
+    seen_by: Vec<QueryTile>,
     row_d: Vec<f32>,
 }
 
-impl<const KB: usize> Scratch<KB> {
+impl Scratch {
     fn new(problem: &Problem<'_, f32>) -> Self {
         let (depth, value_depth) = (problem.depth, problem.value_depth);
         let group = problem.heads / problem.kv_heads.max(1);
@@ -224,17 +354,16 @@ impl<const KB: usize> Scratch<KB> {
 // The loops are labelled by what they block, whether or not a `continue` names them.
 #[allow(unused_labels)]
 #[inline(always)]
-fn unit<S: Simd, const KB: usize>(
+fn unit<S: Simd>(
     simd: S,
     inputs: Inputs<'_>,
-    scratch: &mut Scratch<KB>,
+    scratch: &mut Scratch,
     unit: Unit<'_>,
     next: [&[f32]; 5],
 ) {
     let Inputs {
         problem,
         out,
-        lse,
         d_out,
         ..
     } = inputs;
@@ -256,23 +385,16 @@ fn unit<S: Simd, const KB: usize>(
         .map(|h| Head::of(problem, batch, h))
         .collect();
     // D = rowsum(dO ∘ O) of every row of the group, once.
-    for (g, head) in heads.iter().enumerate() {
+    for head in &heads {
         let rows = head.index * queries * value_depth..(head.index + 1) * queries * value_depth;
-        let d = &mut scratch.row_d[g * queries..(g + 1) * queries];
+        let d = &mut scratch.row_d[head.in_group * queries..][..queries];
         row_dots(simd, &d_out[rows.clone()], &out[rows], value_depth, d);
     }
-    // The keys of the chunk that some row of the group sees, from a block boundary.
     let chunk = chunk_keys(chunk, keys);
-    let (mut from, mut to) = (usize::MAX, 0);
-    for head in &heads {
-        let walked = head.keys_walked();
-        if !walked.is_empty() {
-            (from, to) = (from.min(walked.start), to.max(walked.end));
-        }
-    }
-    let from = (from.max(chunk.start) / KB * KB).max(chunk.start);
-    let to = to.min(chunk.end).max(from.min(chunk.end));
-    let (from, to) = (from.min(to), to);
+    let Range {
+        start: from,
+        end: to,
+    } = keys_seen(&heads, chunk.clone());
     for (gradient, width) in [(&mut *dk, depth), (&mut *dv, value_depth)] {
         gradient[..(from - chunk.start) * width].fill(0.0);
         gradient[(to - chunk.start) * width..].fill(0.0);
@@ -280,8 +402,6 @@ fn unit<S: Simd, const KB: usize>(
     let kv = batch * problem.kv_heads + kv_head;
     let k = &problem.k[kv * keys * depth..][..keys * depth];
     let v = &problem.v[kv * keys * value_depth..][..keys * value_depth];
-    let scale = problem.scale as f32;
-    let softcap = problem.softcap.map(|cap| cap as f32);
     let Scratch {
         packed_keys,
         packed_values,
@@ -294,6 +414,12 @@ fn unit<S: Simd, const KB: usize>(
         seen_by,
         row_d,
     } = scratch;
+    let unit_tiles = UnitTiles {
+        inputs,
+        batch,
+        row_d,
+        zeros,
+    };
     // With operands larger than the cache (W4, 96 problems of 320 KiB), about 2% faster in
     // A/B runs of the backward benchmark.
     let tiles = queries.div_ceil(TILE_ROWS);
@@ -315,76 +441,32 @@ fn unit<S: Simd, const KB: usize>(
         simd.pack_keys(block_keys, depth, count, packed_keys.as_flattened_mut(), KB);
         let values = packed_values.as_flattened_mut();
         simd.pack_keys(block_values, value_depth, count, values, KB);
-        // The tiles that see the block: a causal mask or window may hide it from some.
-        seen_by.clear();
-        for (g, head) in heads.iter().enumerate() {
-            for first in (0..head.queries_valid).step_by(TILE_ROWS) {
-                let last = (first + TILE_ROWS).min(head.queries_valid);
-                let visible = (head.visible(first).start, head.visible(last - 1).end);
-                if visible.0 < last_key && visible.1 > first_key {
-                    seen_by.push((g, *head, first));
-                }
-            }
-        }
+        let key_block = KeyBlock {
+            first_key,
+            keys: count,
+            key_rows: block_keys,
+            packed_keys,
+            packed_values,
+        };
+        tiles_seeing(&heads, first_key..last_key, seen_by);
         // Two tiles at a time: each its weights and its rows of dq, then both into the
         // block's transposed gradients (the first pair writes them). An odd last tile pairs
         // with one of no rows, whose weights are zeros.
         'tile_pairs: for (p, pair) in seen_by.chunks(2).enumerate() {
             let no_rows = (
-                [&zeros[..depth]; TILE_ROWS],
-                [&zeros[..value_depth]; TILE_ROWS],
+                [&unit_tiles.zeros[..depth]; TILE_ROWS],
+                [&unit_tiles.zeros[..value_depth]; TILE_ROWS],
             );
             let mut pair_rows = [no_rows; 2];
             if pair.len() < 2 {
                 weights[1].clear();
             }
-            'pair_tiles: for (slot, &(g, head, first)) in pair.iter().enumerate() {
-                let last = (first + TILE_ROWS).min(head.queries_valid);
-                let h = head.index % problem.heads;
-                let row = |i: usize| head.index * queries + i;
-                ahead
-                    .iter()
-                    .for_each(|ahead| ahead.fetch(block, g * tiles + first / TILE_ROWS));
-                let mut bias = [&[][..]; TILE_ROWS];
-                let mut keep = [&[][..]; TILE_ROWS];
-                for (r, i) in (first..last).enumerate() {
-                    if let Some(b) = &problem.bias {
-                        bias[r] = b.row(batch, h, i, keys);
-                    }
-                    if let Some(m) = &problem.mask {
-                        keep[r] = m.row(batch, h, i, keys);
-                    }
-                }
-                // The tile's rows, zeros past its last.
-                let (mut query_rows, mut d_out_rows) = (
-                    [&zeros[..depth]; TILE_ROWS],
-                    [&zeros[..value_depth]; TILE_ROWS],
-                );
-                for (r, i) in (first..last).enumerate() {
-                    query_rows[r] = &problem.q[row(i) * depth..][..depth];
-                    d_out_rows[r] = &d_out[row(i) * value_depth..][..value_depth];
-                }
-                let tile = Tile {
-                    keys: count,
-                    first_key,
-                    rows: last - first,
-                    first_row: first,
-                    scale,
-                    softcap,
-                    bias,
-                    keep,
-                    causal: head.causal_tile(),
-                    query_rows,
-                    d_out_rows,
-                    lse: &lse[row(first)..row(last)],
-                    d: &row_d[g * queries + first..g * queries + last],
-                    packed_keys,
-                    packed_values,
-                    key_rows: block_keys,
-                    dq: &mut dq[(g * queries + first) * depth..(g * queries + last) * depth],
-                };
+            'pair_tiles: for (slot, &query_tile) in pair.iter().enumerate() {
+                let part = query_tile.head.in_group * tiles + query_tile.first / TILE_ROWS;
+                ahead.iter().for_each(|ahead| ahead.fetch(block, part));
+                let tile = unit_tiles.tile(query_tile, &key_block, dq);
+                pair_rows[slot] = (tile.query_rows, tile.d_out_rows);
                 tile_gradients(simd, tile, tile_scratch, &mut weights[slot]);
-                pair_rows[slot] = (query_rows, d_out_rows);
             }
             let fresh = p == 0;
             key_gradients(simd, pair_rows, weights, dk_columns, dv_columns, fresh);
@@ -417,10 +499,10 @@ struct Units<'a> {
 }
 
 impl Units<'_> {
-    /// The units with blocks of `KB` keys.
+    /// The units, on the instruction set of `simd`.
     #[inline(always)]
-    fn run<S: Simd, const KB: usize>(self, simd: S) {
-        let mut scratch = Scratch::<KB>::new(self.inputs.problem);
+    fn run<S: Simd>(self, simd: S) {
+        let mut scratch = Scratch::new(self.inputs.problem);
         let next_reads: Vec<[&[f32]; 5]> = (self.units.iter().skip(1))
             .map(|next| self.inputs.read_by(next.batch, next.kv_head, next.chunk))
             .chain([[&[][..]; 5]])
@@ -435,7 +517,7 @@ impl WithSimd for Units<'_> {
     type Output = ();
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        self.run::<S, KB>(simd);
+        self.run(simd);
     }
 }
 

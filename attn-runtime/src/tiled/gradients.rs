@@ -30,9 +30,9 @@ pub struct CausalTile {
     pub window: usize,
 }
 
-/// One tile of the backward pass against one block of `KB` keys: what it reads and the
-/// gradient of its queries, which it adds to.
-pub struct Tile<'a, const KB: usize> {
+/// One tile of the backward pass against one block of `KB` keys: what it reads (for `'a`)
+/// and the gradient of its queries, which it adds to (for `'o`).
+pub struct Tile<'a, 'o, const KB: usize> {
     /// Keys in this block (at most `KB`), and the index of its first.
     pub keys: usize,
     pub first_key: usize,
@@ -59,7 +59,7 @@ pub struct Tile<'a, const KB: usize> {
     pub packed_values: &'a [[f32; KB]],
     pub key_rows: &'a [f32],
     /// The rows' gradient (`rows x depth`), added to.
-    pub dq: &'a mut [f32],
+    pub dq: &'o mut [f32],
 }
 
 /// A tile's weights `P` and score gradients `dS` (zeros past its rows and keys), which
@@ -107,7 +107,7 @@ impl<const KB: usize> TileScratch<KB> {
 #[inline(always)]
 pub fn tile_gradients<S: Simd, const KB: usize>(
     simd: S,
-    tile: Tile<'_, KB>,
+    tile: Tile<'_, '_, KB>,
     scratch: &mut TileScratch<KB>,
     weights: &mut Weights<KB>,
 ) {
