@@ -9,9 +9,9 @@ pub use crate::simd::pack::{Aligned, pack_keys, pack_values, values_on_lines};
 pub use crate::tiled::{
     Ahead, Alignment, Kernel, MAX_LANES, Operands, Output, PartialRow, Problems, Rows, TILE_ROWS,
     Tiled, accumulate_values, accumulate_values_by_row, add_bias, backward, block_length,
-    default_scale, inverse_sums, is_direct, keep_only, log_sum_exp, mask_causal, merge_partials,
-    next_block, normalize, online_softmax, row_dots, rows_on_lines, run, scores, scores_direct,
-    softcap_scores, visible_keys, write_weights,
+    default_scale, fetched_by_row, inverse_sums, is_direct, keep_only, log_sum_exp, mask_causal,
+    merge_partials, next_block, normalize, online_softmax, row_dots, rows_on_lines, run, scores,
+    scores_direct, softcap_scores, visible_keys, write_weights,
 };
 pub use typenum::{Const, Mod, ToUInt, U};
 

@@ -54,7 +54,7 @@ pub use driver::{Kernel, Rows, block_length, is_direct, run};
 pub use gradients::{row_dots, rows_on_lines};
 pub use loop_nest::{Alignment, Operands, Problems, Tiled, default_scale};
 pub use masks::{add_bias, keep_only, mask_causal, softcap_scores, visible_keys};
-pub use prefetch::{Ahead, next_block};
+pub use prefetch::{Ahead, fetched_by_row, next_block};
 pub use scores::{scores, scores_direct};
 pub use softmax::{
     MAX_LANES, Output, inverse_sums, log_sum_exp, normalize, online_softmax, write_weights,

@@ -91,6 +91,20 @@ pub fn next_block(block: Range<usize>, keys: Range<usize>) -> Range<usize> {
     }
 }
 
+/// What the pass of a tile's row `row` fetches of `next` (the next block's rows, see
+/// [`next_block`]): the first row's pass fetches every line, and the other rows' passes read
+/// the same block after it, so they fetch nothing.
+///
+/// ```
+/// let next = [1.0f32; 4];
+/// assert_eq!(attn_runtime::__private::fetched_by_row(&next, 0).len(), 4);
+/// assert!(attn_runtime::__private::fetched_by_row(&next, 1).is_empty());
+/// ```
+#[inline(always)]
+pub fn fetched_by_row<T>(next: &[T], row: usize) -> &[T] {
+    if row == 0 { next } else { &[] }
+}
+
 /// Every cache line of `data` fetched into the L2 cache.
 #[inline(always)]
 pub(crate) fn fetch_lines<T>(data: &[T]) {

@@ -2,7 +2,7 @@
 //! packed by [`pack_keys`](crate::simd::pack::pack_keys) ([`scores`]), or from the keys as
 //! stored for problems of fewer rows than a tile ([`scores_direct`]).
 
-use super::prefetch::fetch_lines;
+use super::prefetch::{fetch_lines, fetched_by_row};
 use super::tile::{TILE_ROWS, pass_vectors};
 use crate::simd::Simd;
 use crate::simd::elements::{Element, widen_into};
@@ -145,7 +145,7 @@ pub fn scores_direct<S: Simd, T: Element, const DEPTH: usize, const KB: usize>(
         }
     };
     for (r, (query, row)) in q.iter().zip(scores.iter_mut()).enumerate() {
-        let next = if r == 0 { next } else { &[] };
+        let next = fetched_by_row(next, r);
         // Four keys at a time: four independent chains of multiply-adds keep the FMA units
         // busy while each waits on its last result.
         let mut groups = keys.chunks_exact(4);

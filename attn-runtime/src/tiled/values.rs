@@ -2,7 +2,7 @@
 //! values, by tiles ([`accumulate_values`]) or, for problems of fewer rows than a tile, row
 //! by row ([`accumulate_values_by_row`]).
 
-use super::prefetch::fetch_lines;
+use super::prefetch::{fetch_lines, fetched_by_row};
 use super::softmax::Output;
 use super::tile::{TILE_ROWS, pass_vectors};
 use crate::simd::Simd;
@@ -83,7 +83,7 @@ pub fn accumulate_values_by_row<S: Simd, T: Element, const KB: usize, const DV: 
     let values = &values[..values.len().min(KB)];
     for (r, (weights, out_row)) in weights.iter().zip(out).enumerate() {
         let (weights, out_row) = (std::slice::from_ref(weights), std::slice::from_mut(out_row));
-        let next = if r == 0 { next } else { &[] };
+        let next = fetched_by_row(next, r);
         values_rows::<S, T, 1, KB, DV>(simd, weights, values, next, out_row, state);
     }
 }
