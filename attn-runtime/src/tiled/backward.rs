@@ -126,10 +126,9 @@ struct Head {
 impl Head {
     fn of(problem: &Problem<'_, f32>, batch: usize, head: usize) -> Head {
         let (keys_valid, queries_valid) = problem.valid_counts(batch);
-        let group = problem.heads / problem.kv_heads.max(1);
         Head {
             index: batch * problem.heads + head,
-            in_group: head % group.max(1),
+            in_group: head % group_size(problem).max(1),
             keys_valid,
             queries_valid,
             causal: problem.causal,
@@ -163,9 +162,14 @@ impl Head {
     }
 }
 
+/// How many query heads read each key/value head.
+fn group_size(problem: &Problem<'_, f32>) -> usize {
+    problem.heads / problem.kv_heads.max(1)
+}
+
 /// The query heads that read key/value head `kv_head`.
 fn group(problem: &Problem<'_, f32>, kv_head: usize) -> Range<usize> {
-    let group = problem.heads / problem.kv_heads.max(1);
+    let group = group_size(problem);
     kv_head * group..(kv_head + 1) * group
 }
 
@@ -333,7 +337,7 @@ struct Scratch {
 impl Scratch {
     fn new(problem: &Problem<'_, f32>) -> Self {
         let (depth, value_depth) = (problem.depth, problem.value_depth);
-        let group = problem.heads / problem.kv_heads.max(1);
+        let group = group_size(problem);
         Scratch {
             packed_keys: vec![0.0; depth * KB + 15],
             packed_values: vec![0.0; value_depth * KB + 15],
@@ -552,7 +556,6 @@ pub fn backward(
 ) {
     let Problem {
         batch,
-        heads,
         kv_heads,
         queries,
         keys,
@@ -560,7 +563,7 @@ pub fn backward(
         value_depth,
         ..
     } = *problem;
-    let group = heads / kv_heads.max(1);
+    let group = group_size(problem);
     if batch * kv_heads == 0 || keys == 0 || queries == 0 || group == 0 {
         dq.fill(0.0);
         dk.fill(0.0);
