@@ -54,10 +54,21 @@ pub trait Kernel: Sync {
     type PartialRow: Send + Sync;
     /// The partial result of a row over no keys.
     const NO_KEYS: Self::PartialRow;
+    /// What a block works in besides its rows (packed keys and values, a tile of scores).
+    type Scratch;
+    /// A scratch for a thread's blocks, set up once for all of them.
+    fn scratch() -> Self::Scratch;
     /// Computes the rows `first_query..first_query + out.len()` of problem `problem`, their
     /// attention weights into `weights` and their log-sum-exp into `lse`, each when it is not
-    /// empty (then it is as long as `out`).
-    fn block<S: Simd>(&self, simd: S, problem: usize, first_query: usize, rows: Rows<'_, Self>);
+    /// empty (then it is as long as `out`), in `scratch`, whatever it holds.
+    fn block<S: Simd>(
+        &self,
+        simd: S,
+        scratch: &mut Self::Scratch,
+        problem: usize,
+        first_query: usize,
+        rows: Rows<'_, Self>,
+    );
     /// The keys that the valid query rows of problem `problem` walk (all its rows at once):
     /// the work of its chunks, by which the driver shares them out.
     fn keys_walked(&self, problem: usize) -> std::ops::Range<usize>;
@@ -151,6 +162,7 @@ impl<K: Kernel> WithSimd for Blocks<'_, K> {
     fn with_simd<S: Simd>(self, simd: S) {
         let mut row = self.first_row;
         let mut rest = self.rows;
+        let mut scratch = K::scratch();
         while !rest.out.is_empty() {
             let (problem, first_query) = (row / K::QUERIES, row % K::QUERIES);
             let run = (K::QUERIES - first_query).min(rest.out.len());
@@ -158,7 +170,8 @@ impl<K: Kernel> WithSimd for Blocks<'_, K> {
             // so each tile holds the same rows whatever the blocks and threads.
             let len = block_length(run, K::QUERY_BLOCK);
             let (block, tail) = rest.split_at(len);
-            self.kernel.block(simd, problem, first_query, block);
+            self.kernel
+                .block(simd, &mut scratch, problem, first_query, block);
             row += len;
             rest = tail;
         }
