@@ -19,6 +19,8 @@ attention! {
     /// Any number of query rows over 517 keys: rows land in different tiles, blocks and
     /// threads' shares as the count changes.
     fn rows<q: [1, Nq, 40], k: [1, 517, 40], v: [1, 517, 24]>;
+    /// Two problems in a row, their last key block partly filled.
+    fn two_problems<q: [2, Nq, 40], k: [2, 517, 40], v: [2, 517, 24]>;
 }
 
 type Q = [[[f32; 4]; 3]; 1];
@@ -162,6 +164,43 @@ fn results_are_deterministic() {
             );
         }
     }
+}
+
+#[test]
+fn a_problem_after_one_with_nan_and_infinities_is_untouched_by_it() {
+    // One thread walks problem 0, then problem 1, in one scratch (packed keys and values, a
+    // tile of scores): what problem 0 left there must not reach problem 1, with one query
+    // row (keys and values read as stored) and with two tiles of rows (packed).
+    fn check<const NQ: usize>() {
+        let mut rng = Rng::new(11);
+        let q = rng.tensor::<[[[f32; 40]; NQ]; 2]>(1.0);
+        let clean_k = rng.tensor::<[[[f32; 40]; 517]; 2]>(1.0);
+        let clean_v = rng.tensor::<[[[f32; 24]; 517]; 2]>(1.0);
+        let (mut k, mut v) = (clean_k.clone(), clean_v.clone());
+        for (j, (key, value)) in k[0].iter_mut().zip(v[0].iter_mut()).enumerate() {
+            let bad = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][j % 3];
+            *key = [bad; 40];
+            *value = [bad; 24];
+        }
+        for isa in attn_tests::instruction_sets() {
+            let run = |k, v| {
+                let mut out = Tensor::<[[[f32; 24]; NQ]; 2]>::zeros();
+                with_threads(1, || {
+                    with_isa(isa, || two_problems_into(&q, k, v, &mut out)).unwrap();
+                });
+                out
+            };
+            let (clean, after_bad) = (run(&clean_k, &clean_v), run(&k, &v));
+            assert!(after_bad[0].as_flattened().iter().all(|x| x.is_nan()));
+            assert!(clean[1].as_flattened().iter().all(|x| x.is_finite()));
+            assert!(
+                after_bad[1] == clean[1],
+                "{isa}, {NQ} queries: problem 0 reached problem 1"
+            );
+        }
+    }
+    check::<1>();
+    check::<12>();
 }
 
 #[test]
