@@ -152,7 +152,7 @@ pub struct Tiled<
 /// values (none when `PACKED_VALUE_ROWS` is 0) and a tile's scores, each on cache lines.
 /// Set up once for a thread's blocks ([`Kernel::scratch`]) or chunks, not for each: a
 /// decode step over 8 heads of 512 positions zeroed 32 KiB of packed keys it never reads
-/// for every head, 5% of its samples in `perf`.
+/// for every head, 5.5% of its samples in `perf`.
 pub struct Scratch<
     const DEPTH: usize,
     const VALUE_DEPTH: usize,
