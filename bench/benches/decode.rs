@@ -9,9 +9,8 @@
 //!
 //! Run: `cargo bench -p attn-bench --bench decode`
 
-use attn_bench::alternated_medians;
+use attn_bench::{READ_AHEAD, alternated_medians, read_lines};
 use attn_runtime::half::{bf16, f16};
-use attn_runtime::simd::prefetch;
 use attn_runtime::threads::with_threads;
 use attn_runtime::{Array, Tensor, attention};
 use std::hint::black_box;
@@ -34,30 +33,10 @@ attention! {
 const BUDGET: f64 = 3.0;
 
 /// Reads every byte of `shares` from memory, one share a thread (the last on the calling
-/// thread), each share a part of the keys and the same part of the values. It loads one word
-/// of each 64-byte cache line: the memory moves whole lines, so every byte is read, and the
-/// loop does almost nothing else (summing every word bound a thread by its additions, at
-/// about half the memory's speed). With `ahead`, it also asks for the line that many bytes
-/// on by software, as the hardware's prefetchers may not run far enough ahead on their own
-/// (on an AMD EPYC, 16 KiB ahead read 5-20% faster).
+/// thread), each share a part of the keys and the same part of the values, by
+/// [`read_lines`].
 fn read_on_threads(shares: &[[&[u64]; 2]], ahead: Option<usize>) -> u64 {
-    let sum = |share: &[&[u64]; 2]| {
-        let mut acc = [0u64; 4];
-        for data in share {
-            for (at, lines) in data.chunks_exact(32).enumerate() {
-                if let Some(ahead) = ahead {
-                    let next = at * 32 + ahead / size_of::<u64>();
-                    for line in (next..next + 32).step_by(8) {
-                        prefetch(data.get(line..).unwrap_or(&[]));
-                    }
-                }
-                for (a, line) in acc.iter_mut().zip(lines.chunks_exact(8)) {
-                    *a = a.wrapping_add(line[0]);
-                }
-            }
-        }
-        acc.iter().fold(0u64, |a, b| a.wrapping_add(*b))
-    };
+    let sum = |share: &[&[u64]; 2]| read_lines(*share, ahead);
     match shares {
         [] => 0,
         [first @ .., last] => std::thread::scope(|scope| {
@@ -94,9 +73,6 @@ fn cache<T: Array>(seed: u64, from: impl Fn(f32) -> T::Element) -> Tensor<T> {
         .collect();
     Tensor::from_slice(&values).expect("the cache's length")
 }
-
-/// Bytes ahead that the second reading loop fetches by software.
-const READ_AHEAD: usize = 16 * 1024;
 
 /// Times `step` against reading `[k, v]` on 1 and 2 threads, by loads alone and with the
 /// lines [`READ_AHEAD`] bytes on fetched by software, all three in alternation; the faster

@@ -3,8 +3,8 @@
 //!
 //! - the f32 decode step of `cargo bench -p attn-bench --bench decode` (8 heads of depth 128
 //!   over 16,384 cached positions, 128 MiB);
-//! - the benchmark's reading loop: all the keys, then all the values, one load a cache line,
-//!   each line also fetched 16 KiB ahead by software;
+//! - the benchmark's reading loop ([`attn_bench::read_lines`]): all the keys, then all the
+//!   values, one load a cache line, each line also fetched 16 KiB ahead by software;
 //! - the step's own order without its arithmetic: a block of 64 key rows, then the same
 //!   block of value rows, one load a line, each row of the next block fetched into the L2
 //!   cache beside the same row of this one (as the step does on AMD's processors), and the
@@ -15,7 +15,7 @@
 //! Run: `cargo run --release -p attn-bench --example decode_pattern`; with `-- cached`, only
 //! the steps over caches that fit in the L2 and L3 caches.
 
-use attn_bench::alternated_medians;
+use attn_bench::{READ_AHEAD, alternated_medians, read_lines};
 use attn_runtime::simd::prefetch;
 use attn_runtime::threads::with_threads;
 use attn_runtime::{Array, Tensor, attention};
@@ -39,37 +39,29 @@ const BLOCK: usize = 64 * 128 / 2;
 /// Seconds of alternated timing per round.
 const BUDGET: f64 = 3.0;
 
-/// Reads one word of each line of `keys`, then of `values`, asking each line `ahead` bytes
-/// on into the L2 cache: the reading loop of the decode benchmark.
-fn keys_then_values(keys: &[u64], values: &[u64], ahead: usize) -> u64 {
-    let mut sum = 0u64;
-    for data in [keys, values] {
-        for (at, line) in data.chunks_exact(LINE).enumerate() {
-            prefetch(data.get(at * LINE + ahead / 8..).unwrap_or(&[]));
-            sum = sum.wrapping_add(line[0]);
-        }
-    }
-    sum
-}
-
 /// Reads one word of each line of a block of `keys`, then of the same block of `values`,
-/// block after block; with `fetch_next`, each line of the next block asked into the L2
-/// cache beside the same line of this one.
+/// block after block, as [`read_lines`] reads (four lines at a time, four sums); with
+/// `fetch_next`, each line of the next block asked into the L2 cache beside the same line
+/// of this one.
 fn block_by_block(keys: &[u64], values: &[u64], fetch_next: bool) -> u64 {
-    let mut sum = 0u64;
+    let mut acc = [0u64; 4];
     for start in (0..keys.len()).step_by(BLOCK) {
         for data in [keys, values] {
             let block = &data[start..(start + BLOCK).min(data.len())];
             let next = data.get(start + BLOCK..).unwrap_or(&[]);
-            for (at, line) in block.chunks_exact(LINE).enumerate() {
+            for (at, lines) in block.chunks_exact(4 * LINE).enumerate() {
                 if fetch_next {
-                    prefetch(next.get(at * LINE..).unwrap_or(&[]));
+                    for line in (at * 4 * LINE..(at + 1) * 4 * LINE).step_by(LINE) {
+                        prefetch(next.get(line..).unwrap_or(&[]));
+                    }
                 }
-                sum = sum.wrapping_add(line[0]);
+                for (a, line) in acc.iter_mut().zip(lines.chunks_exact(LINE)) {
+                    *a = a.wrapping_add(line[0]);
+                }
             }
         }
     }
-    sum
+    acc.iter().fold(0u64, |a, b| a.wrapping_add(*b))
 }
 
 /// A tensor of `A` from reproducible f32 values.
@@ -118,7 +110,7 @@ fn main() {
                 [
                     &mut || step_into(&q, &k, &v, &mut out),
                     &mut || {
-                        black_box(keys_then_values(keys, values, 16 * 1024));
+                        black_box(read_lines([keys, values], Some(READ_AHEAD)));
                     },
                     &mut || {
                         black_box(block_by_block(keys, values, true));
